@@ -1,0 +1,188 @@
+//! Command-line flags and the typed configuration they are validated into.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+/// The command line as clap sees it. Every option also reads an environment
+/// variable, so that supervisors that only pass an environment can set it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hot-restarter",
+    version,
+    about = "Hot-restart Envoy on SIGHUP: a drop-in replacement for Envoy's restarter/hot-restarter.py",
+    after_help = "Signals: SIGHUP starts the next restart epoch, SIGUSR1 is sent on to every child, \
+SIGTERM or SIGINT shut down gracefully.\nExit codes: 0 clean shutdown or every child exited 0, \
+1 a child or a start failed or children had to be killed, 2 usage error."
+)]
+pub struct Flags {
+    /// Seconds to wait for children to exit after SIGTERM before killing them
+    /// (the Python wrapper's fixed TERM_WAIT_SECONDS).
+    #[arg(long, value_name = "SECONDS", env = "HOT_RESTARTER_TERM_WAIT", default_value = "30",
+          value_parser = parse_seconds)]
+    pub term_wait: Duration,
+
+    /// Write the wrapper's pid to PATH (atomically) at start; remove it at exit.
+    #[arg(long, value_name = "PATH", env = "HOT_RESTARTER_PID_FILE")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Run SCRIPT before every restart (not the first start), with the new
+    /// RESTART_EPOCH set; if it fails or times out the restart is skipped.
+    #[arg(long, value_name = "SCRIPT", env = "HOT_RESTARTER_PREFLIGHT")]
+    pub preflight: Option<PathBuf>,
+
+    /// Seconds the preflight script may run before it is killed and the
+    /// restart skipped.
+    #[arg(long, value_name = "SECONDS", env = "HOT_RESTARTER_PREFLIGHT_TIMEOUT",
+          default_value = "60", value_parser = parse_seconds)]
+    pub preflight_timeout: Duration,
+
+    /// A child that fails while another child still runs does not bring the
+    /// others down: it is logged as a failed restart and the epoch is reused.
+    #[arg(long, env = "HOT_RESTARTER_KEEP_SERVING")]
+    pub keep_serving: bool,
+
+    /// After starting an epoch, run SCRIPT until it exits 0; SIGHUPs that
+    /// arrive meanwhile are held and coalesced into one restart.
+    #[arg(long, value_name = "SCRIPT", env = "HOT_RESTARTER_READY_CHECK")]
+    pub ready_check: Option<PathBuf>,
+
+    /// Seconds an epoch may take to pass the ready check; longer is a failed
+    /// restart.
+    #[arg(long, value_name = "SECONDS", env = "HOT_RESTARTER_READY_TIMEOUT",
+          default_value = "60", value_parser = parse_seconds)]
+    pub ready_timeout: Duration,
+
+    /// Seconds between two runs of the ready check.
+    #[arg(long, value_name = "SECONDS", env = "HOT_RESTARTER_READY_INTERVAL",
+          default_value = "0.1", value_parser = parse_seconds)]
+    pub ready_interval: Duration,
+
+    /// Become a child subreaper, so that processes orphaned below the start
+    /// script are re-parented to the wrapper and reaped by it.
+    #[arg(long, env = "HOT_RESTARTER_SUBREAPER")]
+    pub subreaper: bool,
+
+    /// The script that starts one epoch (it should exec Envoy with
+    /// --restart-epoch $RESTART_EPOCH). Executed directly, without a shell or
+    /// a PATH search.
+    #[arg(value_name = "START_SCRIPT")]
+    pub start_script: PathBuf,
+
+    /// Arguments passed on to START_SCRIPT.
+    #[arg(
+        value_name = "SCRIPT_ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub script_args: Vec<OsString>,
+}
+
+/// Parse a non-negative number of seconds such as `30` or `0.5`.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("'{text}' is not a non-negative, finite number of seconds"))
+}
+
+/// What the supervisor needs, validated: paths that will be executed are
+/// known to be executable files before any child starts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub start_script: PathBuf,
+    pub script_args: Vec<OsString>,
+    pub term_wait: Duration,
+    pub pid_file: Option<PathBuf>,
+    pub preflight: Option<PathBuf>,
+    pub preflight_timeout: Duration,
+    pub keep_serving: bool,
+    pub ready_check: Option<PathBuf>,
+    pub ready_timeout: Duration,
+    pub ready_interval: Duration,
+    pub subreaper: bool,
+}
+
+impl Config {
+    /// Check the helper scripts up front: a preflight or ready check that
+    /// cannot run would otherwise only show itself at the first reload.
+    pub fn from_flags(flags: Flags) -> Result<Config> {
+        for (what, script) in [
+            ("--preflight", &flags.preflight),
+            ("--ready-check", &flags.ready_check),
+        ] {
+            if let Some(script) = script {
+                check_executable(script).with_context(|| format!("{what} {}", script.display()))?;
+            }
+        }
+        Ok(Config {
+            start_script: flags.start_script,
+            script_args: flags.script_args,
+            term_wait: flags.term_wait,
+            pid_file: flags.pid_file,
+            preflight: flags.preflight,
+            preflight_timeout: flags.preflight_timeout,
+            keep_serving: flags.keep_serving,
+            ready_check: flags.ready_check,
+            ready_timeout: flags.ready_timeout,
+            ready_interval: flags.ready_interval,
+            subreaper: flags.subreaper,
+        })
+    }
+}
+
+/// Fail unless `path` is a regular file this process may execute.
+pub fn check_executable(path: &std::path::Path) -> Result<()> {
+    use nix::unistd::{AccessFlags, access};
+    let meta = std::fs::metadata(path).context("cannot execute")?;
+    if !meta.is_file() {
+        bail!("cannot execute: not a regular file");
+    }
+    access(path, AccessFlags::X_OK)
+        .map_err(std::io::Error::from)
+        .context("cannot execute")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_accept_integers_and_fractions() {
+        assert_eq!(parse_seconds("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn seconds_reject_garbage_and_negatives() {
+        assert!(parse_seconds("ten").unwrap_err().contains("'ten'"));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("inf").is_err());
+        assert!(parse_seconds("").is_err());
+    }
+
+    #[test]
+    fn script_args_keep_their_dashes() {
+        let f = Flags::try_parse_from(["hot-restarter", "--term-wait", "5", "s.sh", "--x", "-y"])
+            .unwrap();
+        assert_eq!(f.start_script, PathBuf::from("s.sh"));
+        assert_eq!(
+            f.script_args,
+            vec![OsString::from("--x"), OsString::from("-y")]
+        );
+        assert_eq!(f.term_wait, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_script_is_required() {
+        let err = Flags::try_parse_from(["hot-restarter"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+}

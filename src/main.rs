@@ -1,0 +1,95 @@
+//! hot-restarter: hot-restart Envoy on SIGHUP, a drop-in replacement for
+//! Envoy's `restarter/hot-restarter.py`.
+//!
+//! `main` only parses the flags, sets up logging, calls `run` and turns its
+//! result into an exit code.
+
+mod cli;
+mod logging;
+mod notify;
+mod pidfile;
+mod policy;
+mod signals;
+mod spawn;
+mod supervisor;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::cli::{Config, Flags};
+
+fn main() -> ExitCode {
+    let flags = match Flags::try_parse() {
+        Ok(flags) => flags,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line, not clap's usage block: supervisors' logs keep it.
+            let text = e.to_string();
+            let message = text.split("\n\n").next().unwrap_or("invalid usage");
+            let message = message.strip_prefix("error: ").unwrap_or(message);
+            let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("hot-restarter: {message} (try 'hot-restarter --help')");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init();
+    log::info!(
+        "starting hot-restarter with target: {}",
+        flags.start_script.display()
+    );
+    let config = match Config::from_flags(flags) {
+        Ok(config) => config,
+        Err(e) => {
+            log::error!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(config) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            log::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Set the process up (descriptors, subreaper, signals, pid file, systemd)
+/// and supervise until the end. Every child is gone when this returns.
+fn run(config: Config) -> Result<i32> {
+    close_inherited_descriptors()?;
+    if config.subreaper {
+        nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
+    }
+    // Signals are blocked before the first fork so that no exit is missed.
+    let signals = signals::Signals::new()?;
+    let notifier = notify::Notifier::from_env()?;
+    let _pid_file = match &config.pid_file {
+        Some(path) => Some(pidfile::PidFile::create(path, std::process::id())?),
+        None => None,
+    };
+    supervisor::Supervisor::new(config, signals, notifier).run()
+}
+
+/// Children inherit stdin, stdout and stderr only: every other descriptor
+/// the wrapper was started with is marked close-on-exec.
+fn close_inherited_descriptors() -> Result<()> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .context("cannot list /proc/self/fd")?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD only change the descriptor's flags; a
+        // descriptor that is gone (the directory listing's own) gives EBADF,
+        // which is ignored.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
+}

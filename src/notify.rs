@@ -1,0 +1,120 @@
+//! systemd's readiness protocol (sd_notify) over `NOTIFY_SOCKET`.
+//!
+//! Written here rather than with the sd-notify crate because that crate
+//! (0.5) connects to the variable's value as a path, so it cannot reach the
+//! abstract-namespace sockets (`@name`) that systemd also hands out.
+
+use std::ffi::OsStr;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+use anyhow::{Context, Result, bail};
+use nix::time::{ClockId, clock_gettime};
+
+pub struct Notifier {
+    socket: UnixDatagram,
+    addr: SocketAddr,
+}
+
+impl Notifier {
+    /// A notifier for `NOTIFY_SOCKET`, or `None` when it is not set.
+    pub fn from_env() -> Result<Option<Notifier>> {
+        match std::env::var_os("NOTIFY_SOCKET") {
+            None => Ok(None),
+            Some(value) if value.is_empty() => Ok(None),
+            Some(value) => Notifier::new(&value).map(Some),
+        }
+    }
+
+    pub fn new(value: &OsStr) -> Result<Notifier> {
+        let bytes = value.as_bytes();
+        let addr = match bytes.first() {
+            Some(b'@') => SocketAddr::from_abstract_name(&bytes[1..]),
+            Some(b'/') => SocketAddr::from_pathname(value),
+            _ => bail!(
+                "NOTIFY_SOCKET={}: only path and abstract (@) sockets are supported",
+                value.to_string_lossy()
+            ),
+        }
+        .with_context(|| format!("NOTIFY_SOCKET={}", value.to_string_lossy()))?;
+        let socket = UnixDatagram::unbound().context("cannot create a notification socket")?;
+        Ok(Notifier { socket, addr })
+    }
+
+    /// Send one notification; a failure is logged, never fatal: systemd
+    /// not listening must not take the proxy down.
+    pub fn send(&self, message: &str) {
+        if let Err(e) = self.socket.send_to_addr(message.as_bytes(), &self.addr) {
+            log::warn!(
+                "cannot notify systemd ({}): {e}",
+                message.replace('\n', " ").trim_end()
+            );
+        }
+    }
+
+    pub fn ready(&self, status: &str) {
+        self.send(&format!("READY=1\nSTATUS={status}\n"));
+    }
+
+    pub fn reloading(&self, status: &str) {
+        self.send(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS={status}\n",
+            monotonic_usec()
+        ));
+    }
+
+    pub fn stopping(&self) {
+        self.send("STOPPING=1\nSTATUS=stopping\n");
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds, as systemd wants with RELOADING=1.
+fn monotonic_usec() -> u64 {
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn recv(sock: &UnixDatagram) -> String {
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[test]
+    fn path_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let listener = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier::new(path.as_os_str()).unwrap();
+        n.ready("serving epoch 0 (PID=1)");
+        assert_eq!(recv(&listener), "READY=1\nSTATUS=serving epoch 0 (PID=1)\n");
+    }
+
+    #[test]
+    fn abstract_socket() {
+        let name = format!("hot-restarter-test-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let listener = UnixDatagram::bind_addr(&addr).unwrap();
+        let n = Notifier::new(OsStr::new(&format!("@{name}"))).unwrap();
+        n.reloading("restarting");
+        let got = recv(&listener);
+        assert!(got.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{got}");
+        let usec: u64 = got.lines().nth(1).unwrap()["MONOTONIC_USEC=".len()..]
+            .parse()
+            .unwrap();
+        assert!(usec > 0);
+    }
+
+    #[test]
+    fn other_addresses_are_refused() {
+        assert!(Notifier::new(OsStr::new("vsock:2:1")).is_err());
+    }
+}

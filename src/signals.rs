@@ -1,0 +1,101 @@
+//! The wrapper's signals, read synchronously from a signalfd.
+//!
+//! The five signals the wrapper acts on are blocked and read from a
+//! signalfd, so no code runs in a signal handler (the Python wrapper forks
+//! from inside its handlers, which is how rapid SIGHUPs wedge it,
+//! envoyproxy/envoy #7861), and one `poll` waits for the next signal or a
+//! deadline, whichever comes first, without waking up in between.
+
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// The signals the wrapper handles, in the order a batch is handled: reap
+/// first (a crash decides everything after it), then a stop request, then
+/// log reopening, then restarts.
+pub const HANDLED: [Signal; 5] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGUSR1,
+    Signal::SIGHUP,
+];
+
+pub struct Signals {
+    fd: SignalFd,
+}
+
+impl Signals {
+    /// Block the handled signals and open a signalfd for them. Must run
+    /// before the first child is started so that no SIGCHLD is lost.
+    pub fn new() -> Result<Signals> {
+        let mut set = SigSet::empty();
+        for sig in HANDLED {
+            set.add(sig);
+        }
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .context("cannot create a signalfd")?;
+        Ok(Signals { fd })
+    }
+
+    /// Wait until a signal is pending or `deadline` passes, then return the
+    /// pending signals in handling order (each at most once: standard
+    /// signals coalesce in the kernel anyway). An empty set means the
+    /// deadline passed.
+    pub fn wait(&self, deadline: Option<Instant>) -> Result<Vec<Signal>> {
+        loop {
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    // Round up so that a wake-up never comes before the
+                    // deadline and turns into a busy loop.
+                    let ms = left.as_micros().div_ceil(1000);
+                    PollTimeout::try_from(ms.min(i32::MAX as u128) as i32)
+                        .unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                // EINTR: a signal outside the blocked set (SIGSTOP/SIGCONT).
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("cannot wait for signals"),
+                Ok(0) => return Ok(Vec::new()),
+                Ok(_) => {}
+            }
+            let pending = self.drain()?;
+            if !pending.is_empty() {
+                return Ok(pending);
+            }
+        }
+    }
+
+    /// Read every queued signal without blocking.
+    fn drain(&self) -> Result<Vec<Signal>> {
+        let mut seen = [false; HANDLED.len()];
+        loop {
+            match self.fd.read_signal() {
+                Ok(Some(info)) => {
+                    if let Some(i) = HANDLED.iter().position(|s| *s as u32 == info.ssi_signo) {
+                        seen[i] = true;
+                    }
+                }
+                // EAGAIN: nothing more is queued.
+                Ok(None) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("cannot read the signalfd"),
+            }
+        }
+        Ok(HANDLED
+            .iter()
+            .zip(seen)
+            .filter_map(|(sig, seen)| seen.then_some(*sig))
+            .collect())
+    }
+}
