@@ -21,6 +21,15 @@ use clap::Parser;
 use crate::cli::{Config, Flags};
 
 fn main() -> ExitCode {
+    // Block the handled signals before anything else, so that a SIGHUP sent
+    // right after the wrapper was started does not kill it by default.
+    let signals = match signals::Signals::new() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("hot-restarter: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     let flags = match Flags::try_parse() {
         Ok(flags) => flags,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
@@ -46,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(config) {
+    match run(config, signals) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             log::error!("{e:#}");
@@ -57,13 +66,11 @@ fn main() -> ExitCode {
 
 /// Set the process up (descriptors, subreaper, signals, pid file, systemd)
 /// and supervise until the end. Every child is gone when this returns.
-fn run(config: Config) -> Result<i32> {
+fn run(config: Config, signals: signals::Signals) -> Result<i32> {
     close_inherited_descriptors()?;
     if config.subreaper {
         nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
     }
-    // Signals are blocked before the first fork so that no exit is missed.
-    let signals = signals::Signals::new()?;
     let notifier = notify::Notifier::from_env()?;
     let _pid_file = match &config.pid_file {
         Some(path) => Some(pidfile::PidFile::create(path, std::process::id())?),

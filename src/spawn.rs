@@ -173,11 +173,20 @@ fn child_setup_and_exec(
     unsafe {
         // Every disposition back to default: the wrapper ignores SIGPIPE
         // (Rust's runtime does), and an ignored signal survives execve.
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
+        // The raw system call, because glibc's sigaction() refuses its two
+        // internal real-time signals (32 and 33) with EINVAL, and an ignored
+        // one would be inherited too. A zeroed kernel `struct sigaction` is
+        // SIG_DFL with no flags and an empty mask.
+        let dfl = [0u64; 4];
         for sig in 1..=libc::SIGRTMAX() {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                );
             }
         }
         // The wrapper blocks the signals it reads from a signalfd; the mask
