@@ -92,6 +92,9 @@ pub struct Supervisor {
     restart: Option<Restart>,
     /// A SIGHUP arrived while a restart was in progress.
     held_hup: bool,
+    /// With --keep-serving, the newest epoch failed and no restart has
+    /// succeeded since: if the older children run out, that is a failure.
+    kept_failure: bool,
     /// Set when the wrapper is done, with its exit code.
     exit: Option<i32>,
 }
@@ -107,6 +110,7 @@ impl Supervisor {
             phase: Phase::Running,
             restart: None,
             held_hup: false,
+            kept_failure: false,
             exit: None,
         }
     }
@@ -290,6 +294,7 @@ impl Supervisor {
     /// is a ready check). Start a held one, if any.
     fn restart_done(&mut self) {
         self.restart = None;
+        self.kept_failure = false;
         self.notify_ready();
         self.take_held_hup();
     }
@@ -317,6 +322,7 @@ impl Supervisor {
     /// With --keep-serving: a new epoch failed while older ones run.
     fn restart_failed(&mut self, epoch: u32, why: &str) {
         self.next_epoch = policy::next_epoch_after_failure(self.live().map(|c| c.epoch), epoch);
+        self.kept_failure = true;
         log::warn!(
             "restart to epoch {epoch} failed because {why}; {} (--keep-serving), \
              the next restart uses epoch {}",
@@ -540,7 +546,11 @@ impl Supervisor {
         match self.phase {
             Phase::Running => {
                 log::warn!("exiting due to lack of child processes");
-                self.finish(Ending::NoChildrenLeft);
+                self.finish(if self.kept_failure {
+                    Ending::Failure
+                } else {
+                    Ending::NoChildrenLeft
+                });
             }
             Phase::ShuttingDown { .. } => {
                 log::info!("all children exited cleanly");
