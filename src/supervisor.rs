@@ -182,10 +182,10 @@ impl Supervisor {
             HupAction::Restart => self.begin_restart(),
             HupAction::Hold => {
                 self.held_hup = true;
-                log::info!("holding SIGHUP until {} is done", self.describe_restart());
+                log::info!("holding SIGHUP until {}", self.describe_restart());
             }
             HupAction::Coalesce => log::info!(
-                "coalescing SIGHUP into the held restart ({} is not done)",
+                "coalescing SIGHUP into the held restart (waiting until {})",
                 self.describe_restart()
             ),
         }
@@ -193,11 +193,13 @@ impl Supervisor {
 
     fn describe_restart(&self) -> String {
         match self.restart {
-            Some(Restart::Preflight { epoch, .. }) => format!("the preflight for epoch {epoch}"),
+            Some(Restart::Preflight { epoch, .. }) => {
+                format!("the preflight for epoch {epoch} is done")
+            }
             Some(Restart::Ready { epoch, child, .. }) => {
                 format!("epoch {epoch} (PID={child}) is ready")
             }
-            None => "the current restart".to_string(),
+            None => "the current restart is done".to_string(),
         }
     }
 

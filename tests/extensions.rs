@@ -1,0 +1,294 @@
+//! The opt-in flags with fixture scripts: --preflight, --keep-serving,
+//! --ready-check. Files in the test dir steer the fixtures: `fail` makes a
+//! new epoch exit 3 at start, `broken` fails the preflight, `slow` makes it
+//! hang, `ready-N` makes epoch N pass the ready check.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// start.sh: exits 3 while `fail` exists, else becomes the reporter.
+const START: &str = r#"#!/bin/sh
+if [ -e "$REPORT_DIR/fail" ]; then exit 3; fi
+exec "$REPORT_DIR/reporter.sh" "$@"
+"#;
+
+const PREFLIGHT: &str = r#"#!/bin/sh
+echo "$RESTART_EPOCH" >> "$REPORT_DIR/preflight-epochs"
+if [ -e "$REPORT_DIR/slow" ]; then exec sleep 30; fi
+[ ! -e "$REPORT_DIR/broken" ]
+"#;
+
+const READY: &str = r#"#!/bin/sh
+echo checked
+[ -e "$REPORT_DIR/ready-$RESTART_EPOCH" ]
+"#;
+
+/// Start the wrapper with `flags` on START, with the preflight and ready
+/// scripts written beside it.
+fn start(flags: &[&str]) -> Wrapper {
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "reporter.sh", REPORTER);
+    script(dir.path(), "start.sh", START);
+    script(dir.path(), "preflight.sh", PREFLIGHT);
+    script(dir.path(), "ready.sh", READY);
+    let mut cmd = command(dir.path());
+    cmd.args(flags).arg("start.sh");
+    let w = Wrapper::spawn(dir, cmd);
+    w.report(0);
+    w
+}
+
+fn touch(w: &Wrapper, name: &str) {
+    fs::write(w.path().join(name), "").unwrap();
+}
+
+fn remove(w: &Wrapper, name: &str) {
+    fs::remove_file(w.path().join(name)).unwrap();
+}
+
+fn stop(mut w: Wrapper) {
+    w.signal(Signal::SIGTERM);
+    assert_eq!(w.exit_code(), 0, "{}", w.output());
+    w.assert_no_children_left();
+}
+
+#[test]
+fn a_failed_preflight_skips_the_restart_and_keeps_the_epoch_number() {
+    let w = start(&["--preflight", "preflight.sh"]);
+    let epoch0 = w.report(0).pid().unwrap();
+    touch(&w, "broken");
+    w.signal(Signal::SIGHUP);
+    w.wait_for(&format!(
+        "restart to epoch 1 skipped because its preflight failed; \
+         epoch 0 (PID={epoch0}) keeps serving"
+    ));
+    assert!(
+        !w.path().join("epoch-1").exists(),
+        "an epoch started anyway"
+    );
+    assert!(running(epoch0));
+    assert_eq!(
+        w.count("forking and execing new child process at epoch 1"),
+        0
+    );
+
+    remove(&w, "broken");
+    w.signal(Signal::SIGHUP);
+    w.wait_for_text("preflight for epoch 1 passed in");
+    let epoch1 = w.report(1);
+    assert_eq!(epoch1.get("epoch").as_deref(), Some("1"));
+    // The preflight saw the would-be epoch both times: 1 was not used up.
+    let seen = fs::read_to_string(w.path().join("preflight-epochs")).unwrap();
+    assert_eq!(seen, "1\n1\n");
+    // The first start never runs the preflight.
+    assert_eq!(w.count("running preflight preflight.sh for epoch 0"), 0);
+    stop(w);
+}
+
+#[test]
+fn a_preflight_that_hangs_is_killed_and_the_restart_skipped() {
+    let w = start(&["--preflight", "preflight.sh", "--preflight-timeout", "0.3"]);
+    let epoch0 = w.report(0).pid().unwrap();
+    touch(&w, "slow");
+    w.signal(Signal::SIGHUP);
+    w.wait_for_text("preflight for epoch 1 (PID=");
+    w.wait_for_text("restart to epoch 1 skipped because its preflight timed out");
+    assert!(running(epoch0));
+    assert!(!w.path().join("epoch-1").exists());
+    remove(&w, "slow");
+    w.signal(Signal::SIGHUP);
+    assert_eq!(w.report(1).get("epoch").as_deref(), Some("1"));
+    // The killed preflight was reaped: no zombie under the wrapper.
+    assert!(wait_until(DEADLINE, || zombie_children(w.pid).is_empty()));
+    stop(w);
+}
+
+#[test]
+fn sighups_during_a_preflight_are_held_and_coalesced() {
+    let w = start(&["--preflight", "preflight.sh", "--preflight-timeout", "0.5"]);
+    touch(&w, "slow");
+    w.signal(Signal::SIGHUP);
+    w.wait_for("running preflight preflight.sh for epoch 1");
+    w.signal(Signal::SIGHUP);
+    w.wait_for("holding SIGHUP until the preflight for epoch 1 is done");
+    remove(&w, "slow");
+    // The slow preflight times out; the held SIGHUP then runs a new one.
+    w.wait_for("starting the held restart");
+    w.wait_for_text("preflight for epoch 1 passed in");
+    assert_eq!(w.report(1).get("epoch").as_deref(), Some("1"));
+    stop(w);
+}
+
+#[test]
+fn an_unusable_preflight_is_refused_before_any_child_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "start.sh", REPORTER);
+    let mut cmd = command(dir.path());
+    cmd.args(["--preflight", "no-such-preflight.sh", "start.sh"]);
+    let mut w = Wrapper::spawn(dir, cmd);
+    assert_eq!(w.exit_code(), 2);
+    let line = w.wait_for_text("no-such-preflight.sh");
+    assert!(line.contains("--preflight"), "{line}");
+    assert!(line.contains("No such file or directory"), "{line}");
+    assert!(!w.path().join("epoch-0").exists(), "a child started");
+}
+
+#[test]
+fn keep_serving_survives_a_failed_epoch_and_reuses_its_number() {
+    let w = start(&["--keep-serving"]);
+    let epoch0 = w.report(0).pid().unwrap();
+    touch(&w, "fail");
+    w.signal(Signal::SIGHUP);
+    let line = w.wait_for_text("restart to epoch 1 failed because PID=");
+    assert!(line.contains("exited with code=3"), "{line}");
+    assert!(
+        line.contains(&format!("epoch 0 (PID={epoch0}) keeps serving")),
+        "{line}"
+    );
+    assert!(line.contains("the next restart uses epoch 1"), "{line}");
+    assert!(running(epoch0));
+    assert!(running(w.pid));
+
+    remove(&w, "fail");
+    w.signal(Signal::SIGHUP);
+    let epoch1 = w.report(1);
+    assert!(running(epoch1.pid().unwrap()));
+    w.wait_for_count("forking and execing new child process at epoch 1", 2);
+    assert_eq!(
+        w.count("forking and execing new child process at epoch 2"),
+        0
+    );
+    assert_eq!(
+        w.count("Due to abnormal exit, force killing all child processes and exiting"),
+        0
+    );
+    stop(w);
+}
+
+#[test]
+fn keep_serving_survives_a_start_script_that_cannot_be_executed() {
+    let w = start(&["--keep-serving"]);
+    let epoch0 = w.report(0).pid().unwrap();
+    let start_sh = w.path().join("start.sh");
+    fs::set_permissions(&start_sh, fs::Permissions::from_mode(0o644)).unwrap();
+    w.signal(Signal::SIGHUP);
+    let line = w.wait_for_text("cannot start epoch 1: cannot execute start.sh");
+    assert!(line.contains("Permission denied"), "{line}");
+    w.wait_for_text("restart to epoch 1 failed because its start script could not be executed");
+    assert!(running(epoch0));
+    fs::set_permissions(&start_sh, fs::Permissions::from_mode(0o755)).unwrap();
+    w.signal(Signal::SIGHUP);
+    assert_eq!(w.report(1).get("epoch").as_deref(), Some("1"));
+    stop(w);
+}
+
+#[test]
+fn keep_serving_exits_1_when_the_survivors_run_out_after_a_failure() {
+    let mut w = start(&["--keep-serving"]);
+    let epoch0 = w.report(0).pid().unwrap();
+    touch(&w, "fail");
+    w.signal(Signal::SIGHUP);
+    w.wait_for_text("restart to epoch 1 failed because");
+    // The survivor finishes by itself with code 0 (as a drained Envoy would).
+    kill(Pid::from_raw(epoch0), Signal::SIGTERM).unwrap();
+    w.wait_for(&format!("PID={epoch0} exited with code=0"));
+    w.wait_for("exiting due to lack of child processes");
+    assert_eq!(w.exit_code(), 1);
+}
+
+#[test]
+fn the_ready_check_holds_and_coalesces_sighups_until_the_epoch_is_ready() {
+    let w = start(&["--ready-check", "ready.sh", "--ready-interval", "0.02"]);
+    touch(&w, "ready-0");
+    let epoch0 = w.report(0).pid().unwrap();
+    w.wait_for_text(&format!("epoch 0 (PID={epoch0}) is ready after"));
+    w.signal(Signal::SIGHUP);
+    let epoch1 = w.report(1).pid().unwrap();
+    // Epoch 1 is not ready: a burst of SIGHUPs becomes one held restart.
+    for _ in 0..10 {
+        w.signal(Signal::SIGHUP);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    w.wait_for(&format!(
+        "holding SIGHUP until epoch 1 (PID={epoch1}) is ready"
+    ));
+    assert!(
+        !w.path().join("epoch-2").exists(),
+        "restarted before epoch 1 was ready"
+    );
+    assert_eq!(
+        w.count("forking and execing new child process at epoch 2"),
+        0
+    );
+    touch(&w, "ready-1");
+    w.wait_for_text(&format!("epoch 1 (PID={epoch1}) is ready after"));
+    w.wait_for("starting the held restart");
+    let epoch2 = w.report(2).pid().unwrap();
+    touch(&w, "ready-2");
+    w.wait_for_text(&format!("epoch 2 (PID={epoch2}) is ready after"));
+    // Exactly one restart came out of the burst.
+    assert_eq!(
+        w.count("forking and execing new child process at epoch 2"),
+        1
+    );
+    assert_eq!(
+        w.count("forking and execing new child process at epoch 3"),
+        0
+    );
+    assert!(!w.path().join("epoch-3").exists());
+    // The ready check's stdout ("checked") is not in the log.
+    assert!(!w.output().contains("checked"));
+    stop(w);
+}
+
+#[test]
+fn an_epoch_0_that_never_gets_ready_takes_the_wrapper_down() {
+    let mut w = start(&["--ready-check", "ready.sh", "--ready-timeout", "0.5"]);
+    let epoch0 = w.report(0).pid().unwrap();
+    w.wait_for(&format!(
+        "epoch 0 (PID={epoch0}) not ready after 0.5 s, killing it"
+    ));
+    assert_eq!(w.exit_code(), 1);
+    w.assert_no_children_left();
+    assert!(zombie_children(w.pid).is_empty());
+}
+
+#[test]
+fn keep_serving_with_a_ready_timeout_kills_only_the_new_epoch() {
+    let w = start(&[
+        "--keep-serving",
+        "--ready-check",
+        "ready.sh",
+        "--ready-timeout",
+        "0.5",
+    ]);
+    touch(&w, "ready-0");
+    let epoch0 = w.report(0).pid().unwrap();
+    w.wait_for_text(&format!("epoch 0 (PID={epoch0}) is ready after"));
+    w.signal(Signal::SIGHUP);
+    let first1 = w.report(1).pid().unwrap();
+    w.wait_for(&format!(
+        "epoch 1 (PID={first1}) not ready after 0.5 s, killing it"
+    ));
+    w.wait_for_text("restart to epoch 1 failed because it was not ready in time");
+    assert!(wait_until(DEADLINE, || !running(first1)));
+    assert!(running(epoch0));
+    // The killed epoch's exit decides nothing: no teardown.
+    assert_eq!(
+        w.count("Due to abnormal exit, force killing all child processes and exiting"),
+        0
+    );
+    fs::remove_file(w.path().join("epoch-1")).unwrap();
+    touch(&w, "ready-1");
+    w.signal(Signal::SIGHUP);
+    let second1 = w.report(1).pid().unwrap();
+    assert_ne!(first1, second1);
+    w.wait_for_text(&format!("epoch 1 (PID={second1}) is ready after"));
+    stop(w);
+}
