@@ -61,6 +61,12 @@ pub struct Flags {
           default_value = "0.1", value_parser = parse_seconds)]
     pub ready_interval: Duration,
 
+    /// Hold SIGHUPs (coalesced into one restart) while an older epoch is
+    /// still draining: Envoy cuts off a draining epoch when the epoch after
+    /// next starts.
+    #[arg(long, env = "HOT_RESTARTER_HOLD_WHILE_DRAINING")]
+    pub hold_while_draining: bool,
+
     /// Become a child subreaper, so that processes orphaned below the start
     /// script are re-parented to the wrapper and reaped by it.
     #[arg(long, env = "HOT_RESTARTER_SUBREAPER")]
@@ -105,6 +111,7 @@ pub struct Config {
     pub ready_check: Option<PathBuf>,
     pub ready_timeout: Duration,
     pub ready_interval: Duration,
+    pub hold_while_draining: bool,
     pub subreaper: bool,
 }
 
@@ -131,6 +138,7 @@ impl Config {
             ready_check: flags.ready_check,
             ready_timeout: flags.ready_timeout,
             ready_interval: flags.ready_interval,
+            hold_while_draining: flags.hold_while_draining,
             subreaper: flags.subreaper,
         })
     }

@@ -177,7 +177,7 @@ impl Supervisor {
 
     fn on_hup(&mut self) {
         let stopping = self.phase != Phase::Running;
-        match policy::on_hup(stopping, self.restart.is_some(), self.held_hup) {
+        match policy::on_hup(stopping, self.restart_blocked(), self.held_hup) {
             HupAction::Ignore => log::info!("shutting down, ignoring SIGHUP"),
             HupAction::Restart => self.begin_restart(),
             HupAction::Hold => {
@@ -191,7 +191,29 @@ impl Supervisor {
         }
     }
 
+    /// Is a new restart to wait? While one is under way (preflight, ready
+    /// check), and with --hold-while-draining while an older epoch drains.
+    fn restart_blocked(&self) -> bool {
+        self.restart.is_some() || self.draining().is_some()
+    }
+
+    /// The oldest epoch still draining, when --hold-while-draining makes it
+    /// hold restarts back.
+    fn draining(&self) -> Option<&Child> {
+        if self.cfg.hold_while_draining && self.live().count() > 1 {
+            self.live().next()
+        } else {
+            None
+        }
+    }
+
     fn describe_restart(&self) -> String {
+        if let (None, Some(old)) = (self.restart, self.draining()) {
+            return format!(
+                "epoch {} (PID={}) has drained and exited",
+                old.epoch, old.pid
+            );
+        }
         match self.restart {
             Some(Restart::Preflight { epoch, .. }) => {
                 format!("the preflight for epoch {epoch} is done")
@@ -302,7 +324,11 @@ impl Supervisor {
     }
 
     fn take_held_hup(&mut self) {
-        if self.held_hup && self.phase == Phase::Running && self.exit.is_none() {
+        if self.held_hup
+            && self.phase == Phase::Running
+            && self.exit.is_none()
+            && !self.restart_blocked()
+        {
             self.held_hup = false;
             log::info!("starting the held restart");
             self.begin_restart();
@@ -465,6 +491,8 @@ impl Supervisor {
             self.teardown();
         }
         self.check_children_left();
+        // An epoch that finished draining may be what a held SIGHUP waits for.
+        self.take_held_hup();
     }
 
     /// `waitpid(-1, WNOHANG)` until nothing more has exited.
@@ -521,12 +549,15 @@ impl Supervisor {
             if awaited {
                 self.kill_helper();
             }
-            // #33446: an epoch that dies before it is ready can leave the
-            // shared-memory "initializing" flag set in Envoy.
+            // envoyproxy/envoy #33446: once a new Envoy has died before
+            // going live, Envoy 1.40 refuses every later hot restart of the
+            // surviving generation, whatever epoch number is tried.
             log::warn!(
-                "epoch {} (PID={pid}) died before taking over; if the next restart fails with \
-                 \"previous envoy process is still initializing\", Envoy needs a cold restart \
-                 (envoyproxy/envoy #33446)",
+                "epoch {} (PID={pid}) died before taking over; if Envoy itself had started, \
+                 every further hot restart of the serving Envoy will fail with \"previous envoy \
+                 process is still initializing\" until the service is restarted cold \
+                 (envoyproxy/envoy #33446); --preflight catches bad configs before a new Envoy \
+                 starts",
                 child.epoch
             );
             self.restart_failed(child.epoch, &format!("PID={pid} {}", describe(exit)));

@@ -292,3 +292,38 @@ fn keep_serving_with_a_ready_timeout_kills_only_the_new_epoch() {
     w.wait_for_text(&format!("epoch 1 (PID={second1}) is ready after"));
     stop(w);
 }
+
+#[test]
+fn hold_while_draining_waits_for_the_old_epoch_to_exit() {
+    let w = start(&["--hold-while-draining"]);
+    let epoch0 = w.report(0).pid().unwrap();
+    // One epoch alive: a restart starts at once.
+    w.signal(Signal::SIGHUP);
+    let epoch1 = w.report(1).pid().unwrap();
+    // Epoch 0 still "drains": further SIGHUPs are held and coalesced.
+    w.signal(Signal::SIGHUP);
+    w.wait_for(&format!(
+        "holding SIGHUP until epoch 0 (PID={epoch0}) has drained and exited"
+    ));
+    w.signal(Signal::SIGHUP);
+    w.wait_for_text("coalescing SIGHUP into the held restart");
+    assert!(
+        !w.path().join("epoch-2").exists(),
+        "restarted while epoch 0 drained"
+    );
+    // Epoch 0 finishes draining (exit 0): the held restart runs, once.
+    kill(Pid::from_raw(epoch0), Signal::SIGTERM).unwrap();
+    w.wait_for(&format!("PID={epoch0} exited with code=0"));
+    w.wait_for("starting the held restart");
+    let epoch2 = w.report(2).pid().unwrap();
+    assert!(running(epoch1) && running(epoch2));
+    assert_eq!(
+        w.count("forking and execing new child process at epoch 2"),
+        1
+    );
+    assert_eq!(
+        w.count("forking and execing new child process at epoch 3"),
+        0
+    );
+    stop(w);
+}
