@@ -121,9 +121,12 @@ impl Supervisor {
         self.start_epoch(0);
         loop {
             if let Some(code) = self.exit {
-                self.kill_helper();
-                // Collect whatever is left (a killed helper, orphans) so
-                // that nothing we started stays a zombie behind us.
+                // Nothing we started may outlive us: wait for a helper that
+                // is still running (SIGKILL is immediate), then collect
+                // whatever else has exited.
+                if let Some(pid) = self.kill_helper() {
+                    let _ = waitpid(pid, None);
+                }
                 self.reap();
                 return Ok(code);
             }
@@ -398,13 +401,15 @@ impl Supervisor {
         }
     }
 
-    /// SIGKILL the running helper, if any. It is reaped later as a process
-    /// that is no longer tracked.
-    fn kill_helper(&mut self) {
-        if let Some(pid) = self.helper_pid() {
+    /// SIGKILL the running helper, if any, and return its pid. It is
+    /// reaped later as a process that is no longer tracked.
+    fn kill_helper(&mut self) -> Option<Pid> {
+        let pid = self.helper_pid();
+        if let Some(pid) = pid {
             let _ = kill(pid, Signal::SIGKILL);
         }
         self.restart = None;
+        pid
     }
 
     fn on_helper_exit(&mut self, pid: Pid, exit: Exit) {
