@@ -323,6 +323,13 @@ impl Supervisor {
         self.restart = None;
         self.kept_failure = false;
         self.notify_ready();
+        if let (true, Some(old)) = (self.held_hup, self.draining()) {
+            log::info!(
+                "the held restart waits until epoch {} (PID={}) has drained and exited",
+                old.epoch,
+                old.pid
+            );
+        }
         self.take_held_hup();
     }
 
