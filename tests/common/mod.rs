@@ -435,3 +435,520 @@ pub fn require_tool(tool: &str) -> bool {
     }
     found
 }
+
+// ----- additions for the core suite (signals, shutdown, failures, start
+// errors, log messages, orphans) -----------------------------------------
+
+/// Start the wrapper in a fresh temp dir after `setup` has prepared it
+/// (scripts, directories), with exactly `args` on the command line, and a
+/// chance to adjust the command. Nothing is written for the test unless
+/// `setup` writes it.
+pub fn start_in(
+    setup: impl FnOnce(&Path),
+    args: &[&str],
+    adjust: impl FnOnce(&mut Command),
+) -> Wrapper {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut cmd = command(dir.path());
+    cmd.args(args);
+    adjust(&mut cmd);
+    Wrapper::spawn(dir, cmd)
+}
+
+/// Make processes started by `cmd` (the wrapper and so its children) dump
+/// no core file, for tests that kill a child with SIGSEGV or SIGABRT.
+pub fn no_core_dumps(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; this runs in the forked
+    // child just before exec, on a stack value.
+    unsafe {
+        cmd.pre_exec(|| {
+            let zero = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &zero);
+            Ok(())
+        });
+    }
+}
+
+/// Send `sig` to any process (a child, an orphan).
+pub fn signal_pid(pid: i32, sig: Signal) {
+    kill(Pid::from_raw(pid), sig).unwrap_or_else(|e| panic!("cannot send {sig} to {pid}: {e}"));
+}
+
+/// The parent pid of `pid`, if it exists.
+pub fn ppid_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    after.get(1)?.parse().ok()
+}
+
+/// The signals pending for `pid` (its own and process-wide), as a mask.
+pub fn pending_signals(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("SigPnd:")
+                .or_else(|| l.strip_prefix("ShdPnd:"))
+        })
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap_or(u64::MAX))
+        .fold(0, |a, b| a | b)
+}
+
+/// Is `pid` asleep in its event wait (poll on the signalfd, or a read of
+/// it, or sigtimedwait) with no signal pending? Then it has finished
+/// handling everything sent to it so far.
+pub fn is_idle(pid: i32) -> bool {
+    let state = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s[s.rfind(')')? + 1..]
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        });
+    if state.as_deref() != Some("S") || pending_signals(pid) != 0 {
+        return false;
+    }
+    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    ["poll", "signalfd", "sigtimedwait"]
+        .iter()
+        .any(|w| wchan.contains(w))
+}
+
+/// Kills a process that is not a reported child (an orphan, a grandchild)
+/// when the test ends, whatever happened.
+pub struct KillOnDrop(pub i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
+    }
+}
+
+/// Check one stdout line against the shape of SPEC section 5, i.e. the
+/// regular expression
+/// `^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\]\[PID\]\[(DEBUG|INFO|WARNING|ERROR)\]\[core\] \[src/[a-z_]+\.rs:\d+\] `
+/// written out by hand (there is no regex crate). Returns what is wrong.
+pub fn check_log_line(line: &str, wrapper_pid: i32) -> Result<(), String> {
+    fn lit<'a>(rest: &'a str, text: &str, what: &str) -> Result<&'a str, String> {
+        rest.strip_prefix(text)
+            .ok_or_else(|| format!("expected {text:?} ({what}) at {rest:?}"))
+    }
+    fn digits<'a>(rest: &'a str, n: Option<usize>, what: &str) -> Result<&'a str, String> {
+        let count = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let ok = match n {
+            Some(n) => count >= n,
+            None => count >= 1,
+        };
+        if !ok {
+            return Err(format!("expected digits ({what}) at {rest:?}"));
+        }
+        Ok(&rest[n.unwrap_or(count)..])
+    }
+    let r = lit(line, "[", "timestamp")?;
+    let r = digits(r, Some(4), "year")?;
+    let r = lit(r, "-", "date")?;
+    let r = digits(r, Some(2), "month")?;
+    let r = lit(r, "-", "date")?;
+    let r = digits(r, Some(2), "day")?;
+    let r = lit(r, " ", "date and time")?;
+    let r = digits(r, Some(2), "hour")?;
+    let r = lit(r, ":", "time")?;
+    let r = digits(r, Some(2), "minute")?;
+    let r = lit(r, ":", "time")?;
+    let r = digits(r, Some(2), "second")?;
+    let r = lit(r, ".", "milliseconds")?;
+    let r = digits(r, Some(3), "milliseconds")?;
+    let r = lit(r, "][", "after the timestamp")?;
+    let r = lit(r, &wrapper_pid.to_string(), "the wrapper's pid")?;
+    let r = lit(r, "][", "after the pid")?;
+    let r = ["DEBUG", "INFO", "WARNING", "ERROR"]
+        .iter()
+        .find_map(|level| r.strip_prefix(level))
+        .ok_or_else(|| format!("expected a level at {r:?}"))?;
+    let r = lit(r, "][core] [src/", "logger name and source file")?;
+    let name_len = r
+        .bytes()
+        .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
+        .count();
+    if name_len == 0 {
+        return Err(format!("expected a source file name at {r:?}"));
+    }
+    let r = lit(&r[name_len..], ".rs:", "source file extension")?;
+    let r = digits(r, None, "line number")?;
+    lit(r, "] ", "end of the source location")?;
+    Ok(())
+}
+
+impl Wrapper {
+    /// The stdout lines only (the log).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| !l.starts_with("stderr: "))
+            .collect()
+    }
+
+    /// The stderr lines only, without their `stderr: ` prefix.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter_map(|l| l.strip_prefix("stderr: ").map(str::to_string))
+            .collect()
+    }
+
+    /// The messages of every log line whose message starts with `prefix`.
+    pub fn messages_starting(&self, prefix: &str) -> Vec<String> {
+        self.lines()
+            .iter()
+            .map(|l| message_of(l))
+            .filter(|m| m.starts_with(prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Assert that a line with exactly `message` was logged at `level`.
+    pub fn assert_logged(&self, level: &str, message: &str) {
+        let lines = self.lines();
+        let found: Vec<&String> = lines.iter().filter(|l| message_of(l) == message).collect();
+        assert!(
+            !found.is_empty(),
+            "{message:?} was never logged; output:\n{}",
+            lines.join("\n")
+        );
+        for line in found {
+            assert_eq!(
+                level_of(line),
+                level,
+                "{message:?} logged at the wrong level: {line}"
+            );
+        }
+    }
+
+    /// Assert that no line carries exactly `message`.
+    pub fn assert_not_logged(&self, message: &str) {
+        assert_eq!(
+            self.count(message),
+            0,
+            "{message:?} should not be logged; output:\n{}",
+            self.output()
+        );
+    }
+
+    /// The pid of `epoch`'s child, from its report.
+    pub fn pid_of(&self, epoch: u32) -> i32 {
+        self.report(epoch).pid().expect("report without a pid")
+    }
+
+    /// Start epochs 1..=`last` with SIGHUP, one after another, and return
+    /// the pids of epochs 0..=`last` (each is up and has reported).
+    pub fn start_epochs(&self, last: u32) -> Vec<i32> {
+        self.wait_for_text("forked new child process with PID=");
+        let mut pids = vec![self.pid_of(0)];
+        for epoch in 1..=last {
+            self.signal(Signal::SIGHUP);
+            let pid = self.pid_of(epoch);
+            self.wait_for(&format!("forked new child process with PID={pid}"));
+            pids.push(pid);
+        }
+        pids
+    }
+
+    /// Wait until `pid` no longer exists at all (reaped, not a zombie).
+    pub fn wait_gone(&self, pid: i32) {
+        assert!(
+            wait_until(DEADLINE, || !exists(pid)),
+            "PID={pid} is still there; output:\n{}",
+            self.output()
+        );
+    }
+
+    /// Wait until the wrapper has handled every signal sent to it so far.
+    pub fn wait_idle(&self) {
+        assert!(
+            wait_until(DEADLINE, || is_idle(self.pid)),
+            "the wrapper never went idle; output:\n{}",
+            self.output()
+        );
+    }
+
+    /// Is the wrapper process still running (not exited, not reaped)?
+    pub fn is_running(&mut self) -> bool {
+        self.status.is_none()
+            && self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+// ----- soak helpers (appended for tests/soak.rs) ----------------------------
+
+/// A FIFO that fixtures write one-line reports to. The test holds it open
+/// read-write, so a fixture's open never blocks and no writer closing it
+/// ever reads as end of file.
+pub struct ReadyFifo {
+    pub path: PathBuf,
+    fd: std::os::fd::OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl ReadyFifo {
+    /// Make a FIFO at `path` and open it.
+    pub fn create(path: &Path) -> ReadyFifo {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        make_fifo(path);
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; the descriptor is owned below.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
+        assert!(fd >= 0, "cannot open FIFO {}", path.display());
+        ReadyFifo {
+            path: path.to_path_buf(),
+            // SAFETY: fd was just opened and nothing else owns it.
+            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next line, or `None` if none came within `timeout`.
+    pub fn line(&mut self, timeout: Duration) -> Option<String> {
+        use std::os::fd::AsRawFd;
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(String::from_utf8_lossy(&line[..i]).into_owned());
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+                continue;
+            }
+            let mut chunk = [0u8; 4096];
+            // SAFETY: reading into a local buffer of the given length.
+            let n = unsafe { libc::read(pfd.fd, chunk.as_mut_ptr().cast(), chunk.len()) };
+            if n > 0 {
+                self.buf.extend_from_slice(&chunk[..n as usize]);
+            }
+        }
+    }
+}
+
+/// mkfifo(3) at `path`, mode 0600.
+pub fn make_fifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo {}", path.display());
+}
+
+/// A process's memory and descriptors, from /proc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcFigures {
+    pub vm_rss_kb: u64,
+    pub rss_anon_kb: u64,
+    pub fds: usize,
+}
+
+impl ProcFigures {
+    pub fn read(pid: i32) -> ProcFigures {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        ProcFigures {
+            vm_rss_kb: status_field(&status, "VmRSS:"),
+            rss_anon_kb: status_field(&status, "RssAnon:"),
+            fds: fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count(),
+        }
+    }
+}
+
+impl std::fmt::Display for ProcFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "VmRSS {} KB, RssAnon {} KB, {} descriptors",
+            self.vm_rss_kb, self.rss_anon_kb, self.fds
+        )
+    }
+}
+
+/// The first number after `name` in a /proc/PID/status text (0 if absent).
+pub fn status_field(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The live (unreaped) children of `ppid`, zombies included.
+pub fn children_of(ppid: i32) -> Vec<i32> {
+    if let Ok(text) = fs::read_to_string(format!("/proc/{ppid}/task/{ppid}/children")) {
+        return text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+    }
+    // Kernels without CONFIG_PROC_CHILDREN: scan /proc.
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .collect();
+        if after.get(1) == Some(&ppid.to_string().as_str()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The start time of `pid` (field 22 of /proc/PID/stat), which tells a
+/// process apart from a later one that reuses its pid.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Is the process that had `start` as its start time still running (not
+/// a zombie, and not a newer process that reuses the pid)?
+pub fn still_running(pid: i32, start: u64) -> bool {
+    start_time(pid) == Some(start) && running(pid)
+}
+
+/// Is `pid` asleep with no signal pending (it has handled everything it
+/// was sent)?
+pub fn idle_with_nothing_pending(pid: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string()
+    };
+    field("State:").starts_with('S')
+        && field("SigPnd:").trim_start_matches('0').is_empty()
+        && field("ShdPnd:").trim_start_matches('0').is_empty()
+}
+
+/// The epoch numbers of every "forking and execing new child process at
+/// epoch N" line, in log order.
+pub fn started_epochs(lines: &[String]) -> Vec<u32> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            message_of(l)
+                .strip_prefix("forking and execing new child process at epoch ")?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+impl Wrapper {
+    /// Look at the output lines so far without copying them (soak runs
+    /// collect hundreds of thousands).
+    pub fn with_lines<R>(&self, f: impl FnOnce(&[String]) -> R) -> R {
+        f(&self.lines.0.lock().unwrap())
+    }
+
+    /// The last `n` output lines, for failure messages of long runs.
+    pub fn tail(&self, n: usize) -> String {
+        self.with_lines(|lines| lines[lines.len().saturating_sub(n)..].join("\n"))
+    }
+}
+
+/// Is signal `signo` pending for `pid` (sent, not yet taken by the process)?
+pub fn signal_pending(pid: i32, signo: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let bit = 1u64 << (signo - 1);
+    ["SigPnd:", "ShdPnd:"].iter().any(|name| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|mask| mask & bit != 0)
+    })
+}
+
+impl Wrapper {
+    /// Like `wait_exit`, but a process that outlives the wrapper and keeps
+    /// its stdout open (a child it failed to stop) makes this fail after
+    /// `DEADLINE` instead of hanging: the output only ends once every
+    /// process holding the wrapper's stdout and stderr has closed them.
+    pub fn wait_end(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let child = self.child.as_mut().unwrap();
+        let end = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= end {
+                panic!(
+                    "wrapper did not exit within {timeout:?}; output:\n{}",
+                    self.output()
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        self.status = Some(status);
+        let ended = wait_until(DEADLINE, || {
+            self.reader.as_ref().is_none_or(|r| r.is_finished())
+        });
+        assert!(
+            ended,
+            "the wrapper exited ({status}) but its stdout is still open: something it \
+             started outlived it; output:\n{}",
+            self.output()
+        );
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        status
+    }
+
+    /// The wrapper's exit code, through `wait_end`.
+    pub fn code(&mut self) -> i32 {
+        self.wait_end(DEADLINE)
+            .code()
+            .expect("wrapper killed by a signal")
+    }
+}
