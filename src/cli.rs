@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use clap::builder::BoolishValueParser;
 
 /// The command line as clap sees it. Every option also reads an environment
 /// variable, so that supervisors that only pass an environment can set it.
@@ -42,7 +43,7 @@ pub struct Flags {
 
     /// A child that fails while another child still runs does not bring the
     /// others down: it is logged as a failed restart and the epoch is reused.
-    #[arg(long, env = "HOT_RESTARTER_KEEP_SERVING")]
+    #[arg(long, env = "HOT_RESTARTER_KEEP_SERVING", value_parser = BoolishValueParser::new())]
     pub keep_serving: bool,
 
     /// After starting an epoch, run SCRIPT until it exits 0; SIGHUPs that
@@ -64,12 +65,12 @@ pub struct Flags {
     /// Hold SIGHUPs (coalesced into one restart) while an older epoch is
     /// still draining: Envoy cuts off a draining epoch when the epoch after
     /// next starts.
-    #[arg(long, env = "HOT_RESTARTER_HOLD_WHILE_DRAINING")]
+    #[arg(long, env = "HOT_RESTARTER_HOLD_WHILE_DRAINING", value_parser = BoolishValueParser::new())]
     pub hold_while_draining: bool,
 
     /// Become a child subreaper, so that processes orphaned below the start
     /// script are re-parented to the wrapper and reaped by it.
-    #[arg(long, env = "HOT_RESTARTER_SUBREAPER")]
+    #[arg(long, env = "HOT_RESTARTER_SUBREAPER", value_parser = BoolishValueParser::new())]
     pub subreaper: bool,
 
     /// The script that starts one epoch (it should exec Envoy with
@@ -85,6 +86,54 @@ pub struct Flags {
         allow_hyphen_values = true
     )]
     pub script_args: Vec<OsString>,
+}
+
+/// Treat an empty `HOT_RESTARTER_*` variable as unset, the way
+/// `Environment=HOT_RESTARTER_PID_FILE=` is meant to clear a setting
+/// (clap would call it a missing or invalid value).
+pub fn forget_empty_variables() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(k, v)| v.is_empty() && k.to_string_lossy().starts_with("HOT_RESTARTER_"))
+        .map(|(k, _)| k)
+        .collect();
+    for key in empty {
+        // SAFETY: called first thing in main, while the process has one
+        // thread, so nothing reads the environment concurrently.
+        unsafe { std::env::remove_var(key) };
+    }
+}
+
+/// A clap error as one line (supervisors' logs keep one line well), naming
+/// the environment variable when the bad value came from one.
+pub fn one_line(err: &clap::Error) -> String {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let text = err.to_string();
+    let message = text.split("\n\n").next().unwrap_or("invalid usage");
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let mut line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) {
+        let long = arg
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("--");
+        let on_command_line = std::env::args().skip(1).any(|a| {
+            a.strip_prefix("--")
+                .is_some_and(|a| a == long || a.starts_with(&format!("{long}=")))
+        });
+        let command = Flags::command();
+        let env = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .and_then(|a| a.get_env());
+        if let (false, Some(env)) = (on_command_line, env)
+            && std::env::var_os(env).is_some()
+        {
+            line.push_str(&format!(" (from {})", env.to_string_lossy()));
+        }
+    }
+    line
 }
 
 /// Parse a non-negative number of seconds such as `30` or `0.5`.

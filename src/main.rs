@@ -30,16 +30,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    cli::forget_empty_variables();
     let flags = match Flags::try_parse() {
         Ok(flags) => flags,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            // One line, not clap's usage block: supervisors' logs keep it.
-            let text = e.to_string();
-            let message = text.split("\n\n").next().unwrap_or("invalid usage");
-            let message = message.strip_prefix("error: ").unwrap_or(message);
-            let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("hot-restarter: {message} (try 'hot-restarter --help')");
+            eprintln!(
+                "hot-restarter: {} (try 'hot-restarter --help')",
+                cli::one_line(&e)
+            );
             return ExitCode::from(2);
         }
     };

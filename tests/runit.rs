@@ -1,0 +1,311 @@
+//! examples/runit under a real runsv: the service directory is copied
+//! verbatim into a temp dir and pointed at the built binary and the
+//! reporter fixture through its HOT_RESTARTER and START_ENVOY variables,
+//! then driven with `sv` as an operator would.
+//!
+//! The test process is a child subreaper (see supervisors_common), so that
+//! whatever a killed runsv leaves behind is reaped here, not left to PID 1.
+
+mod common;
+mod supervisors_common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use supervisors_common::*;
+
+/// A runsv supervising a copy of examples/runit/hot-restarter, with a
+/// test-only `finish` script that records each exit of the wrapper.
+struct Runit {
+    // Dropped first: runsv and everything tagged below it are killed before
+    // the temp dir goes.
+    _runsv: Supervised,
+    tmp: tempfile::TempDir,
+    svc: PathBuf,
+}
+
+impl Runit {
+    /// None (after printing why) when runit is not installed outside CI.
+    fn start(env: &[(&str, &str)]) -> Option<Runit> {
+        if !(require_tool("runsv") && require_tool("sv") && require_tool("svlogd")) {
+            return None;
+        }
+        become_subreaper();
+        let tmp = tempfile::tempdir().unwrap();
+        let svc = tmp.path().join("service").join("hot-restarter");
+        copy_tree(&examples().join("runit").join("hot-restarter"), &svc);
+        script(tmp.path(), "start.sh", REPORTER);
+        // runsv runs ./finish with the exit code and signal of ./run.
+        script(
+            &svc,
+            "finish",
+            "#!/bin/sh\necho \"$1 $2\" >> \"$REPORT_DIR/finish.log\"\n",
+        );
+        let tag = tmp.path().to_string_lossy().into_owned();
+        let mut cmd = Command::new("runsv");
+        cmd.arg(&svc)
+            .env("HOT_RESTARTER", BIN)
+            .env("START_ENVOY", tmp.path().join("start.sh"))
+            .env("REPORT_DIR", tmp.path())
+            .env(TAG, &tag)
+            .env_remove("RESTART_EPOCH")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = spawn_owned(&mut cmd);
+        let runit = Runit {
+            _runsv: Supervised {
+                child: Some(child),
+                tag,
+            },
+            tmp,
+            svc,
+        };
+        // sv talks to runsv through supervise/control and supervise/ok.
+        assert!(
+            wait_until(DEADLINE, || runit.sv(&["status"]).0),
+            "runsv never answered sv status"
+        );
+        Some(runit)
+    }
+
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Run `sv ARGS... <service dir>`: (success, output).
+    fn sv(&self, args: &[&str]) -> (bool, String) {
+        let out = output_owned(
+            Command::new("sv")
+                .args(args)
+                .arg(&self.svc)
+                .env_remove("SVWAIT"),
+        );
+        (out.status.success(), text(&out))
+    }
+
+    fn sv_ok(&self, args: &[&str]) -> String {
+        let (ok, out) = self.sv(args);
+        assert!(ok, "sv {args:?} failed: {out}\nlog:\n{}", self.log());
+        out
+    }
+
+    /// The pid runsv started (the wrapper, since `run` execs it).
+    fn wrapper_pid(&self) -> Option<i32> {
+        fs::read_to_string(self.svc.join("supervise/pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn stat(&self) -> String {
+        fs::read_to_string(self.svc.join("supervise/stat"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// What svlogd has written so far.
+    fn log(&self) -> String {
+        fs::read_to_string(self.svc.join("log/main/current")).unwrap_or_default()
+    }
+
+    fn wait_log(&self, text: &str) {
+        assert!(
+            wait_until(DEADLINE, || self.log().contains(text)),
+            "svlogd never logged {text:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Each exit of the wrapper as "CODE SIGNAL", from the finish script.
+    fn finishes(&self) -> Vec<String> {
+        fs::read_to_string(self.dir().join("finish.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn wait_finishes(&self, n: usize) -> Vec<String> {
+        assert!(
+            wait_until(DEADLINE, || self.finishes().len() >= n),
+            "the wrapper did not exit {n} time(s): {:?}; log:\n{}",
+            self.finishes(),
+            self.log()
+        );
+        self.finishes()
+    }
+
+    /// The report of `epoch` once its pid differs from `not` (a new epoch 0
+    /// after a restart overwrites the old report).
+    fn report_other_than(&self, epoch: u32, not: Option<i32>) -> Report {
+        let path = self.dir().join(format!("epoch-{epoch}"));
+        let mut last = Report { lines: vec![] };
+        let ok = wait_until(DEADLINE, || {
+            last = Report::read(&path);
+            last.pid().is_some() && last.pid() != not
+        });
+        assert!(
+            ok,
+            "no new report from epoch {epoch}: {:?}; log:\n{}",
+            last.lines,
+            self.log()
+        );
+        last
+    }
+
+    fn report(&self, epoch: u32) -> Report {
+        self.report_other_than(epoch, None)
+    }
+
+    fn wait_event(&self, epoch: u32, event: &str, n: usize) -> Report {
+        let path = self.dir().join(format!("epoch-{epoch}"));
+        let mut last = Report { lines: vec![] };
+        let ok = wait_until(DEADLINE, || {
+            last = Report::read(&path);
+            last.count(event) >= n
+        });
+        assert!(
+            ok,
+            "epoch {epoch} never saw {n} x {event}: {:?}; log:\n{}",
+            last.lines,
+            self.log()
+        );
+        last
+    }
+
+    fn assert_gone(&self, pids: &[i32]) {
+        for &pid in pids {
+            assert!(
+                wait_until(DEADLINE, || !running(pid)),
+                "PID={pid} is still running; log:\n{}",
+                self.log()
+            );
+        }
+    }
+}
+
+#[test]
+fn sv_hup_1_and_down_map_to_sighup_sigusr1_and_sigterm() {
+    let Some(rt) = Runit::start(&[]) else { return };
+    let first = rt.report(0);
+    let pid0 = first.pid().unwrap();
+    let wrapper = rt.wrapper_pid().expect("runsv wrote no pid");
+    // `run` execs the wrapper: runsv's signals reach it directly.
+    assert_eq!(
+        ppid(pid0),
+        Some(wrapper),
+        "epoch 0 is not the wrapper's child"
+    );
+    assert_eq!(rt.stat(), "run");
+
+    rt.sv_ok(&["hup"]);
+    let pid1 = rt.report(1).pid().unwrap();
+    assert_eq!(ppid(pid1), Some(wrapper));
+    rt.wait_log("forking and execing new child process at epoch 1");
+    assert!(running(pid0), "epoch 0 did not survive sv hup");
+    let untouched = rt.report(0);
+    assert_eq!(untouched.count("term"), 0, "{untouched:?}");
+    assert_eq!(untouched.count("usr1"), 0, "{untouched:?}");
+
+    rt.sv_ok(&["1"]);
+    rt.wait_event(0, "usr1", 1);
+    rt.wait_event(1, "usr1", 1);
+    rt.wait_log(&format!("sending SIGUSR1 to PID={pid0}"));
+    rt.wait_log(&format!("sending SIGUSR1 to PID={pid1}"));
+
+    // -v: wait (up to 7 s) until runsv reports the service down.
+    let out = rt.sv_ok(&["-v", "down"]);
+    assert!(out.starts_with("ok: down: "), "{out}");
+    rt.wait_event(0, "term", 1);
+    rt.wait_event(1, "term", 1);
+    rt.assert_gone(&[pid0, pid1, wrapper]);
+    assert_eq!(
+        rt.wait_finishes(1),
+        vec!["0 0"],
+        "the wrapper did not exit 0"
+    );
+    rt.wait_log("all children exited cleanly");
+    let (_, status) = rt.sv(&["status"]);
+    assert!(status.starts_with("down: "), "{status}");
+    assert_eq!(rt.stat(), "down");
+    // Down means down: runsv does not start it again.
+    assert_eq!(rt.finishes().len(), 1);
+    assert_eq!(rt.report(0).pid(), Some(pid0));
+}
+
+#[test]
+fn a_crashing_epoch_makes_runsv_start_afresh_at_epoch_0() {
+    let Some(rt) = Runit::start(&[("FAIL_EPOCH", "1")]) else {
+        return;
+    };
+    let pid0 = rt.report(0).pid().unwrap();
+    let wrapper = rt.wrapper_pid().unwrap();
+    rt.sv_ok(&["hup"]);
+    // Epoch 1 exits 3: the wrapper kills epoch 0 and exits 1 ...
+    let pid1 = rt.report(1).pid().unwrap();
+    assert_eq!(rt.wait_finishes(1)[0], "1 0", "the wrapper did not exit 1");
+    rt.wait_log(&format!("PID={pid1} exited with code=3"));
+    rt.wait_log("Due to abnormal exit, force killing all child processes and exiting");
+    rt.wait_log(&format!("force killing PID={pid0}"));
+    // ... and runsv starts a new wrapper, at epoch 0, with nothing left of
+    // the old one.
+    let fresh = rt.report_other_than(0, Some(pid0));
+    let new0 = fresh.pid().unwrap();
+    assert_eq!(fresh.get("epoch").as_deref(), Some("0"));
+    rt.assert_gone(&[pid0, pid1, wrapper]);
+    let new_wrapper = rt.wrapper_pid().unwrap();
+    assert_ne!(new_wrapper, wrapper);
+    assert_eq!(ppid(new0), Some(new_wrapper));
+    assert!(running(new0));
+    let (_, status) = rt.sv(&["status"]);
+    assert!(
+        status.starts_with(&format!("run: {}: (pid {new_wrapper})", rt.svc.display())),
+        "{status}"
+    );
+
+    let out = rt.sv_ok(&["-v", "down"]);
+    assert!(out.starts_with("ok: down: "), "{out}");
+    rt.assert_gone(&[new0, new_wrapper]);
+    assert_eq!(rt.wait_finishes(2), vec!["1 0", "0 0"]);
+}
+
+#[test]
+fn term_wait_5_fits_inside_runits_7_second_force_stop() {
+    // Children that ignore SIGTERM: the wrapper must kill them itself and
+    // exit before sv force-stop's 7 s are up and runit SIGKILLs it.
+    let Some(rt) = Runit::start(&[("IGNORE_TERM", "1")]) else {
+        return;
+    };
+    let pid0 = rt.report(0).pid().unwrap();
+    rt.sv_ok(&["hup"]);
+    let pid1 = rt.report(1).pid().unwrap();
+    let wrapper = rt.wrapper_pid().unwrap();
+
+    let started = Instant::now();
+    let out = rt.sv_ok(&["force-stop"]);
+    let took = started.elapsed();
+    assert!(out.starts_with("ok: down: "), "runit had to kill: {out}");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(7),
+        "force-stop took {took:?}"
+    );
+    rt.wait_event(0, "term", 1);
+    rt.wait_event(1, "term", 1);
+    rt.wait_log(&format!("child PID={pid0} did not exit cleanly, killing"));
+    rt.wait_log(&format!("child PID={pid1} did not exit cleanly, killing"));
+    // Exit 1 (children had to be killed), not runit's SIGKILL.
+    assert_eq!(rt.wait_finishes(1), vec!["1 0"]);
+    rt.assert_gone(&[pid0, pid1, wrapper]);
+    assert_eq!(rt.stat(), "down");
+}
