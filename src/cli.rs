@@ -14,6 +14,7 @@ use clap::builder::BoolishValueParser;
 #[command(
     name = "hot-restarter",
     version,
+    override_usage = "hot-restarter [OPTIONS] START_SCRIPT [SCRIPT_ARGS...]",
     about = "Hot-restart Envoy on SIGHUP: a drop-in replacement for Envoy's restarter/hot-restarter.py",
     after_help = "Signals: SIGHUP starts the next restart epoch, SIGUSR1 is sent on to every child, \
 SIGTERM or SIGINT shut down gracefully.\nExit codes: 0 clean shutdown or every child exited 0, \
@@ -73,19 +74,23 @@ pub struct Flags {
     #[arg(long, env = "HOT_RESTARTER_SUBREAPER", value_parser = BoolishValueParser::new())]
     pub subreaper: bool,
 
-    /// The script that starts one epoch (it should exec Envoy with
-    /// --restart-epoch $RESTART_EPOCH). Executed directly, without a shell or
-    /// a PATH search.
-    #[arg(value_name = "START_SCRIPT")]
-    pub start_script: PathBuf,
+    /// START_SCRIPT starts one epoch (it should exec Envoy with
+    /// --restart-epoch $RESTART_EPOCH); it is executed directly, without a
+    /// shell or a PATH search. Every word after it, flags included, goes to
+    /// it as SCRIPT_ARGS.
+    // One positional whose first value is the script: clap's trailing var
+    // arg takes everything after it, so `start.sh --help` reaches the
+    // script instead of printing the wrapper's help (`env`/`timeout` style).
+    #[arg(value_name = "START_SCRIPT", required = true, num_args = 1..,
+          trailing_var_arg = true)]
+    pub command: Vec<OsString>,
+}
 
-    /// Arguments passed on to START_SCRIPT.
-    #[arg(
-        value_name = "SCRIPT_ARGS",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    pub script_args: Vec<OsString>,
+impl Flags {
+    /// The start script (the first word of the command).
+    pub fn start_script(&self) -> PathBuf {
+        PathBuf::from(&self.command[0])
+    }
 }
 
 /// Treat an empty `HOT_RESTARTER_*` variable as unset, the way
@@ -176,9 +181,11 @@ impl Config {
                 check_executable(script).with_context(|| format!("{what} {}", script.display()))?;
             }
         }
+        let mut command = flags.command.into_iter();
+        let start_script = PathBuf::from(command.next().expect("clap requires a script"));
         Ok(Config {
-            start_script: flags.start_script,
-            script_args: flags.script_args,
+            start_script,
+            script_args: command.collect(),
             term_wait: flags.term_wait,
             pid_file: flags.pid_file,
             preflight: flags.preflight,
@@ -229,12 +236,26 @@ mod tests {
     fn script_args_keep_their_dashes() {
         let f = Flags::try_parse_from(["hot-restarter", "--term-wait", "5", "s.sh", "--x", "-y"])
             .unwrap();
-        assert_eq!(f.start_script, PathBuf::from("s.sh"));
+        assert_eq!(f.start_script(), PathBuf::from("s.sh"));
         assert_eq!(
-            f.script_args,
-            vec![OsString::from("--x"), OsString::from("-y")]
+            f.command[1..],
+            [OsString::from("--x"), OsString::from("-y")]
         );
         assert_eq!(f.term_wait, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn wrapper_flags_after_the_script_belong_to_the_script() {
+        let f =
+            Flags::try_parse_from(["hot-restarter", "s.sh", "--help", "--term-wait", "x"]).unwrap();
+        assert_eq!(f.command, ["s.sh", "--help", "--term-wait", "x"]);
+        assert_eq!(f.term_wait, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn an_unknown_flag_before_the_script_is_still_an_error() {
+        let err = Flags::try_parse_from(["hot-restarter", "--bogus", "s.sh"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 
     #[test]

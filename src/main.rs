@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     logging::init();
     log::info!(
         "starting hot-restarter with target: {}",
-        flags.start_script.display()
+        flags.start_script().display()
     );
     let config = match Config::from_flags(flags) {
         Ok(config) => config,

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// The signals the wrapper handles, in the order a batch is handled: reap
@@ -37,6 +37,14 @@ impl Signals {
         let mut set = SigSet::empty();
         for sig in HANDLED {
             set.add(sig);
+            // A disposition inherited as SIG_IGN survives exec. For SIGCHLD
+            // that is fatal: the kernel then reaps children by itself and
+            // waitpid never reports a crash. (Blocked signals are queued
+            // even when ignored, but the default is the honest state.)
+            // SAFETY: SIG_DFL installs no handler, so no code can run in
+            // signal context.
+            unsafe { signal(sig, SigHandler::SigDfl) }
+                .with_context(|| format!("cannot reset the disposition of {}", sig.as_str()))?;
         }
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
