@@ -13,6 +13,10 @@ fn sighup_starts_contiguous_epochs_and_leaves_older_ones_alone() {
     let first = w.report(0);
     assert_eq!(first.get("epoch").as_deref(), Some("0"));
     assert_eq!(first.get("argv0").as_deref(), Some("start.sh"));
+    // The wrapper's working directory is the child's (a bare script name
+    // is found there).
+    let cwd = w.path().canonicalize().unwrap();
+    assert_eq!(first.get("cwd").as_deref(), cwd.to_str());
     for epoch in 1..=3 {
         w.signal(Signal::SIGHUP);
         w.wait_for_count("got SIGHUP", epoch as usize);

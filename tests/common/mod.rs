@@ -35,6 +35,7 @@ r="$REPORT_DIR/epoch-$RESTART_EPOCH"
   echo "epoch=$RESTART_EPOCH"
   echo "argv0=$0"
   echo "args=$*"
+  echo "cwd=$(pwd -P)"
   grep -E '^(SigBlk|SigIgn):' /proc/self/status | tr -d '\t' | sed 's/:/=/'
   echo "fdtargets=$(for f in /proc/$$/fd/*; do readlink "$f"; done | tr '\n' ' ')"
 } > "$r.tmp"
@@ -51,10 +52,24 @@ while :; do sleep 0.02; done
 "#;
 
 /// Write an executable script into `dir`.
+///
+/// The file is written by a `cp` process, not by the test process: if
+/// another test thread forked while the test process held the file open for
+/// writing, that child would keep the descriptor until it execs, and the
+/// wrapper's `execve` of the script would fail with ETXTBSY meanwhile.
 pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let source = dir.join(format!(".{name}.source"));
+    fs::write(&source, body).unwrap();
     let path = dir.join(name);
-    fs::write(&path, body).unwrap();
+    let status = Command::new("cp")
+        .arg(&source)
+        .arg(&path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("cannot run cp");
+    assert!(status.success(), "cp {source:?} {path:?} failed");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_file(&source).unwrap();
     path
 }
 
@@ -270,20 +285,20 @@ impl Wrapper {
         Report::read(&path)
     }
 
-    /// Wait for the wrapper to exit; panics after `timeout`.
+    /// Wait for the wrapper to exit (panics after `timeout`), then for its
+    /// output to end. A process that outlives the wrapper and keeps its
+    /// stdout open (a child it failed to stop) makes this fail after
+    /// `DEADLINE` instead of hanging: the output only ends once every
+    /// process holding the wrapper's stdout and stderr has closed them.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         if let Some(status) = self.status {
             return status;
         }
         let child = self.child.as_mut().unwrap();
         let end = Instant::now() + timeout;
-        loop {
+        let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
-                self.status = Some(status);
-                if let Some(r) = self.reader.take() {
-                    let _ = r.join();
-                }
-                return status;
+                break status;
             }
             if Instant::now() >= end {
                 panic!(
@@ -292,7 +307,21 @@ impl Wrapper {
                 );
             }
             thread::sleep(Duration::from_millis(5));
+        };
+        self.status = Some(status);
+        let ended = wait_until(DEADLINE, || {
+            self.reader.as_ref().is_none_or(|r| r.is_finished())
+        });
+        assert!(
+            ended,
+            "the wrapper exited ({status}) but its stdout is still open: something it \
+             started outlived it; output:\n{}",
+            self.output()
+        );
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
         }
+        status
     }
 
     /// Wait for the wrapper's exit code.
@@ -338,10 +367,26 @@ impl Drop for Wrapper {
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
+        // Only processes of this test: a reported pid that was reaped may
+        // have been reused by another test's process meanwhile.
         for pid in self.reported_pids() {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            if started_in(pid, self.path()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
         }
     }
+}
+
+/// Does `pid` run with `REPORT_DIR=dir` in its environment (a process
+/// started for the test that owns `dir`)?
+pub fn started_in(pid: i32, dir: &Path) -> bool {
+    let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let wanted = format!("REPORT_DIR={}", dir.display());
+    environ
+        .split(|b| *b == 0)
+        .any(|entry| entry == wanted.as_bytes())
 }
 
 /// The text after `] ` that follows the source location, for a log line in
@@ -499,6 +544,16 @@ pub fn pending_signals(pid: i32) -> u64 {
         .fold(0, |a, b| a | b)
 }
 
+/// The signals `pid` has a handler for (SigCgt), as a mask.
+pub fn caught_signals(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
 /// Is `pid` asleep in its event wait (poll on the signalfd, or a read of
 /// it, or sigtimedwait) with no signal pending? Then it has finished
 /// handling everything sent to it so far.
@@ -518,16 +573,6 @@ pub fn is_idle(pid: i32) -> bool {
     ["poll", "signalfd", "sigtimedwait"]
         .iter()
         .any(|w| wchan.contains(w))
-}
-
-/// Kills a process that is not a reported child (an orphan, a grandchild)
-/// when the test ends, whatever happened.
-pub struct KillOnDrop(pub i32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
-    }
 }
 
 /// Check one stdout line against the shape of SPEC section 5, i.e. the
@@ -645,14 +690,29 @@ impl Wrapper {
         self.report(epoch).pid().expect("report without a pid")
     }
 
+    /// The pid of `epoch`'s reporter child once it has set its SIGTERM and
+    /// SIGUSR1 traps: it reports first and sets them after, and a signal
+    /// in between would kill the shell instead of being recorded.
+    pub fn ready_pid(&self, epoch: u32) -> i32 {
+        let pid = self.pid_of(epoch);
+        let wanted = (1u64 << (libc::SIGTERM - 1)) | (1u64 << (libc::SIGUSR1 - 1));
+        assert!(
+            wait_until(DEADLINE, || caught_signals(pid) & wanted == wanted),
+            "epoch {epoch} (PID={pid}) never set its traps; output:\n{}",
+            self.output()
+        );
+        pid
+    }
+
     /// Start epochs 1..=`last` with SIGHUP, one after another, and return
-    /// the pids of epochs 0..=`last` (each is up and has reported).
+    /// the pids of epochs 0..=`last` (each is up, has reported, and has
+    /// set its traps: see `ready_pid`).
     pub fn start_epochs(&self, last: u32) -> Vec<i32> {
         self.wait_for_text("forked new child process with PID=");
-        let mut pids = vec![self.pid_of(0)];
+        let mut pids = vec![self.ready_pid(0)];
         for epoch in 1..=last {
             self.signal(Signal::SIGHUP);
-            let pid = self.pid_of(epoch);
+            let pid = self.ready_pid(epoch);
             self.wait_for(&format!("forked new child process with PID={pid}"));
             pids.push(pid);
         }
@@ -906,49 +966,27 @@ pub fn signal_pending(pid: i32, signo: i32) -> bool {
     })
 }
 
-impl Wrapper {
-    /// Like `wait_exit`, but a process that outlives the wrapper and keeps
-    /// its stdout open (a child it failed to stop) makes this fail after
-    /// `DEADLINE` instead of hanging: the output only ends once every
-    /// process holding the wrapper's stdout and stderr has closed them.
-    pub fn wait_end(&mut self, timeout: Duration) -> ExitStatus {
-        if let Some(status) = self.status {
-            return status;
-        }
-        let child = self.child.as_mut().unwrap();
-        let end = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() >= end {
-                panic!(
-                    "wrapper did not exit within {timeout:?}; output:\n{}",
-                    self.output()
-                );
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
-        self.status = Some(status);
-        let ended = wait_until(DEADLINE, || {
-            self.reader.as_ref().is_none_or(|r| r.is_finished())
-        });
-        assert!(
-            ended,
-            "the wrapper exited ({status}) but its stdout is still open: something it \
-             started outlived it; output:\n{}",
-            self.output()
-        );
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        status
-    }
+/// Kills a process the harness does not track (an orphan, a grandchild)
+/// when the test ends, but only if it is still that process: its pid may
+/// have been reaped and reused by another test's process meanwhile.
+pub struct ProcessGuard {
+    pub pid: i32,
+    start: Option<u64>,
+}
 
-    /// The wrapper's exit code, through `wait_end`.
-    pub fn code(&mut self) -> i32 {
-        self.wait_end(DEADLINE)
-            .code()
-            .expect("wrapper killed by a signal")
+impl ProcessGuard {
+    pub fn new(pid: i32) -> ProcessGuard {
+        ProcessGuard {
+            pid,
+            start: start_time(pid),
+        }
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        if self.start.is_some() && start_time(self.pid) == self.start {
+            let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+        }
     }
 }
