@@ -205,13 +205,7 @@ impl Monit {
     /// The report of `epoch` once its pid differs from `not`.
     fn report_other_than(&self, epoch: u32, not: Option<i32>) -> Report {
         let path = self.dir().join(format!("epoch-{epoch}"));
-        let mut last = Report { lines: vec![] };
-        let ok = wait_until(DEADLINE, || {
-            last = Report::read(&path);
-            last.pid().is_some() && last.pid() != not
-        });
-        assert!(ok, "no new report from epoch {epoch}; {}", self.logs());
-        last
+        wait_new_report(&path, not, || self.logs())
     }
 
     fn wait_event(&self, epoch: u32, event: &str) -> Report {

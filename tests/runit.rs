@@ -150,18 +150,7 @@ impl Runit {
     /// after a restart overwrites the old report).
     fn report_other_than(&self, epoch: u32, not: Option<i32>) -> Report {
         let path = self.dir().join(format!("epoch-{epoch}"));
-        let mut last = Report { lines: vec![] };
-        let ok = wait_until(DEADLINE, || {
-            last = Report::read(&path);
-            last.pid().is_some() && last.pid() != not
-        });
-        assert!(
-            ok,
-            "no new report from epoch {epoch}: {:?}; log:\n{}",
-            last.lines,
-            self.log()
-        );
-        last
+        wait_new_report(&path, not, || self.log())
     }
 
     fn report(&self, epoch: u32) -> Report {
@@ -170,18 +159,7 @@ impl Runit {
 
     fn wait_event(&self, epoch: u32, event: &str, n: usize) -> Report {
         let path = self.dir().join(format!("epoch-{epoch}"));
-        let mut last = Report { lines: vec![] };
-        let ok = wait_until(DEADLINE, || {
-            last = Report::read(&path);
-            last.count(event) >= n
-        });
-        assert!(
-            ok,
-            "epoch {epoch} never saw {n} x {event}: {:?}; log:\n{}",
-            last.lines,
-            self.log()
-        );
-        last
+        wait_report_at(&path, event, n, || self.log())
     }
 
     fn assert_gone(&self, pids: &[i32]) {

@@ -104,8 +104,8 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// The zombies whose parent is `ppid`.
-pub fn zombie_children(ppid: i32) -> Vec<i32> {
+/// Every process as (pid, state letter, parent pid), from /proc/PID/stat.
+pub fn processes() -> Vec<(i32, char, i32)> {
     let mut out = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -114,14 +114,27 @@ pub fn zombie_children(ppid: i32) -> Vec<i32> {
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
+        // The fields after the command, which ends at the last ')'.
         let after: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
             .split_whitespace()
             .collect();
-        if after.len() > 1 && after[0] == "Z" && after[1] == ppid.to_string() {
-            out.push(pid);
+        if let (Some(state), Some(Ok(ppid))) = (
+            after.first().and_then(|s| s.chars().next()),
+            after.get(1).map(|p| p.parse::<i32>()),
+        ) {
+            out.push((pid, state, ppid));
         }
     }
     out
+}
+
+/// The zombies whose parent is `ppid`.
+pub fn zombie_children(ppid: i32) -> Vec<i32> {
+    processes()
+        .into_iter()
+        .filter(|(_, state, parent)| *state == 'Z' && *parent == ppid)
+        .map(|(pid, _, _)| pid)
+        .collect()
 }
 
 type Lines = Arc<(Mutex<Vec<String>>, Condvar)>;
@@ -447,22 +460,42 @@ impl Report {
     }
 }
 
+/// Re-read the report at `path` until `event` has been seen `n` times;
+/// on a timeout, panic with what it holds and `output()`.
+pub fn wait_report_at(path: &Path, event: &str, n: usize, output: impl Fn() -> String) -> Report {
+    let mut last = Report { lines: vec![] };
+    let ok = wait_until(DEADLINE, || {
+        last = Report::read(path);
+        last.count(event) >= n
+    });
+    assert!(
+        ok,
+        "{} never saw {n} x {event}: {:?}; output:\n{}",
+        path.display(),
+        last.lines,
+        output()
+    );
+    last
+}
+
+/// The report at `path` once it names a pid other than `not` (a new
+/// epoch 0 after a restart overwrites the old report); on a timeout, panic
+/// with `output()`.
+pub fn wait_new_report(path: &Path, not: Option<i32>, output: impl Fn() -> String) -> Report {
+    let mut last = Report { lines: vec![] };
+    let ok = wait_until(DEADLINE, || {
+        last = Report::read(path);
+        last.pid().is_some() && last.pid() != not
+    });
+    assert!(ok, "no new report at {}; {}", path.display(), output());
+    last
+}
+
 impl Wrapper {
     /// Re-read epoch `epoch`'s report until `event` has been seen `n` times.
     pub fn wait_report_event(&self, epoch: u32, event: &str, n: usize) -> Report {
         let path = self.path().join(format!("epoch-{epoch}"));
-        let mut last = Report { lines: vec![] };
-        let ok = wait_until(DEADLINE, || {
-            last = Report::read(&path);
-            last.count(event) >= n
-        });
-        assert!(
-            ok,
-            "epoch {epoch} never saw {n} x {event}: {:?}; output:\n{}",
-            last.lines,
-            self.output()
-        );
-        last
+        wait_report_at(&path, event, n, || self.output())
     }
 }
 
@@ -870,22 +903,11 @@ pub fn children_of(ppid: i32) -> Vec<i32> {
             .collect();
     }
     // Kernels without CONFIG_PROC_CHILDREN: scan /proc.
-    let mut out = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let after: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
-            .split_whitespace()
-            .collect();
-        if after.get(1) == Some(&ppid.to_string().as_str()) {
-            out.push(pid);
-        }
-    }
-    out
+    processes()
+        .into_iter()
+        .filter(|(_, _, parent)| *parent == ppid)
+        .map(|(pid, _, _)| pid)
+        .collect()
 }
 
 /// The start time of `pid` (field 22 of /proc/PID/stat), which tells a

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
+
+use crate::common::zombie_children;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -179,29 +181,6 @@ pub fn become_subreaper() {
             }
         });
     });
-}
-
-fn zombie_children(ppid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let after: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if after.len() > 1 && after[0] == "Z" && after[1] == ppid.to_string() {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 /// When this process is a subreaper, wait (briefly) until the reaper has
