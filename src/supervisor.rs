@@ -166,7 +166,23 @@ impl Supervisor {
                     log::info!("shutting down, ignoring SIGUSR1");
                     return;
                 }
+                let starting = match self.restart {
+                    Some(Restart::Ready { child, .. }) => Some(child),
+                    _ => None,
+                };
                 for child in &self.children {
+                    if Some(child.pid) == starting {
+                        // SIGUSR1's default action is to terminate: sent
+                        // before Envoy has installed its handler, it would
+                        // kill the new epoch. An epoch that is not ready has
+                        // just opened its logs anyway.
+                        log::info!(
+                            "not sending SIGUSR1 to PID={} (epoch {} is not ready yet)",
+                            child.pid,
+                            child.epoch
+                        );
+                        continue;
+                    }
                     log::info!("sending SIGUSR1 to PID={}", child.pid);
                     if let Err(e) = kill(child.pid, Signal::SIGUSR1) {
                         log::error!("error in SIGUSR1 to PID={} continuing", child.pid);

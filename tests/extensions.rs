@@ -327,3 +327,29 @@ fn hold_while_draining_waits_for_the_old_epoch_to_exit() {
     );
     stop(w);
 }
+
+#[test]
+fn sigusr1_spares_an_epoch_that_is_not_ready_yet() {
+    // SIGUSR1 terminates a process that has no handler yet: a new Envoy
+    // still starting up must not get it (with --ready-check the wrapper
+    // knows which epoch that is).
+    let w = start(&["--ready-check", "ready.sh", "--ready-interval", "0.02"]);
+    touch(&w, "ready-0");
+    let epoch0 = w.report(0).pid().unwrap();
+    w.wait_for_text(&format!("epoch 0 (PID={epoch0}) is ready after"));
+    w.signal(Signal::SIGHUP);
+    let epoch1 = w.report(1).pid().unwrap();
+    w.signal(Signal::SIGUSR1);
+    w.wait_for(&format!(
+        "not sending SIGUSR1 to PID={epoch1} (epoch 1 is not ready yet)"
+    ));
+    w.wait_report_event(0, "usr1", 1);
+    assert_eq!(w.report(1).count("usr1"), 0);
+    // Once ready, it gets the next one like any other epoch.
+    touch(&w, "ready-1");
+    w.wait_for_text(&format!("epoch 1 (PID={epoch1}) is ready after"));
+    w.signal(Signal::SIGUSR1);
+    w.wait_report_event(1, "usr1", 1);
+    w.wait_report_event(0, "usr1", 2);
+    stop(w);
+}
