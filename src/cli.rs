@@ -173,6 +173,17 @@ impl Config {
     /// Check the helper scripts up front: a preflight or ready check that
     /// cannot run would otherwise only show itself at the first reload.
     pub fn from_flags(flags: Flags) -> Result<Config> {
+        for (what, value) in [
+            ("--preflight-timeout", flags.preflight_timeout),
+            ("--ready-timeout", flags.ready_timeout),
+            ("--ready-interval", flags.ready_interval),
+        ] {
+            // Zero would kill every preflight or epoch at once, or run the
+            // ready check in a tight loop.
+            if value.is_zero() {
+                bail!("{what} must be more than 0 seconds");
+            }
+        }
         for (what, script) in [
             ("--preflight", &flags.preflight),
             ("--ready-check", &flags.ready_check),
@@ -256,6 +267,15 @@ mod tests {
     fn an_unknown_flag_before_the_script_is_still_an_error() {
         let err = Flags::try_parse_from(["hot-restarter", "--bogus", "s.sh"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        for flag in ["--preflight-timeout", "--ready-timeout", "--ready-interval"] {
+            let f = Flags::try_parse_from(["hot-restarter", flag, "0", "s.sh"]).unwrap();
+            let err = Config::from_flags(f).unwrap_err().to_string();
+            assert_eq!(err, format!("{flag} must be more than 0 seconds"));
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use clap::Parser;
 use crate::cli::{Config, Flags};
 
 fn main() -> ExitCode {
+    open_missing_stdio();
     // Block the handled signals before anything else, so that a SIGHUP sent
     // right after the wrapper was started does not kill it by default.
     let signals = match signals::Signals::new() {
@@ -70,12 +71,27 @@ fn run(config: Config, signals: signals::Signals) -> Result<i32> {
     if config.subreaper {
         nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
     }
-    let notifier = notify::Notifier::from_env()?;
+    let notifier = notify::Notifier::from_env();
     let _pid_file = match &config.pid_file {
         Some(path) => Some(pidfile::PidFile::create(path, std::process::id())?),
         None => None,
     };
     supervisor::Supervisor::new(config, signals, notifier).run()
+}
+
+/// A wrapper started with stdin, stdout or stderr closed would hand those
+/// numbers to its own descriptors (the signalfd, pipes), and children would
+/// inherit them as their stdio: put /dev/null there first.
+fn open_missing_stdio() {
+    for fd in 0..=2 {
+        // SAFETY: fcntl(F_GETFD) only queries the descriptor; open() returns
+        // the lowest free number, which is `fd` itself when it was closed.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETFD) == -1 {
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            }
+        }
+    }
 }
 
 /// Children inherit stdin, stdout and stderr only: every other descriptor

@@ -18,12 +18,17 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// A notifier for `NOTIFY_SOCKET`, or `None` when it is not set.
-    pub fn from_env() -> Result<Option<Notifier>> {
-        match std::env::var_os("NOTIFY_SOCKET") {
-            None => Ok(None),
-            Some(value) if value.is_empty() => Ok(None),
-            Some(value) => Notifier::new(&value).map(Some),
+    /// A notifier for `NOTIFY_SOCKET`, or `None` when it is not set or
+    /// cannot be used (logged: readiness notification is not worth failing
+    /// the start of the proxy for).
+    pub fn from_env() -> Option<Notifier> {
+        let value = std::env::var_os("NOTIFY_SOCKET").filter(|v| !v.is_empty())?;
+        match Notifier::new(&value) {
+            Ok(notifier) => Some(notifier),
+            Err(e) => {
+                log::warn!("not notifying systemd: {e:#}");
+                None
+            }
         }
     }
 

@@ -27,6 +27,7 @@ pub struct Spec {
     argv: Vec<CString>,
     envp: Vec<CString>,
     quiet_stdout: bool,
+    own_group: bool,
 }
 
 fn cstring(bytes: &[u8], what: &str) -> io::Result<CString> {
@@ -69,6 +70,7 @@ impl Spec {
             argv,
             envp,
             quiet_stdout: false,
+            own_group: false,
         })
     }
 
@@ -76,6 +78,13 @@ impl Spec {
     /// `curl -fs .../ready`, whose body would otherwise fill the log).
     pub fn quiet_stdout(mut self) -> Spec {
         self.quiet_stdout = true;
+        self
+    }
+
+    /// Put the child in a process group of its own, so that it can be
+    /// killed together with whatever it starts.
+    pub fn own_group(mut self) -> Spec {
+        self.own_group = true;
         self
     }
 }
@@ -117,6 +126,7 @@ pub fn spawn(spec: &Spec) -> io::Result<Pid> {
                 &argv,
                 &envp,
                 devnull.as_ref().map(|fd| fd.as_raw_fd()),
+                spec.own_group,
                 parent,
             );
             let bytes = errno.to_ne_bytes();
@@ -144,7 +154,13 @@ pub fn spawn(spec: &Spec) -> io::Result<Pid> {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        // Cannot tell whether it exec'd: do not leave an
+                        // untracked child behind.
+                        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                        let _ = waitpid(child, None);
+                        return Err(e);
+                    }
                 }
             }
             if got == 0 {
@@ -165,10 +181,11 @@ fn child_setup_and_exec(
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
     stdout: Option<libc::c_int>,
+    own_group: bool,
     parent: Pid,
 ) -> i32 {
-    // SAFETY: only async-signal-safe calls (sigaction, sigprocmask, prctl,
-    // getppid, dup2, raise, execve) on pointers that stay valid until execve:
+    // SAFETY: only async-signal-safe calls (rt_sigaction, sigprocmask,
+    // prctl, getppid, dup2, setpgid, raise, execve) on pointers that stay valid until execve:
     // they point into the parent's `Spec`, which the forked copy still holds.
     unsafe {
         // Every disposition back to default: the wrapper ignores SIGPIPE
@@ -216,6 +233,9 @@ fn child_setup_and_exec(
         if let Some(fd) = stdout
             && libc::dup2(fd, libc::STDOUT_FILENO) < 0
         {
+            return errno();
+        }
+        if own_group && libc::setpgid(0, 0) != 0 {
             return errno();
         }
         libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());

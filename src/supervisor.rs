@@ -97,6 +97,12 @@ pub struct Supervisor {
     kept_failure: bool,
     /// Set when the wrapper is done, with its exit code.
     exit: Option<i32>,
+    /// Handling a batch of exits: held restarts wait until the whole batch
+    /// has been judged (a crash later in it may mean a teardown).
+    in_batch: bool,
+    /// The current helper is among the exits of this batch: it has been
+    /// reaped, so it must not be signalled any more.
+    helper_reaped: bool,
 }
 
 impl Supervisor {
@@ -112,6 +118,8 @@ impl Supervisor {
             held_hup: false,
             kept_failure: false,
             exit: None,
+            in_batch: false,
+            helper_reaped: false,
         }
     }
 
@@ -125,7 +133,7 @@ impl Supervisor {
                 // is still running (SIGKILL is immediate), then collect
                 // whatever else has exited.
                 if let Some(pid) = self.kill_helper() {
-                    let _ = waitpid(pid, None);
+                    self.wait_for_helper(pid);
                 }
                 self.reap();
                 return Ok(code);
@@ -139,6 +147,27 @@ impl Supervisor {
             }
             if self.exit.is_none() {
                 self.on_time(Instant::now());
+            }
+        }
+    }
+
+    /// Wait (bounded) for a SIGKILLed helper to be reaped.
+    fn wait_for_helper(&self, pid: Pid) {
+        let deadline = Instant::now() + KILL_REAP_WAIT;
+        loop {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                // Reaped, or (ECHILD) already gone.
+                _ => return,
+            }
+            match self.signals.wait(Some(deadline)) {
+                Ok(sigs) if !sigs.is_empty() => {}
+                _ => {
+                    log::error!(
+                        "helper PID={pid} was not reaped after SIGKILL, exiting without it"
+                    );
+                    return;
+                }
             }
         }
     }
@@ -202,6 +231,11 @@ impl Supervisor {
             HupAction::Hold => {
                 self.held_hup = true;
                 log::info!("holding SIGHUP until {}", self.describe_restart());
+                // systemd (Type=notify-reload) waits for RELOADING=1 after
+                // its SIGHUP; READY=1 follows once the held restart is done.
+                if let Some(n) = &self.notifier {
+                    n.reloading("restart held");
+                }
             }
             HupAction::Coalesce => log::info!(
                 "coalescing SIGHUP into the held restart (waiting until {})",
@@ -213,7 +247,13 @@ impl Supervisor {
     /// Is a new restart to wait? While one is under way (preflight, ready
     /// check), and with --hold-while-draining while an older epoch drains.
     fn restart_blocked(&self) -> bool {
-        self.restart.is_some() || self.draining().is_some()
+        self.restart.is_some() || self.draining().is_some() || self.abandoned().is_some()
+    }
+
+    /// A killed epoch not reaped yet: its Envoy may still hold the epoch's
+    /// hot-restart socket, so the same epoch number must wait for it.
+    fn abandoned(&self) -> Option<&Child> {
+        self.children.iter().find(|c| c.abandoned)
     }
 
     /// The oldest epoch still draining, when --hold-while-draining makes it
@@ -231,6 +271,12 @@ impl Supervisor {
             return format!(
                 "epoch {} (PID={}) has drained and exited",
                 old.epoch, old.pid
+            );
+        }
+        if let (None, Some(killed)) = (self.restart, self.abandoned()) {
+            return format!(
+                "epoch {} (PID={}) has been reaped",
+                killed.epoch, killed.pid
             );
         }
         match self.restart {
@@ -351,8 +397,10 @@ impl Supervisor {
 
     fn take_held_hup(&mut self) {
         if self.held_hup
+            && !self.in_batch
             && self.phase == Phase::Running
             && self.exit.is_none()
+            && self.live().next().is_some()
             && !self.restart_blocked()
         {
             self.held_hup = false;
@@ -375,6 +423,13 @@ impl Supervisor {
 
     /// With --keep-serving: a new epoch failed while older ones run.
     fn restart_failed(&mut self, epoch: u32, why: &str) {
+        if let Some(Restart::Preflight { epoch: checked, .. }) = self.restart {
+            // The preflight ran for an epoch that will not come next now:
+            // stop it and run the restart again for the right epoch.
+            self.kill_helper();
+            self.held_hup = true;
+            log::info!("cancelled the preflight for epoch {checked}; the restart will be retried");
+        }
         self.next_epoch = policy::next_epoch_after_failure(self.live().map(|c| c.epoch), epoch);
         self.kept_failure = true;
         log::warn!(
@@ -400,7 +455,12 @@ impl Supervisor {
         }
     }
 
+    /// READY=1 with the serving epoch, unless a held restart is still to
+    /// come (systemd's reload is not done until then).
     fn notify_ready(&self) {
+        if self.held_hup {
+            return;
+        }
         if let (Some(n), Some(c)) = (&self.notifier, self.live().last()) {
             n.ready(&format!("serving epoch {} (PID={})", c.epoch, c.pid));
         }
@@ -409,7 +469,9 @@ impl Supervisor {
     // ----- helpers (preflight, ready check) -------------------------------
 
     fn spawn_helper(&self, script: &Path, epoch: u32, quiet: bool) -> std::io::Result<Pid> {
-        let spec = Spec::new(script, &[], epoch)?;
+        // Its own process group, so that killing it also kills what it
+        // started (`sh` running `envoy --mode validate`, `curl`).
+        let spec = Spec::new(script, &[], epoch)?.own_group();
         spawn::spawn(&if quiet { spec.quiet_stdout() } else { spec })
     }
 
@@ -424,12 +486,13 @@ impl Supervisor {
         }
     }
 
-    /// SIGKILL the running helper, if any, and return its pid. It is
-    /// reaped later as a process that is no longer tracked.
+    /// SIGKILL the running helper's process group, if any, and return the
+    /// helper's pid unless it has already been reaped. It is reaped later as
+    /// a process that is no longer tracked.
     fn kill_helper(&mut self) -> Option<Pid> {
-        let pid = self.helper_pid();
+        let pid = self.helper_pid().filter(|_| !self.helper_reaped);
         if let Some(pid) = pid {
-            let _ = kill(pid, Signal::SIGKILL);
+            kill_group(pid);
         }
         self.restart = None;
         pid
@@ -445,6 +508,11 @@ impl Supervisor {
                         started.elapsed().as_millis()
                     );
                     self.restart = None;
+                    if self.phase != Phase::Running || self.live().next().is_none() {
+                        // The serving epoch is gone meanwhile: nothing to
+                        // hot-restart from, and the wrapper is about to end.
+                        return;
+                    }
                     self.start_epoch(epoch);
                 } else {
                     log::error!(
@@ -501,14 +569,19 @@ impl Supervisor {
         } else {
             log::debug!("got SIGCHLD");
         }
+        // Judge the children first, then the helper: a helper exit can
+        // start an epoch, which must not happen in a batch that turns out to
+        // need a teardown. The helper, if reaped, is marked so that nothing
+        // signals its pid again.
+        let helper_exit = reaped.iter().find(|(pid, _)| Some(*pid) == helper).copied();
+        self.in_batch = true;
+        self.helper_reaped = helper_exit.is_some();
         let mut failed = false;
-        for (pid, exit) in reaped {
+        for &(pid, exit) in &reaped {
             if let Some(i) = self.children.iter().position(|c| c.pid == pid) {
                 let child = self.children.remove(i);
                 failed |= self.on_child_exit(child, exit);
-            } else if Some(pid) == self.helper_pid() {
-                self.on_helper_exit(pid, exit);
-            } else {
+            } else if Some(pid) != helper {
                 log::debug!(
                     "reaped PID={pid} ({}), not a child we track",
                     describe(exit)
@@ -518,8 +591,16 @@ impl Supervisor {
         if failed {
             self.teardown();
         }
+        if let Some((pid, exit)) = helper_exit
+            && self.helper_pid() == Some(pid)
+        {
+            self.on_helper_exit(pid, exit);
+        }
+        self.in_batch = false;
+        self.helper_reaped = false;
         self.check_children_left();
-        // An epoch that finished draining may be what a held SIGHUP waits for.
+        // An epoch that finished draining (or a restart that completed in
+        // this batch) may be what a held SIGHUP waits for.
         self.take_held_hup();
     }
 
@@ -721,7 +802,7 @@ impl Supervisor {
         }
         match self.restart {
             Some(Restart::Preflight { epoch, helper, .. }) if now >= helper.deadline => {
-                let _ = kill(helper.pid, Signal::SIGKILL);
+                kill_group(helper.pid);
                 log::error!(
                     "preflight for epoch {epoch} (PID={}) timed out after {} s",
                     helper.pid,
@@ -737,7 +818,7 @@ impl Supervisor {
                 ..
             }) if now >= deadline => {
                 if let Some(check) = check {
-                    let _ = kill(check.pid, Signal::SIGKILL);
+                    kill_group(check.pid);
                 }
                 self.restart = None;
                 log::error!(
@@ -799,6 +880,12 @@ impl Supervisor {
             self.teardown();
         }
     }
+}
+
+/// SIGKILL a helper and everything in its process group (it leads one).
+/// The group id cannot be reused while any member of the group lives.
+fn kill_group(pid: Pid) {
+    let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
 }
 
 /// "exited with code=N" / "was killed with signal=N", as in the log lines.

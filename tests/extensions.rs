@@ -37,6 +37,7 @@ fn start(flags: &[&str]) -> Wrapper {
     script(dir.path(), "start.sh", START);
     script(dir.path(), "preflight.sh", PREFLIGHT);
     script(dir.path(), "ready.sh", READY);
+    script(dir.path(), "pf.sh", PREFLIGHT_WITH_WORKER);
     let mut cmd = command(dir.path());
     cmd.args(flags).arg("start.sh");
     let w = Wrapper::spawn(dir, cmd);
@@ -351,5 +352,86 @@ fn sigusr1_spares_an_epoch_that_is_not_ready_yet() {
     w.signal(Signal::SIGUSR1);
     w.wait_report_event(1, "usr1", 1);
     w.wait_report_event(0, "usr1", 2);
+    stop(w);
+}
+
+#[test]
+fn a_held_restart_does_not_start_when_the_last_epoch_has_gone() {
+    // Epoch 0 never gets ready, a SIGHUP is held, then epoch 0 exits 0 by
+    // itself: nothing is left to hot-restart from, so the wrapper exits 0
+    // (SPEC: every child exited 0) instead of starting epoch 1.
+    let mut w = start(&["--ready-check", "ready.sh"]);
+    let epoch0 = w.report(0).pid().unwrap();
+    w.signal(Signal::SIGHUP);
+    w.wait_for(&format!(
+        "holding SIGHUP until epoch 0 (PID={epoch0}) is ready"
+    ));
+    kill(Pid::from_raw(epoch0), Signal::SIGTERM).unwrap();
+    assert_eq!(w.exit_code(), 0, "{}", w.output());
+    assert_eq!(w.count("starting the held restart"), 0, "{}", w.output());
+    assert!(!w.path().join("epoch-1").exists());
+    w.wait_for("exiting due to lack of child processes");
+}
+
+/// A preflight that starts a worker of its own (as `sh` running
+/// `envoy --mode validate` does) and waits while `hold` exists; the
+/// worker's pid goes to `preflight-worker-$RESTART_EPOCH`. Finishing by
+/// itself, it stops its worker; killed, it cannot: the wrapper must.
+const PREFLIGHT_WITH_WORKER: &str = r#"#!/bin/sh
+sleep 60 &
+echo $! > "$REPORT_DIR/preflight-worker-$RESTART_EPOCH"
+while [ -e "$REPORT_DIR/hold" ]; do sleep 0.02; done
+kill $! 2>/dev/null
+"#;
+
+fn worker_of(w: &Wrapper, epoch: u32) -> i32 {
+    let path = w.path().join(format!("preflight-worker-{epoch}"));
+    assert!(wait_until(DEADLINE, || fs::read_to_string(&path)
+        .is_ok_and(|t| t.ends_with('\n'))));
+    fs::read_to_string(&path).unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn a_timed_out_preflight_is_killed_with_what_it_started() {
+    let w = start(&["--preflight", "pf.sh", "--preflight-timeout", "0.3"]);
+    touch(&w, "hold");
+    w.signal(Signal::SIGHUP);
+    let worker = worker_of(&w, 1);
+    let _guard = ProcessGuard::new(worker);
+    w.wait_for_text("restart to epoch 1 skipped because its preflight timed out");
+    assert!(
+        wait_until(DEADLINE, || !running(worker)),
+        "the preflight's own child PID={worker} survived its timeout"
+    );
+    stop(w);
+}
+
+#[test]
+fn keep_serving_cancels_a_preflight_for_an_epoch_that_will_not_come() {
+    // Epoch 1 serves; a preflight for epoch 2 runs; epoch 1 crashes. The
+    // next epoch is 1 again, so the preflight for 2 is killed (with its
+    // worker) and the restart is retried for epoch 1.
+    let w = start(&["--keep-serving", "--preflight", "pf.sh"]);
+    w.signal(Signal::SIGHUP);
+    let epoch1 = w.report(1).pid().unwrap();
+    touch(&w, "hold");
+    w.signal(Signal::SIGHUP);
+    let worker = worker_of(&w, 2);
+    let _guard = ProcessGuard::new(worker);
+    kill(Pid::from_raw(epoch1), Signal::SIGKILL).unwrap();
+    w.wait_for("cancelled the preflight for epoch 2; the restart will be retried");
+    assert!(
+        wait_until(DEADLINE, || !running(worker)),
+        "the cancelled preflight's worker PID={worker} survived"
+    );
+    w.wait_for("running preflight pf.sh for epoch 1");
+    fs::remove_file(w.path().join("epoch-1")).unwrap();
+    remove(&w, "hold");
+    let again = w.report(1).pid().unwrap();
+    assert_ne!(again, epoch1);
+    assert_eq!(
+        w.count("forking and execing new child process at epoch 2"),
+        0
+    );
     stop(w);
 }

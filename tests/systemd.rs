@@ -562,3 +562,46 @@ fn unit_files_pass_systemd_analyze_verify() {
         assert!(ok && out.trim().is_empty(), "{out}");
     }
 }
+
+#[test]
+fn a_held_reload_says_reloading_at_once_and_ready_only_when_done() {
+    // Under Type=notify-reload systemd waits for RELOADING=1 after its
+    // SIGHUP; a SIGHUP held by --hold-while-draining must still answer it,
+    // and READY=1 must wait for the held restart itself.
+    let listener = Listener::path();
+    let value = listener.value.clone();
+    let mut w = Wrapper::start_with(&["--hold-while-draining"], REPORTER, |cmd| {
+        cmd.env("NOTIFY_SOCKET", &value);
+    });
+    listener.expect(&w, "READY=1 for epoch 0");
+    let pid0 = w.report(0).pid().unwrap();
+    w.signal(Signal::SIGHUP);
+    listener.expect(&w, "RELOADING=1 for epoch 1");
+    listener.expect(&w, "READY=1 for epoch 1");
+    let pid1 = w.report(1).pid().unwrap();
+
+    // Epoch 0 still drains: this SIGHUP is held.
+    let before = monotonic_usec();
+    w.signal(Signal::SIGHUP);
+    let held = listener.expect(&w, "RELOADING=1 for the held restart");
+    assert_reloading(&held, before, monotonic_usec(), "restart held");
+    listener.assert_empty();
+
+    // Epoch 0 finishes draining: the held restart runs, then READY=1.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid0), Signal::SIGTERM).unwrap();
+    let reloading = listener.expect(&w, "RELOADING=1 for epoch 2");
+    assert!(
+        reloading.text.contains("STATUS=restarting to epoch 2"),
+        "{reloading:?}"
+    );
+    let ready = listener.expect(&w, "READY=1 for epoch 2");
+    let pid2 = w.report(2).pid().unwrap();
+    assert_eq!(
+        ready.text,
+        format!("READY=1\nSTATUS=serving epoch 2 (PID={pid2})\n")
+    );
+    assert_ne!(pid1, pid2);
+    w.signal(Signal::SIGTERM);
+    listener.expect(&w, "STOPPING=1");
+    assert_eq!(w.exit_code(), 0);
+}
