@@ -3,14 +3,14 @@
 //! deadlines. Every process a test starts is killed when the test ends.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,13 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 /// exit at once; `FAIL_EPOCH=<n>` makes epoch n exit 3 at once.
 pub const REPORTER: &str = r#"#!/bin/sh
 r="$REPORT_DIR/epoch-$RESTART_EPOCH"
+# Traps first: once the report exists, a signal is recorded, never fatal.
+trap 'echo usr1 >> "$r"' USR1
+if [ -n "$IGNORE_TERM" ]; then
+  trap 'echo term >> "$r"' TERM
+else
+  trap 'echo term >> "$r"; exit ${TERM_EXIT:-0}' TERM
+fi
 {
   echo "pid=$$"
   echo "epoch=$RESTART_EPOCH"
@@ -42,12 +49,6 @@ r="$REPORT_DIR/epoch-$RESTART_EPOCH"
 mv "$r.tmp" "$r"
 if [ -n "$EXIT_AT_START" ]; then exit "$EXIT_AT_START"; fi
 if [ "$FAIL_EPOCH" = "$RESTART_EPOCH" ]; then exit 3; fi
-trap 'echo usr1 >> "$r"' USR1
-if [ -n "$IGNORE_TERM" ]; then
-  trap 'echo term >> "$r"' TERM
-else
-  trap 'echo term >> "$r"; exit ${TERM_EXIT:-0}' TERM
-fi
 while :; do sleep 0.02; done
 "#;
 
@@ -61,16 +62,39 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let source = dir.join(format!(".{name}.source"));
     fs::write(&source, body).unwrap();
     let path = dir.join(name);
-    let status = Command::new("cp")
-        .arg(&source)
-        .arg(&path)
-        .stdin(Stdio::null())
-        .status()
-        .expect("cannot run cp");
+    let mut cp = Command::new("cp");
+    cp.arg(&source).arg(&path).stdin(Stdio::null());
+    let mut child = spawn_owned(&mut cp);
+    let status = child.wait().expect("cannot wait for cp");
+    unown(child.id() as i32);
     assert!(status.success(), "cp {source:?} {path:?} failed");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     fs::remove_file(&source).unwrap();
     path
+}
+
+/// Children of the test process that a reaper thread (tests that make the
+/// test process a subreaper, see tests/supervisors_common) must leave to
+/// their own `wait`.
+pub fn owned() -> &'static Mutex<HashSet<i32>> {
+    static OWNED: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
+    OWNED.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// Start `cmd` as a child the reaper leaves alone: it is registered under
+/// the lock the reaper holds while it scans.
+pub fn spawn_owned(cmd: &mut Command) -> Child {
+    let mut owned = owned().lock().unwrap();
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    owned.insert(child.id() as i32);
+    child
+}
+
+/// Forget a child started with `spawn_owned` once it has been waited for.
+pub fn unown(pid: i32) {
+    owned().lock().unwrap().remove(&pid);
 }
 
 /// Is `pid` a process that has not been reaped (zombies count as alive)?
@@ -723,9 +747,9 @@ impl Wrapper {
         self.report(epoch).pid().expect("report without a pid")
     }
 
-    /// The pid of `epoch`'s reporter child once it has set its SIGTERM and
-    /// SIGUSR1 traps: it reports first and sets them after, and a signal
-    /// in between would kill the shell instead of being recorded.
+    /// The pid of `epoch`'s reporter child once the kernel shows its
+    /// SIGTERM and SIGUSR1 traps in place (the reporter sets them before it
+    /// reports; this checks it from the outside).
     pub fn ready_pid(&self, epoch: u32) -> i32 {
         let pid = self.pid_of(epoch);
         let wanted = (1u64 << (libc::SIGTERM - 1)) | (1u64 << (libc::SIGUSR1 - 1));

@@ -5,9 +5,9 @@
 //! leaves behind.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use crate::common::zombie_children;
+use crate::common::{owned, spawn_owned, unown, zombie_children};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -132,11 +132,6 @@ impl Drop for Supervised {
 // test process therefore becomes a child subreaper and reaps, in a thread,
 // every zombie child that it did not start itself through `spawn_owned`.
 
-fn owned() -> &'static Mutex<HashSet<i32>> {
-    static OWNED: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
-    OWNED.get_or_init(|| Mutex::new(HashSet::new()))
-}
-
 /// How each orphan the reaper collected ended.
 fn reaped() -> &'static Mutex<HashMap<i32, WaitStatus>> {
     static REAPED: OnceLock<Mutex<HashMap<i32, WaitStatus>>> = OnceLock::new();
@@ -195,21 +190,6 @@ fn settle_orphans() {
         let owned = owned().lock().unwrap();
         zombie_children(me).iter().all(|pid| owned.contains(pid))
     });
-}
-
-/// Start `cmd` as a child the reaper leaves alone.
-pub fn spawn_owned(cmd: &mut Command) -> Child {
-    let mut owned = owned().lock().unwrap();
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    owned.insert(child.id() as i32);
-    child
-}
-
-/// Forget a child started with `spawn_owned` once it has been waited for.
-pub fn unown(pid: i32) {
-    owned().lock().unwrap().remove(&pid);
 }
 
 /// `cmd.output()` for a process that may run while the reaper is active.
