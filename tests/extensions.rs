@@ -53,6 +53,16 @@ fn remove(w: &Wrapper, name: &str) {
     fs::remove_file(w.path().join(name)).unwrap();
 }
 
+/// Make epoch 0 pass the ready check, wait until the wrapper says so, then
+/// SIGHUP: returns the pids of epoch 0 (ready) and epoch 1 (not ready).
+fn ready_then_restart(w: &Wrapper) -> (i32, i32) {
+    touch(w, "ready-0");
+    let epoch0 = w.report(0).pid().unwrap();
+    w.wait_for_text(&format!("epoch 0 (PID={epoch0}) is ready after"));
+    w.signal(Signal::SIGHUP);
+    (epoch0, w.report(1).pid().unwrap())
+}
+
 fn stop(mut w: Wrapper) {
     w.signal(Signal::SIGTERM);
     assert_eq!(w.exit_code(), 0, "{}", w.output());
@@ -206,11 +216,7 @@ fn keep_serving_exits_1_when_the_survivors_run_out_after_a_failure() {
 #[test]
 fn the_ready_check_holds_and_coalesces_sighups_until_the_epoch_is_ready() {
     let w = start(&["--ready-check", "ready.sh", "--ready-interval", "0.02"]);
-    touch(&w, "ready-0");
-    let epoch0 = w.report(0).pid().unwrap();
-    w.wait_for_text(&format!("epoch 0 (PID={epoch0}) is ready after"));
-    w.signal(Signal::SIGHUP);
-    let epoch1 = w.report(1).pid().unwrap();
+    let (_, epoch1) = ready_then_restart(&w);
     // Epoch 1 is not ready: a burst of SIGHUPs becomes one held restart.
     for _ in 0..10 {
         w.signal(Signal::SIGHUP);
@@ -269,11 +275,7 @@ fn keep_serving_with_a_ready_timeout_kills_only_the_new_epoch() {
         "--ready-timeout",
         "0.5",
     ]);
-    touch(&w, "ready-0");
-    let epoch0 = w.report(0).pid().unwrap();
-    w.wait_for_text(&format!("epoch 0 (PID={epoch0}) is ready after"));
-    w.signal(Signal::SIGHUP);
-    let first1 = w.report(1).pid().unwrap();
+    let (epoch0, first1) = ready_then_restart(&w);
     w.wait_for(&format!(
         "epoch 1 (PID={first1}) not ready after 0.5 s, killing it"
     ));
@@ -335,11 +337,7 @@ fn sigusr1_spares_an_epoch_that_is_not_ready_yet() {
     // still starting up must not get it (with --ready-check the wrapper
     // knows which epoch that is).
     let w = start(&["--ready-check", "ready.sh", "--ready-interval", "0.02"]);
-    touch(&w, "ready-0");
-    let epoch0 = w.report(0).pid().unwrap();
-    w.wait_for_text(&format!("epoch 0 (PID={epoch0}) is ready after"));
-    w.signal(Signal::SIGHUP);
-    let epoch1 = w.report(1).pid().unwrap();
+    let (_, epoch1) = ready_then_restart(&w);
     w.signal(Signal::SIGUSR1);
     w.wait_for(&format!(
         "not sending SIGUSR1 to PID={epoch1} (epoch 1 is not ready yet)"
