@@ -4,21 +4,14 @@
 //! `main` only parses the flags, sets up logging, calls `run` and turns its
 //! result into an exit code.
 
-mod cli;
-mod logging;
-mod notify;
-mod pidfile;
-mod policy;
-mod signals;
-mod spawn;
-mod supervisor;
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use crate::cli::{Config, Flags};
+use hot_restarter::cli::{self, Config, Flags};
+use hot_restarter::{logging, notify, pidfile, signals, supervisor};
 
 fn main() -> ExitCode {
     open_missing_stdio();
