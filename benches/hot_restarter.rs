@@ -41,7 +41,11 @@ fn main() {
         fixture(args.get(2).expect("fixture FIFO path"));
     }
     let config = BenchConfig::from_args(&args);
-    keep_inherited_descriptors_to_ourselves();
+    // `cargo bench` may hand this process descriptors of its own (a
+    // jobserver pipe): keep them from the wrapper, so that its descriptor
+    // count is its own.
+    hot_restarter::setup::close_inherited_descriptors()
+        .expect("cannot mark descriptors close-on-exec");
     run(&config);
 }
 
@@ -89,27 +93,6 @@ fn fixture(fifo: &str) -> ! {
                 libc::SIGTERM => libc::_exit(0),
                 libc::SIGUSR1 => say(format!("usr1 {pid}\n")),
                 _ => {}
-            }
-        }
-    }
-}
-
-/// `cargo bench` may hand this process descriptors of its own (a jobserver
-/// pipe): mark them close-on-exec so that the wrapper's descriptor count is
-/// its own.
-fn keep_inherited_descriptors_to_ourselves() {
-    let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2)
-        .collect();
-    for fd in fds {
-        // SAFETY: F_GETFD/F_SETFD only change a descriptor's flags; the
-        // listing's own descriptor is gone by now and gives EBADF.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
             }
         }
     }

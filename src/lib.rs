@@ -2,10 +2,13 @@
 //! share. `main.rs` only parses flags and maps `run`'s result to an exit code.
 
 pub mod cli;
+pub mod core;
+pub mod driver;
 pub mod logging;
 pub mod notify;
 pub mod pidfile;
 pub mod policy;
+pub mod poller;
+pub mod setup;
 pub mod signals;
 pub mod spawn;
-pub mod supervisor;

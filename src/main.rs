@@ -4,17 +4,16 @@
 //! `main` only parses the flags, sets up logging, calls `run` and turns its
 //! result into an exit code.
 
-
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 
 use hot_restarter::cli::{self, Config, Flags};
-use hot_restarter::{logging, notify, pidfile, signals, supervisor};
+use hot_restarter::{driver, logging, notify, pidfile, setup, signals};
 
 fn main() -> ExitCode {
-    open_missing_stdio();
+    setup::open_missing_stdio();
     // Block the handled signals before anything else, so that a SIGHUP sent
     // right after the wrapper was started does not kill it by default.
     let signals = match signals::Signals::new() {
@@ -60,7 +59,7 @@ fn main() -> ExitCode {
 /// Set the process up (descriptors, subreaper, signals, pid file, systemd)
 /// and supervise until the end. Every child is gone when this returns.
 fn run(config: Config, signals: signals::Signals) -> Result<i32> {
-    close_inherited_descriptors()?;
+    setup::close_inherited_descriptors()?;
     if config.subreaper {
         nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
     }
@@ -69,42 +68,5 @@ fn run(config: Config, signals: signals::Signals) -> Result<i32> {
         Some(path) => Some(pidfile::PidFile::create(path, std::process::id())?),
         None => None,
     };
-    supervisor::Supervisor::new(config, signals, notifier).run()
-}
-
-/// A wrapper started with stdin, stdout or stderr closed would hand those
-/// numbers to its own descriptors (the signalfd, pipes), and children would
-/// inherit them as their stdio: put /dev/null there first.
-fn open_missing_stdio() {
-    for fd in 0..=2 {
-        // SAFETY: fcntl(F_GETFD) only queries the descriptor; open() returns
-        // the lowest free number, which is `fd` itself when it was closed.
-        unsafe {
-            if libc::fcntl(fd, libc::F_GETFD) == -1 {
-                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-            }
-        }
-    }
-}
-
-/// Children inherit stdin, stdout and stderr only: every other descriptor
-/// the wrapper was started with is marked close-on-exec.
-fn close_inherited_descriptors() -> Result<()> {
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .context("cannot list /proc/self/fd")?
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > 2)
-        .collect();
-    for fd in fds {
-        // SAFETY: F_GETFD/F_SETFD only change the descriptor's flags; a
-        // descriptor that is gone (the directory listing's own) gives EBADF,
-        // which is ignored.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-            }
-        }
-    }
-    Ok(())
+    driver::Driver::new(config, signals, notifier).run()
 }

@@ -3,15 +3,13 @@
 //! The five signals the wrapper acts on are blocked and read from a
 //! signalfd, so no code runs in a signal handler (the Python wrapper forks
 //! from inside its handlers, which is how rapid SIGHUPs wedge it,
-//! envoyproxy/envoy #7861), and one `poll` waits for the next signal or a
-//! deadline, whichever comes first, without waking up in between.
+//! envoyproxy/envoy #7861); the event loop polls the signalfd beside its
+//! sockets and wakes for the next signal or deadline, never in between.
 
-use std::os::fd::AsFd;
-use std::time::Instant;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -52,40 +50,15 @@ impl Signals {
         Ok(Signals { fd })
     }
 
-    /// Wait until a signal is pending or `deadline` passes, then return the
-    /// pending signals in handling order (each at most once: standard
-    /// signals coalesce in the kernel anyway). An empty set means the
-    /// deadline passed.
-    pub fn wait(&self, deadline: Option<Instant>) -> Result<Vec<Signal>> {
-        loop {
-            let timeout = match deadline {
-                None => PollTimeout::NONE,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    // Round up so that a wake-up never comes before the
-                    // deadline and turns into a busy loop.
-                    let ms = left.as_micros().div_ceil(1000);
-                    PollTimeout::try_from(ms.min(i32::MAX as u128) as i32)
-                        .unwrap_or(PollTimeout::MAX)
-                }
-            };
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                // EINTR: a signal outside the blocked set (SIGSTOP/SIGCONT).
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("cannot wait for signals"),
-                Ok(0) => return Ok(Vec::new()),
-                Ok(_) => {}
-            }
-            let pending = self.drain()?;
-            if !pending.is_empty() {
-                return Ok(pending);
-            }
-        }
+    /// The signalfd, for the event loop's poll: readable when a handled
+    /// signal is pending.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
-    /// Read every queued signal without blocking.
-    fn drain(&self) -> Result<Vec<Signal>> {
+    /// Read every queued signal without blocking, in handling order (each
+    /// at most once: standard signals coalesce in the kernel anyway).
+    pub fn read(&self) -> Result<Vec<Signal>> {
         let mut seen = [false; HANDLED.len()];
         loop {
             match self.fd.read_signal() {

@@ -323,11 +323,18 @@ fn the_template_matcher_tells_messages_apart() {
 
 #[test]
 fn messages_that_need_a_failing_kill_are_kept_word_for_word_in_the_source() {
+    fn read_tree(dir: &std::path::Path, text: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.path().is_dir() {
+                read_tree(&entry.path(), text);
+            } else {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap());
+            }
+        }
+    }
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut text = String::new();
-    for entry in std::fs::read_dir(src).unwrap().flatten() {
-        text.push_str(&std::fs::read_to_string(entry.path()).unwrap());
-    }
+    read_tree(&src, &mut text);
     // The same words with `{}` or `{name}` for the pid, as the argument of
     // an error-level log macro.
     for template in UNREACHABLE {

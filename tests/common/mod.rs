@@ -676,7 +676,7 @@ pub fn check_log_line(line: &str, wrapper_pid: i32) -> Result<(), String> {
     let r = lit(r, "][core] [src/", "logger name and source file")?;
     let name_len = r
         .bytes()
-        .take_while(|b| b.is_ascii_lowercase() || *b == b'_')
+        .take_while(|b| b.is_ascii_lowercase() || *b == b'_' || *b == b'/')
         .count();
     if name_len == 0 {
         return Err(format!("expected a source file name at {r:?}"));

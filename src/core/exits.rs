@@ -1,0 +1,226 @@
+//! Exits and endings: judging reaped processes, the teardown after a
+//! failure, the graceful shutdown, and the deadlines that end each of them.
+
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::{Action, ChildState, Core, KILL_REAP_WAIT, Notify, Phase, Work, describe, later};
+use crate::policy::{Ending, Exit};
+
+impl Core {
+    /// One SIGCHLD's worth of reaped processes: our children, helpers, and
+    /// orphans re-parented to us.
+    pub(super) fn on_reaped(&mut self, batch: Vec<(Pid, Exit)>, now: Instant) {
+        let helper = self.helper_pid();
+        // The Python wrapper logs every SIGCHLD; ready checks exit several
+        // times a second, so their exits alone are logged only at debug.
+        let only_helpers = batch
+            .iter()
+            .all(|(pid, _)| Some(*pid) == helper || self.killed_helpers.contains(pid));
+        if self.phase.is_running() && !batch.is_empty() && !only_helpers {
+            log::info!("got SIGCHLD");
+        } else {
+            log::debug!("got SIGCHLD");
+        }
+        // Every child of the batch leaves the list before any is judged, so
+        // that no judgement names a child of the same batch as serving.
+        let mut exited = Vec::new();
+        for (pid, exit) in batch {
+            if let Some(i) = self.children.iter().position(|c| c.pid == pid) {
+                exited.push((self.children.remove(i), exit));
+            } else if let Some(i) = self.killed_helpers.iter().position(|p| *p == pid) {
+                self.killed_helpers.remove(i);
+                log::debug!("killed helper PID={pid} reaped ({})", describe(exit));
+            } else if !self.helper_reaped(pid, exit) {
+                log::debug!(
+                    "reaped PID={pid} ({}), not a child we track",
+                    describe(exit)
+                );
+            }
+        }
+        // Children first, then the helper: a helper's exit can start an
+        // epoch, which must not happen in a batch that needs a teardown.
+        let mut teardown = false;
+        for (child, exit) in exited {
+            teardown |= self.judge_exit(child, exit);
+        }
+        if teardown && self.phase.is_running() {
+            self.teardown();
+        }
+        self.judge_helper(now);
+    }
+
+    /// Judge one child's exit. Returns true when it means a teardown.
+    fn judge_exit(&mut self, child: super::Child, exit: Exit) -> bool {
+        let pid = child.pid;
+        if !self.phase.is_running() || child.state == ChildState::Abandoned {
+            log::debug!("PID={pid} (epoch {}): {}", child.epoch, describe(exit));
+            return false;
+        }
+        match exit {
+            Exit::Code(0) => log::info!("PID={pid} exited with code=0"),
+            Exit::Code(code) => log::warn!("PID={pid} exited with code={code}"),
+            Exit::Signal(sig) => log::warn!("PID={pid} was killed with signal={sig}"),
+        }
+        let awaited = matches!(self.work(), Work::Awaiting { pid: p, .. } if p == pid);
+        if exit.is_clean() {
+            if awaited {
+                // It finished before it was ever ready: nothing to wait for.
+                self.kill_helper();
+                self.restart_done();
+            }
+            return false;
+        }
+        self.failed = true;
+        if !self.s.keep_serving || self.live().next().is_none() {
+            return true;
+        }
+        let newest = self.live().map(|c| c.epoch).max().unwrap_or(0);
+        if child.epoch > newest {
+            if awaited {
+                self.kill_helper();
+            }
+            // envoyproxy/envoy #33446: once a new Envoy has died before
+            // going live, Envoy 1.40 refuses every later hot restart of the
+            // surviving generation, whatever epoch number is tried.
+            log::warn!(
+                "epoch {} (PID={pid}) died before taking over; if Envoy itself had started, \
+                 every further hot restart of the serving Envoy will fail with \"previous envoy \
+                 process is still initializing\" until the service is restarted cold \
+                 (envoyproxy/envoy #33446); --preflight catches bad configs before a new Envoy \
+                 starts",
+                child.epoch
+            );
+            self.restart_failed(child.epoch, &format!("PID={pid} {}", describe(exit)));
+        } else {
+            log::warn!(
+                "epoch {} (PID={pid}) failed while newer epochs run; {} (--keep-serving)",
+                child.epoch,
+                self.serving_description()
+            );
+        }
+        false
+    }
+
+    /// End the run once no child is left (and say why).
+    pub(super) fn check_children_left(&mut self) {
+        if !self.children.is_empty() || matches!(self.work(), Work::Forking { .. }) {
+            return;
+        }
+        match self.phase {
+            Phase::Running(_) => {
+                log::warn!("exiting due to lack of child processes");
+                self.finish(if self.failed {
+                    Ending::Failure
+                } else {
+                    Ending::NoChildrenLeft
+                });
+            }
+            Phase::ShuttingDown { .. } => {
+                log::info!("all children exited cleanly");
+                self.finish(Ending::GracefulShutdown);
+            }
+            Phase::Killing { ending, .. } => {
+                if ending == Ending::Failure {
+                    log::warn!("exiting due to lack of child processes");
+                }
+                self.finish(ending);
+            }
+            Phase::Exiting { ending, .. } if self.killed_helpers.is_empty() => {
+                self.phase = Phase::Done(ending);
+            }
+            Phase::Exiting { .. } | Phase::Done(_) => {}
+        }
+    }
+
+    /// A child failed: SIGKILL every other child, then exit 1 once they are
+    /// reaped.
+    pub(super) fn teardown(&mut self) {
+        log::warn!("Due to abnormal exit, force killing all child processes and exiting");
+        self.kill_helper();
+        self.force_kill_all(Ending::Failure);
+    }
+
+    fn force_kill_all(&mut self, ending: Ending) {
+        for i in 0..self.children.len() {
+            let pid = self.children[i].pid;
+            log::warn!("force killing PID={pid}");
+            self.actions.push(Action::Signal(pid, Signal::SIGKILL));
+        }
+        self.phase = Phase::Killing {
+            deadline: later(self.now, KILL_REAP_WAIT),
+            ending,
+        };
+    }
+
+    /// SIGTERM/SIGINT: pass SIGTERM on and wait up to the term wait.
+    pub(super) fn shutdown(&mut self, now: Instant) {
+        self.notify(Notify::Stopping);
+        self.kill_helper();
+        self.held = false;
+        for i in 0..self.children.len() {
+            let pid = self.children[i].pid;
+            log::info!("sending TERM to PID={pid}");
+            self.actions.push(Action::Signal(pid, Signal::SIGTERM));
+        }
+        self.phase = Phase::ShuttingDown {
+            deadline: later(now, self.s.term_wait),
+        };
+    }
+
+    /// No child is left: stop whatever helper runs, and be done once every
+    /// killed helper has been reaped.
+    pub(super) fn finish(&mut self, ending: Ending) {
+        self.kill_helper();
+        self.held = false;
+        self.phase = if self.killed_helpers.is_empty() {
+            Phase::Done(ending)
+        } else {
+            Phase::Exiting {
+                deadline: later(self.now, KILL_REAP_WAIT),
+                ending,
+            }
+        };
+    }
+
+    /// Act on every deadline that has passed.
+    pub(super) fn on_time(&mut self, now: Instant) {
+        match self.phase {
+            Phase::ShuttingDown { deadline } if now >= deadline => {
+                for c in &self.children {
+                    log::info!("child PID={} did not exit cleanly, killing", c.pid);
+                }
+                self.force_kill_all(Ending::ForcedShutdown);
+            }
+            Phase::Killing { deadline, ending } if now >= deadline => {
+                for c in &self.children {
+                    log::error!(
+                        "PID={} was not reaped after SIGKILL, exiting without it",
+                        c.pid
+                    );
+                }
+                self.children.clear();
+                self.finish(ending);
+            }
+            Phase::Exiting { deadline, ending } if now >= deadline => {
+                for pid in &self.killed_helpers {
+                    log::error!(
+                        "helper PID={pid} was not reaped after SIGKILL, exiting without it"
+                    );
+                }
+                self.killed_helpers.clear();
+                self.phase = Phase::Done(ending);
+            }
+            Phase::Running(_) => self.restart_deadlines(now),
+            _ => {}
+        }
+    }
+}
+
+impl Phase {
+    pub(super) fn is_running(&self) -> bool {
+        matches!(self, Phase::Running(_))
+    }
+}
