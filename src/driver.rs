@@ -35,6 +35,7 @@ impl Settings {
             keep_serving: cfg.keep_serving,
             preflight: cfg.preflight.clone(),
             ready_check: cfg.ready_check.clone(),
+            envoy_admin: false,
             hold_while_draining: cfg.hold_while_draining,
             term_wait: cfg.term_wait,
             preflight_timeout: cfg.preflight_timeout,
@@ -129,6 +130,10 @@ impl Driver {
                 let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
                 None
             }
+            Action::Ask(query) => Some(Event::Answered(
+                query,
+                Err("no admin address configured".to_string()),
+            )),
             Action::Notify(n) => {
                 if let Some(notifier) = &self.notifier {
                     match n {

@@ -64,7 +64,7 @@ impl Core {
             Exit::Code(code) => log::warn!("PID={pid} exited with code={code}"),
             Exit::Signal(sig) => log::warn!("PID={pid} was killed with signal={sig}"),
         }
-        let awaited = matches!(self.work(), Work::Awaiting { pid: p, .. } if p == pid);
+        let awaited = matches!(self.work(), Work::Awaiting(a) if a.pid == pid);
         if exit.is_clean() {
             if awaited {
                 // It finished before it was ever ready: nothing to wait for.
@@ -109,7 +109,7 @@ impl Core {
         if !self.children.is_empty() || matches!(self.work(), Work::Forking { .. }) {
             return;
         }
-        match self.phase {
+        match self.phase.clone() {
             Phase::Running(_) => {
                 log::warn!("exiting due to lack of child processes");
                 self.finish(if self.failed {
@@ -187,7 +187,7 @@ impl Core {
 
     /// Act on every deadline that has passed.
     pub(super) fn on_time(&mut self, now: Instant) {
-        match self.phase {
+        match self.phase.clone() {
             Phase::ShuttingDown { deadline } if now >= deadline => {
                 for c in &self.children {
                     log::info!("child PID={} did not exit cleanly, killing", c.pid);

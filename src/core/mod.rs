@@ -14,6 +14,7 @@
 //! source location in a line points at the decision.
 
 mod exits;
+mod ready;
 mod restart;
 
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub struct Settings {
     pub keep_serving: bool,
     pub preflight: Option<PathBuf>,
     pub ready_check: Option<PathBuf>,
+    /// Readiness from Envoy's admin (`--envoy-admin`).
+    pub envoy_admin: bool,
     pub hold_while_draining: bool,
     pub term_wait: Duration,
     pub preflight_timeout: Duration,
@@ -50,6 +53,7 @@ impl Settings {
             keep_serving: false,
             preflight: None,
             ready_check: None,
+            envoy_admin: false,
             hold_while_draining: false,
             term_wait: Duration::from_secs(30),
             preflight_timeout: Duration::from_secs(60),
@@ -81,8 +85,27 @@ pub enum Event {
     Reaped(Vec<(Pid, Exit)>),
     /// The outcome of an `Action::Spawn`: the pid, or why it did not start.
     Spawned(Job, Result<Pid, String>),
+    /// The answer to an `Action::Ask`: what Envoy's admin said, or why
+    /// there was no usable answer.
+    Answered(Query, Result<Answer, String>),
     /// Time has passed: act on every deadline up to `now`.
     Tick,
+}
+
+/// A question for Envoy's admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    /// `GET /server_info`, asked to see whether `epoch` is LIVE.
+    ServerInfo { epoch: u32 },
+}
+
+/// What Envoy's admin answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    ServerInfo {
+        state: String,
+        restart_epoch: Option<u32>,
+    },
 }
 
 /// Something the driver must do.
@@ -97,6 +120,9 @@ pub enum Action {
     KillGroup(Pid),
     /// Tell systemd (when `NOTIFY_SOCKET` is set).
     Notify(Notify),
+    /// Ask Envoy's admin; the driver answers with `Event::Answered`, within
+    /// a short timeout.
+    Ask(Query),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,19 +176,46 @@ enum Helper {
     Exited(Pid, Exit),
 }
 
-/// The ready check of an epoch that has started.
+/// One readiness probe of an epoch that has started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Probe {
+    /// Not configured.
+    Off,
     /// Run it (again) at this moment.
     Due(Instant),
+    /// The ready-check script runs.
     Running(Helper),
+    /// A question to Envoy's admin is out.
+    Asking,
     Passed,
+}
+
+/// The preflight of a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Preflight {
+    epoch: u32,
+    started: Instant,
+    deadline: Instant,
+    helper: Helper,
+}
+
+/// An epoch that has started and is ready once every probe has passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Awaiting {
+    epoch: u32,
+    pid: Pid,
+    started: Instant,
+    deadline: Instant,
+    script: Probe,
+    admin: Probe,
+    /// What Envoy's admin said last, for the log when time runs out.
+    admin_said: Option<String>,
 }
 
 /// A restart in flight. Without `--preflight` and readiness checks a restart
 /// is over as soon as the child is forked, as in the Python wrapper, and
 /// the work stays `Idle`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Work {
     Idle,
     /// The start script for `epoch` is being forked; `Event::Spawned`
@@ -170,25 +223,12 @@ enum Work {
     Forking {
         epoch: u32,
     },
-    /// The preflight runs for `epoch`.
-    Preflight {
-        epoch: u32,
-        started: Instant,
-        deadline: Instant,
-        helper: Helper,
-    },
-    /// Epoch `epoch` (`pid`) runs; it is ready once every probe has passed.
-    Awaiting {
-        epoch: u32,
-        pid: Pid,
-        started: Instant,
-        deadline: Instant,
-        script: Probe,
-    },
+    Preflight(Preflight),
+    Awaiting(Awaiting),
 }
 
 /// What the wrapper is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
     /// Serving, and maybe restarting.
     Running(Work),
@@ -264,6 +304,7 @@ impl Core {
                 Event::Signal(sig) => self.on_signal(sig, now),
                 Event::Reaped(batch) => self.on_reaped(batch, now),
                 Event::Spawned(job, result) => self.on_spawned(job, result, now),
+                Event::Answered(query, answer) => self.on_answer(query, answer, now),
                 Event::Tick => self.on_time(now),
             }
             self.settle(now);
@@ -273,24 +314,26 @@ impl Core {
 
     /// The earliest moment something must happen without an event.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.phase {
+        match &self.phase {
             Phase::Running(Work::Idle | Work::Forking { .. }) | Phase::Done(_) => None,
-            Phase::Running(Work::Preflight { deadline, .. }) => Some(deadline),
-            Phase::Running(Work::Awaiting {
-                deadline, script, ..
-            }) => match script {
-                Probe::Due(at) => Some(at.min(deadline)),
-                _ => Some(deadline),
-            },
+            Phase::Running(Work::Preflight(p)) => Some(p.deadline),
+            Phase::Running(Work::Awaiting(a)) => [a.script, a.admin]
+                .into_iter()
+                .filter_map(|p| match p {
+                    Probe::Due(at) => Some(at),
+                    _ => None,
+                })
+                .chain([a.deadline])
+                .min(),
             Phase::ShuttingDown { deadline }
             | Phase::Killing { deadline, .. }
-            | Phase::Exiting { deadline, .. } => Some(deadline),
+            | Phase::Exiting { deadline, .. } => Some(*deadline),
         }
     }
 
     /// The exit code, once the wrapper is done.
     pub fn exit_code(&self) -> Option<i32> {
-        match self.phase {
+        match &self.phase {
             Phase::Done(ending) => Some(ending.exit_code()),
             _ => None,
         }
@@ -302,7 +345,7 @@ impl Core {
     }
 
     pub fn phase(&self) -> PhaseName {
-        match self.phase {
+        match &self.phase {
             Phase::Running(Work::Idle) => PhaseName::Running,
             Phase::Running(Work::Forking { .. }) => PhaseName::Starting,
             Phase::Running(Work::Preflight { .. }) => PhaseName::Preflight,
@@ -446,10 +489,17 @@ impl Core {
         }
     }
 
-    fn work(&self) -> Work {
-        match self.phase {
+    fn work(&self) -> &Work {
+        match &self.phase {
             Phase::Running(work) => work,
-            _ => Work::Idle,
+            _ => &Work::Idle,
+        }
+    }
+
+    fn awaiting_mut(&mut self) -> Option<&mut Awaiting> {
+        match &mut self.phase {
+            Phase::Running(Work::Awaiting(a)) => Some(a),
+            _ => None,
         }
     }
 

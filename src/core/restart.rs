@@ -1,13 +1,15 @@
-//! Restarts: preflight, the new epoch's start, its readiness, and how a
-//! restart ends (done, skipped, or failed with --keep-serving), with the
-//! helper processes that serve them.
+//! Restarts: the preflight, the new epoch's start, and how a restart ends
+//! (done, skipped, or failed with --keep-serving), with the helper
+//! processes that serve them.
 
 use std::time::Instant;
 
 use nix::unistd::Pid;
 
-use super::{Action, Child, ChildState, Core, Helper, Job, Notify, Probe, Work, later};
-use crate::policy::{self, Exit};
+use super::{
+    Action, Awaiting, Child, ChildState, Core, Helper, Job, Notify, Preflight, Probe, Work, later,
+};
+use crate::policy::{self, Ending, Exit};
 
 impl Core {
     /// A restart begins: run the preflight if there is one, else start the
@@ -20,12 +22,12 @@ impl Core {
             return;
         };
         log::info!("running preflight {} for epoch {epoch}", script.display());
-        self.set_work(Work::Preflight {
+        self.set_work(Work::Preflight(Preflight {
             epoch,
             started: now,
             deadline: later(now, self.s.preflight_timeout),
             helper: Helper::Spawning,
-        });
+        }));
         self.actions.push(Action::Spawn(Job::Preflight(epoch)));
     }
 
@@ -45,7 +47,11 @@ impl Core {
                 self.start_failed(epoch);
             }
             (Job::Preflight(_) | Job::ReadyCheck(_), Ok(pid)) => {
-                if !self.adopt_helper(pid) {
+                if let Some(helper) = self.helper_mut()
+                    && *helper == Helper::Spawning
+                {
+                    *helper = Helper::Running(pid);
+                } else {
                     // Nothing asked for it any more: do not let it run.
                     self.kill_group(pid);
                 }
@@ -56,62 +62,17 @@ impl Core {
             }
             (Job::ReadyCheck(_), Err(why)) => {
                 log::error!("cannot run ready check: {why}");
-                if let Work::Awaiting {
-                    epoch,
-                    pid,
-                    started,
-                    deadline,
-                    script: Probe::Running(Helper::Spawning),
-                } = self.work()
-                {
-                    self.set_work(Work::Awaiting {
-                        epoch,
-                        pid,
-                        started,
-                        deadline,
-                        script: Probe::Due(later(now, self.s.ready_interval)),
-                    });
+                let interval = self.s.ready_interval;
+                if let Some(a) = self.awaiting_mut() {
+                    a.script = Probe::Due(later(now, interval));
                 }
             }
         }
     }
 
-    /// The helper that was asked for has started: remember its pid.
-    fn adopt_helper(&mut self, pid: Pid) -> bool {
-        let work = match self.work() {
-            Work::Preflight {
-                epoch,
-                started,
-                deadline,
-                helper: Helper::Spawning,
-            } => Work::Preflight {
-                epoch,
-                started,
-                deadline,
-                helper: Helper::Running(pid),
-            },
-            Work::Awaiting {
-                epoch,
-                pid: child,
-                started,
-                deadline,
-                script: Probe::Running(Helper::Spawning),
-            } => Work::Awaiting {
-                epoch,
-                pid: child,
-                started,
-                deadline,
-                script: Probe::Running(Helper::Running(pid)),
-            },
-            _ => return false,
-        };
-        self.set_work(work);
-        true
-    }
-
     fn epoch_started(&mut self, epoch: u32, pid: Pid, now: Instant) {
         log::info!("forked new child process with PID={pid}");
-        let checked = self.s.ready_check.is_some();
+        let checked = self.s.ready_check.is_some() || self.s.envoy_admin;
         self.children.push(Child {
             pid,
             epoch,
@@ -126,14 +87,17 @@ impl Core {
             self.restart_done();
             return;
         }
-        self.set_work(Work::Awaiting {
+        let probe = |on: bool| if on { Probe::Due(now) } else { Probe::Off };
+        self.set_work(Work::Awaiting(Awaiting {
             epoch,
             pid,
             started: now,
             deadline: later(now, self.s.ready_timeout),
-            script: Probe::Due(now),
-        });
-        // The first check runs now rather than at the next wake-up.
+            script: probe(self.s.ready_check.is_some()),
+            admin: probe(self.s.envoy_admin),
+            admin_said: None,
+        }));
+        // The first checks run now rather than at the next wake-up.
         self.run_due_probes(now);
     }
 
@@ -142,7 +106,7 @@ impl Core {
         self.failed = true;
         if self.children.is_empty() {
             // Epoch 0, or every other child is gone: nothing to keep.
-            self.finish(crate::policy::Ending::Failure);
+            self.finish(Ending::Failure);
         } else if self.s.keep_serving && self.live().next().is_some() {
             self.restart_failed(epoch, "its start script could not be executed");
         } else {
@@ -187,9 +151,10 @@ impl Core {
 
     /// With --keep-serving: a new epoch failed while older ones run.
     pub(super) fn restart_failed(&mut self, epoch: u32, why: &str) {
-        if let Work::Preflight { epoch: checked, .. } = self.work() {
+        if let Work::Preflight(p) = self.work() {
             // The preflight ran for an epoch that will not come next now:
             // stop it and run the restart again for the right epoch.
+            let checked = p.epoch;
             self.kill_helper();
             self.held = true;
             log::info!("cancelled the preflight for epoch {checked}; the restart will be retried");
@@ -210,7 +175,7 @@ impl Core {
     /// check), while a killed epoch is not reaped yet, and with
     /// --hold-while-draining while an older epoch drains.
     pub(super) fn restart_blocked(&self) -> bool {
-        self.work() != Work::Idle || self.draining().is_some() || self.abandoned().is_some()
+        *self.work() != Work::Idle || self.draining().is_some() || self.abandoned().is_some()
     }
 
     /// A killed epoch not reaped yet: its Envoy may still hold the epoch's
@@ -233,39 +198,51 @@ impl Core {
 
     /// What a held SIGHUP waits for, for the log.
     pub(super) fn describe_wait(&self) -> String {
-        let work = self.work();
-        if let (Work::Idle, Some(old)) = (work, self.draining()) {
+        let idle = *self.work() == Work::Idle;
+        if let (true, Some(old)) = (idle, self.draining()) {
             return format!(
                 "epoch {} (PID={}) has drained and exited",
                 old.epoch, old.pid
             );
         }
-        if let (Work::Idle, Some(killed)) = (work, self.abandoned()) {
+        if let (true, Some(killed)) = (idle, self.abandoned()) {
             return format!(
                 "epoch {} (PID={}) has been reaped",
                 killed.epoch, killed.pid
             );
         }
-        match work {
-            Work::Preflight { epoch, .. } => format!("the preflight for epoch {epoch} is done"),
-            Work::Awaiting { epoch, pid, .. } => format!("epoch {epoch} (PID={pid}) is ready"),
+        match self.work() {
+            Work::Preflight(p) => format!("the preflight for epoch {} is done", p.epoch),
+            Work::Awaiting(a) => format!("epoch {} (PID={}) is ready", a.epoch, a.pid),
             Work::Forking { .. } | Work::Idle => "the current restart is done".to_string(),
         }
     }
 
     // ----- helpers -------------------------------------------------------
 
+    /// The helper of the restart in flight (preflight or ready check).
+    fn helper_mut(&mut self) -> Option<&mut Helper> {
+        match &mut self.phase {
+            super::Phase::Running(Work::Preflight(p)) => Some(&mut p.helper),
+            super::Phase::Running(Work::Awaiting(Awaiting {
+                script: Probe::Running(h),
+                ..
+            })) => Some(h),
+            _ => None,
+        }
+    }
+
     /// The running helper, if any.
     pub(super) fn helper_pid(&self) -> Option<Pid> {
         match self.work() {
-            Work::Preflight {
+            Work::Preflight(Preflight {
                 helper: Helper::Running(pid),
                 ..
-            }
-            | Work::Awaiting {
+            })
+            | Work::Awaiting(Awaiting {
                 script: Probe::Running(Helper::Running(pid)),
                 ..
-            } => Some(pid),
+            }) => Some(*pid),
             _ => None,
         }
     }
@@ -273,34 +250,10 @@ impl Core {
     /// If `pid` is the running helper, note its exit, to be judged once the
     /// rest of its batch has been. Returns whether it was.
     pub(super) fn helper_reaped(&mut self, reaped: Pid, exit: Exit) -> bool {
-        let work = match self.work() {
-            Work::Preflight {
-                epoch,
-                started,
-                deadline,
-                helper: Helper::Running(pid),
-            } if pid == reaped => Work::Preflight {
-                epoch,
-                started,
-                deadline,
-                helper: Helper::Exited(pid, exit),
-            },
-            Work::Awaiting {
-                epoch,
-                pid: child,
-                started,
-                deadline,
-                script: Probe::Running(Helper::Running(pid)),
-            } if pid == reaped => Work::Awaiting {
-                epoch,
-                pid: child,
-                started,
-                deadline,
-                script: Probe::Running(Helper::Exited(pid, exit)),
-            },
+        match self.helper_mut() {
+            Some(h) if *h == Helper::Running(reaped) => *h = Helper::Exited(reaped, exit),
             _ => return false,
-        };
-        self.set_work(work);
+        }
         // Whatever the helper left running in its process group goes with
         // it. Its pid cannot have been reused yet: the group keeps it while
         // any member lives, and this runs in the same turn as the reaping.
@@ -309,7 +262,7 @@ impl Core {
     }
 
     /// SIGKILL a helper's group; it is reaped later.
-    fn kill_group(&mut self, pid: Pid) {
+    pub(super) fn kill_group(&mut self, pid: Pid) {
         self.actions.push(Action::KillGroup(pid));
         self.killed_helpers.push(pid);
     }
@@ -325,13 +278,13 @@ impl Core {
 
     /// A helper reaped in the last batch, judged now.
     pub(super) fn judge_helper(&mut self, now: Instant) {
-        match self.work() {
-            Work::Preflight {
+        match self.work().clone() {
+            Work::Preflight(Preflight {
                 epoch,
                 started,
                 helper: Helper::Exited(pid, exit),
                 ..
-            } => {
+            }) => {
                 if !exit.is_clean() {
                     log::error!(
                         "preflight for epoch {epoch} (PID={pid}) failed: {}",
@@ -351,13 +304,12 @@ impl Core {
                 // else: the serving epoch is gone meanwhile; nothing to
                 // hot-restart from, and the wrapper is about to end.
             }
-            Work::Awaiting {
+            Work::Awaiting(Awaiting {
                 epoch,
                 pid,
-                started,
-                deadline,
                 script: Probe::Running(Helper::Exited(check, exit)),
-            } => {
+                ..
+            }) => {
                 let script = if exit.is_clean() {
                     Probe::Passed
                 } else {
@@ -367,93 +319,46 @@ impl Core {
                     );
                     Probe::Due(later(now, self.s.ready_interval))
                 };
-                self.set_work(Work::Awaiting {
-                    epoch,
-                    pid,
-                    started,
-                    deadline,
-                    script,
-                });
+                if let Some(a) = self.awaiting_mut() {
+                    a.script = script;
+                }
                 self.check_ready(now);
             }
             _ => {}
         }
     }
 
-    /// The awaited epoch is ready once every probe has passed.
-    fn check_ready(&mut self, now: Instant) {
-        if let Work::Awaiting {
-            epoch,
-            pid,
-            started,
-            script: Probe::Passed,
-            ..
-        } = self.work()
-        {
-            log::info!(
-                "epoch {epoch} (PID={pid}) is ready after {} ms",
-                now.saturating_duration_since(started).as_millis()
-            );
-            self.restart_done();
-        }
-    }
-
-    /// Start every probe whose time has come.
-    pub(super) fn run_due_probes(&mut self, now: Instant) {
-        if let Work::Awaiting {
-            epoch,
-            pid,
-            started,
-            deadline,
-            script: Probe::Due(at),
-        } = self.work()
-            && now >= at
-        {
-            self.set_work(Work::Awaiting {
-                epoch,
-                pid,
-                started,
-                deadline,
-                script: Probe::Running(Helper::Spawning),
-            });
-            self.actions.push(Action::Spawn(Job::ReadyCheck(epoch)));
-        }
-    }
-
     /// Deadlines of the restart in flight.
     pub(super) fn restart_deadlines(&mut self, now: Instant) {
-        match self.work() {
-            Work::Preflight {
-                epoch,
-                deadline,
-                helper,
-                ..
-            } if now >= deadline => {
+        match self.work().clone() {
+            Work::Preflight(p) if now >= p.deadline => {
                 self.kill_helper();
-                let pid = match helper {
+                let pid = match p.helper {
                     Helper::Running(pid) | Helper::Exited(pid, _) => pid.to_string(),
                     Helper::Spawning => "?".into(),
                 };
                 log::error!(
-                    "preflight for epoch {epoch} (PID={pid}) timed out after {} s",
+                    "preflight for epoch {} (PID={pid}) timed out after {} s",
+                    p.epoch,
                     self.s.preflight_timeout.as_secs_f64()
                 );
-                self.restart_skipped(epoch, "its preflight timed out");
+                self.restart_skipped(p.epoch, "its preflight timed out");
             }
-            Work::Awaiting {
-                epoch,
-                pid,
-                deadline,
-                ..
-            } if now >= deadline => {
+            Work::Awaiting(a) if now >= a.deadline => {
                 self.kill_helper();
+                let said = match &a.admin_said {
+                    Some(said) => format!(" (Envoy's admin said: {said})"),
+                    None => String::new(),
+                };
                 log::error!(
-                    "epoch {epoch} (PID={pid}) not ready after {} s, killing it",
+                    "epoch {} (PID={}) not ready after {} s, killing it{said}",
+                    a.epoch,
+                    a.pid,
                     self.s.ready_timeout.as_secs_f64()
                 );
-                self.ready_timed_out(pid, epoch);
+                self.ready_timed_out(a.pid, a.epoch);
             }
-            Work::Awaiting { .. } => self.run_due_probes(now),
+            Work::Awaiting(_) => self.run_due_probes(now),
             _ => {}
         }
     }

@@ -1,0 +1,82 @@
+//! Readiness of a new epoch: the `--ready-check` script and Envoy's admin
+//! (`--envoy-admin`), each a probe that runs until it passes; the epoch is
+//! ready once every configured probe has passed.
+
+use std::time::Instant;
+
+use super::{Action, Answer, Core, Helper, Job, Probe, Query, later};
+
+impl Core {
+    /// Start every probe whose time has come.
+    pub(super) fn run_due_probes(&mut self, now: Instant) {
+        let Some(a) = self.awaiting_mut() else {
+            return;
+        };
+        let epoch = a.epoch;
+        let mut actions = Vec::new();
+        if matches!(a.script, Probe::Due(at) if now >= at) {
+            a.script = Probe::Running(Helper::Spawning);
+            actions.push(Action::Spawn(Job::ReadyCheck(epoch)));
+        }
+        if matches!(a.admin, Probe::Due(at) if now >= at) {
+            a.admin = Probe::Asking;
+            actions.push(Action::Ask(Query::ServerInfo { epoch }));
+        }
+        self.actions.extend(actions);
+    }
+
+    /// Envoy's admin answered (or did not). The epoch is LIVE when the
+    /// admin says `LIVE` *and* names this epoch: for a moment after a
+    /// restart the previous epoch's admin still answers on the same
+    /// address, so `/ready` alone would be a lie.
+    pub(super) fn on_answer(&mut self, query: Query, answer: Result<Answer, String>, now: Instant) {
+        let interval = self.s.ready_interval;
+        let Query::ServerInfo { epoch } = query;
+        let Some(a) = self.awaiting_mut() else {
+            return;
+        };
+        if a.epoch != epoch || a.admin != Probe::Asking {
+            // The answer to a question about an epoch no longer awaited.
+            return;
+        }
+        let said = match answer {
+            Ok(Answer::ServerInfo {
+                state,
+                restart_epoch,
+            }) => {
+                if state == "LIVE" && restart_epoch == Some(epoch) {
+                    a.admin = Probe::Passed;
+                    a.admin_said = None;
+                    self.check_ready(now);
+                    return;
+                }
+                match restart_epoch {
+                    Some(e) => format!("state {state} at epoch {e}"),
+                    None => format!("state {state}, no restart epoch"),
+                }
+            }
+            Err(why) => why,
+        };
+        if a.admin_said.as_deref() != Some(said.as_str()) {
+            log::debug!("epoch {epoch} not LIVE yet: {said}");
+        }
+        a.admin_said = Some(said);
+        a.admin = Probe::Due(later(now, interval));
+    }
+
+    /// The awaited epoch is ready once every probe has passed.
+    pub(super) fn check_ready(&mut self, now: Instant) {
+        let Some(a) = self.awaiting_mut() else {
+            return;
+        };
+        let passed = |p: Probe| matches!(p, Probe::Passed | Probe::Off);
+        if passed(a.script) && passed(a.admin) {
+            let (epoch, pid, started) = (a.epoch, a.pid, a.started);
+            log::info!(
+                "epoch {epoch} (PID={pid}) is ready after {} ms",
+                now.saturating_duration_since(started).as_millis()
+            );
+            self.restart_done();
+        }
+    }
+}
