@@ -230,7 +230,9 @@ impl Config {
     }
 }
 
-/// Fail unless `path` is a regular file this process may execute.
+/// Fail unless `path` is a regular file this process may execute and
+/// the kernel can run: an ELF binary, or a script whose `#!` line names an
+/// interpreter that exists (and does not end in a carriage return).
 pub fn check_executable(path: &std::path::Path) -> Result<()> {
     use nix::unistd::{AccessFlags, access};
     let meta = std::fs::metadata(path).context("cannot execute")?;
@@ -240,6 +242,9 @@ pub fn check_executable(path: &std::path::Path) -> Result<()> {
     access(path, AccessFlags::X_OK)
         .map_err(std::io::Error::from)
         .context("cannot execute")?;
+    if let Some(why) = crate::spawn::exec_problem(path) {
+        bail!("cannot execute: {why}");
+    }
     Ok(())
 }
 
