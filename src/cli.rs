@@ -141,14 +141,33 @@ pub fn one_line(err: &clap::Error) -> String {
     line
 }
 
-/// Parse a non-negative number of seconds such as `30` or `0.5`.
+/// The longest duration any `SECONDS` flag accepts: a year. Far beyond any
+/// useful shutdown window or timeout, and far below what a deadline
+/// (`Instant::now() + value`) can hold without overflowing.
+pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
+
+/// Parse a number of seconds such as `30` or `0.5`, from 0 to
+/// [`MAX_SECONDS`]. clap puts the flag and the value in front of the
+/// message, so it only says what is wrong with the value.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("'{text}' is not a non-negative, finite number of seconds"))
+    let secs: f64 = match text.trim().parse() {
+        Ok(secs) if !f64::is_nan(secs) => secs,
+        _ => return Err(format!("'{text}' is not a number of seconds")),
+    };
+    let max = MAX_SECONDS;
+    let days = MAX_SECONDS / (24 * 60 * 60);
+    if secs < 0.0 {
+        return Err(format!(
+            "'{text}' is negative: give a number of seconds from 0 to {max} ({days} days)"
+        ));
+    }
+    if secs > max as f64 {
+        return Err(format!(
+            "'{text}' is too large: at most {max} seconds ({days} days)"
+        ));
+    }
+    // In range and not NaN, so this cannot fail (-0 is zero).
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("'{text}': {e}"))
 }
 
 /// What the supervisor needs, validated: paths that will be executed are
@@ -211,7 +230,9 @@ impl Config {
     }
 }
 
-/// Fail unless `path` is a regular file this process may execute.
+/// Fail unless `path` is a regular file this process may execute and
+/// the kernel can run: an ELF binary, or a script whose `#!` line names an
+/// interpreter that exists (and does not end in a carriage return).
 pub fn check_executable(path: &std::path::Path) -> Result<()> {
     use nix::unistd::{AccessFlags, access};
     let meta = std::fs::metadata(path).context("cannot execute")?;
@@ -221,6 +242,9 @@ pub fn check_executable(path: &std::path::Path) -> Result<()> {
     access(path, AccessFlags::X_OK)
         .map_err(std::io::Error::from)
         .context("cannot execute")?;
+    if let Some(why) = crate::spawn::exec_problem(path) {
+        bail!("cannot execute: {why}");
+    }
     Ok(())
 }
 
@@ -237,10 +261,61 @@ mod tests {
 
     #[test]
     fn seconds_reject_garbage_and_negatives() {
-        assert!(parse_seconds("ten").unwrap_err().contains("'ten'"));
-        assert!(parse_seconds("-1").is_err());
-        assert!(parse_seconds("inf").is_err());
-        assert!(parse_seconds("").is_err());
+        for garbage in ["ten", "", " ", "nan", "NaN", "1s", "0x10"] {
+            let err = parse_seconds(garbage).unwrap_err();
+            assert_eq!(err, format!("'{garbage}' is not a number of seconds"));
+        }
+        for negative in ["-1", "-0.5", "-inf", "-1e19"] {
+            let err = parse_seconds(negative).unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "'{negative}' is negative: give a number of seconds from 0 to 31536000 (365 days)"
+                )
+            );
+        }
+        assert_eq!(parse_seconds("-0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn seconds_beyond_a_year_are_too_large() {
+        // 1e19 used to be accepted and overflowed `Instant + Duration` at
+        // the first deadline (a panic at SIGTERM, orphaning the children).
+        for huge in ["1e19", "1e300", "inf", "31536000.001", "31536001"] {
+            let err = parse_seconds(huge).unwrap_err();
+            assert_eq!(
+                err,
+                format!("'{huge}' is too large: at most 31536000 seconds (365 days)")
+            );
+            assert!(!err.contains("non-negative"), "{err}");
+        }
+        assert_eq!(
+            parse_seconds("31536000"),
+            Ok(Duration::from_secs(MAX_SECONDS))
+        );
+        // The largest value still makes a deadline.
+        assert!(
+            std::time::Instant::now()
+                .checked_add(Duration::from_secs(MAX_SECONDS))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn every_seconds_flag_refuses_a_huge_value_naming_flag_and_value() {
+        for flag in [
+            "--term-wait",
+            "--preflight-timeout",
+            "--ready-timeout",
+            "--ready-interval",
+        ] {
+            let err = Flags::try_parse_from(["hot-restarter", flag, "1e19", "s.sh"]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+            let line = one_line(&err);
+            assert!(line.contains(flag), "{line}");
+            assert!(line.contains("'1e19' is too large"), "{line}");
+            assert!(line.contains("at most 31536000 seconds"), "{line}");
+        }
     }
 
     #[test]

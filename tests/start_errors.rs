@@ -13,7 +13,8 @@ use nix::sys::signal::Signal;
 
 /// Start the wrapper on `script` after `setup`; it must exit 1 at once,
 /// with an ERROR line naming `script` and `os_error`, and start nothing.
-fn fails_at_epoch_0(setup: impl FnOnce(&Path), script: &str, os_error: &str) {
+/// Returns that line.
+fn fails_at_epoch_0(setup: impl FnOnce(&Path), script: &str, os_error: &str) -> String {
     let mut w = start_in(setup, &[script], |_| {});
     let status = w.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(1), "{}", w.output());
@@ -22,13 +23,16 @@ fn fails_at_epoch_0(setup: impl FnOnce(&Path), script: &str, os_error: &str) {
         .into_iter()
         .filter(|l| level_of(l) == "ERROR")
         .collect();
-    assert!(
-        errors
-            .iter()
-            .any(|l| l.contains(script) && l.contains(os_error)),
-        "no ERROR line naming {script:?} and {os_error:?}; output:\n{}",
-        w.output()
-    );
+    let error = errors
+        .iter()
+        .find(|l| l.contains(script) && l.contains(os_error))
+        .unwrap_or_else(|| {
+            panic!(
+                "no ERROR line naming {script:?} and {os_error:?}; output:\n{}",
+                w.output()
+            )
+        })
+        .clone();
     assert_eq!(
         w.messages_starting("forked new child process").len(),
         0,
@@ -36,6 +40,7 @@ fn fails_at_epoch_0(setup: impl FnOnce(&Path), script: &str, os_error: &str) {
         w.output()
     );
     assert!(!w.path().join("epoch-0").exists(), "the script ran");
+    error
 }
 
 #[test]
@@ -74,6 +79,29 @@ fn a_missing_interpreter_fails_at_once() {
         "start.sh",
         "No such file or directory",
     );
+}
+
+#[test]
+fn a_script_with_crlf_line_endings_fails_at_once_saying_so() {
+    // The kernel looks for the interpreter "/bin/sh\r": ENOENT, which is
+    // not "/bin/sh cannot be found".
+    let body = REPORTER.replace('\n', "\r\n");
+    let error = fails_at_epoch_0(
+        |dir| {
+            script(dir, "start.sh", &body);
+        },
+        "start.sh",
+        "No such file or directory",
+    );
+    assert!(
+        message_of(&error).ends_with(
+            "cannot start epoch 0: cannot execute start.sh: No such file or directory \
+             (os error 2) (its #! line ends in a carriage return: the file has CRLF (DOS) \
+             line endings)"
+        ),
+        "{error}"
+    );
+    assert!(!error.contains("cannot be found"), "{error}");
 }
 
 #[test]

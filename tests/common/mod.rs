@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeSet, HashSet};
-use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -523,19 +522,29 @@ impl Wrapper {
     }
 }
 
-/// Is `tool` on PATH? In CI (CI=true) a missing tool is a failure; outside
-/// CI the caller skips with a printed reason.
-pub fn require_tool(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
-        .unwrap_or(false);
-    if !found {
-        if std::env::var_os("CI").is_some_and(|v| v == OsStr::new("true")) {
-            panic!("{tool} is required in CI but is not installed");
-        }
-        eprintln!("skipping: {tool} is not installed (CI would fail here)");
+/// Where tests find the real components they drive (shared with build.rs).
+pub mod components;
+
+/// Why a test whose component is missing runs at all, for its failure
+/// message: build.rs found the component (or CI=true requires it).
+pub fn why_required() -> &'static str {
+    if components::in_ci() {
+        "CI=true requires every component (.ci/run installs them)"
+    } else {
+        "build.rs found it when the tests were built, so this test is not ignored: \
+         restore it, or \
+         `touch build.rs` so that the next build ignores the test"
     }
-    found
+}
+
+/// `tool` on PATH. Tests that call this are ignored unless build.rs found
+/// the tool (their `has_*` cfg) or CI=true, so a missing tool fails them.
+#[track_caller]
+pub fn need_tool(tool: &str) -> PathBuf {
+    match components::find_tool(tool) {
+        Some(path) => path,
+        None => panic!("{tool} is not on PATH; {}", why_required()),
+    }
 }
 
 // ----- additions for the core suite (signals, shutdown, failures, start
