@@ -1,6 +1,7 @@
 //! hot-restarter's library: everything the binaries, benches and tests
 //! share. `main.rs` only parses flags and maps `run`'s result to an exit code.
 
+pub mod admin;
 pub mod cli;
 pub mod core;
 pub mod driver;
