@@ -8,6 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use clap::builder::BoolishValueParser;
 
+use crate::admin::AdminAddr;
+
 /// The command line as clap sees it. Every option also reads an environment
 /// variable, so that supervisors that only pass an environment can set it.
 #[derive(Debug, Parser)]
@@ -58,16 +60,29 @@ pub struct Flags {
           default_value = "60", value_parser = parse_seconds)]
     pub ready_timeout: Duration,
 
-    /// Seconds between two runs of the ready check.
+    /// Seconds between two readiness checks [default: 0.1, or 0.02 with
+    /// --envoy-admin].
     #[arg(long, value_name = "SECONDS", env = "HOT_RESTARTER_READY_INTERVAL",
-          default_value = "0.1", value_parser = parse_seconds)]
-    pub ready_interval: Duration,
+          value_parser = parse_seconds)]
+    pub ready_interval: Option<Duration>,
 
     /// Hold SIGHUPs (coalesced into one restart) while an older epoch is
     /// still draining: Envoy cuts off a draining epoch when the epoch after
-    /// next starts.
-    #[arg(long, env = "HOT_RESTARTER_HOLD_WHILE_DRAINING", value_parser = BoolishValueParser::new())]
-    pub hold_while_draining: bool,
+    /// next starts [default: on with --envoy-admin, else off;
+    /// --hold-while-draining=false turns it off].
+    // require_equals: a bare `--hold-while-draining start.sh` must not take
+    // the script as its value.
+    #[arg(long, env = "HOT_RESTARTER_HOLD_WHILE_DRAINING", value_name = "BOOL",
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub hold_while_draining: Option<bool>,
+
+    /// Envoy's admin address (IPv4:PORT, [IPv6]:PORT or an absolute unix
+    /// socket path): an epoch is ready once its /server_info says LIVE for
+    /// that epoch; SIGHUPs wait and coalesce until then.
+    #[arg(long, value_name = "ADDR", env = "HOT_RESTARTER_ENVOY_ADMIN",
+          value_parser = parse_admin)]
+    pub envoy_admin: Option<AdminAddr>,
 
     /// Become a child subreaper, so that processes orphaned below the start
     /// script are re-parented to the wrapper and reaped by it.
@@ -146,6 +161,11 @@ pub fn one_line(err: &clap::Error) -> String {
 /// (`Instant::now() + value`) can hold without overflowing.
 pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
 
+/// Envoy's admin address; the error names the value.
+fn parse_admin(text: &str) -> Result<AdminAddr, String> {
+    text.parse()
+}
+
 /// Parse a number of seconds such as `30` or `0.5`, from 0 to
 /// [`MAX_SECONDS`]. clap puts the flag and the value in front of the
 /// message, so it only says what is wrong with the value.
@@ -185,6 +205,7 @@ pub struct Config {
     pub ready_timeout: Duration,
     pub ready_interval: Duration,
     pub hold_while_draining: bool,
+    pub envoy_admin: Option<AdminAddr>,
     pub subreaper: bool,
 }
 
@@ -195,7 +216,10 @@ impl Config {
         for (what, value) in [
             ("--preflight-timeout", flags.preflight_timeout),
             ("--ready-timeout", flags.ready_timeout),
-            ("--ready-interval", flags.ready_interval),
+            (
+                "--ready-interval",
+                flags.ready_interval.unwrap_or(Duration::MAX),
+            ),
         ] {
             // Zero would kill every preflight or epoch at once, or run the
             // ready check in a tight loop.
@@ -211,6 +235,7 @@ impl Config {
                 check_executable(script).with_context(|| format!("{what} {}", script.display()))?;
             }
         }
+        let admin = flags.envoy_admin.is_some();
         let mut command = flags.command.into_iter();
         let start_script = PathBuf::from(command.next().expect("clap requires a script"));
         Ok(Config {
@@ -223,8 +248,16 @@ impl Config {
             keep_serving: flags.keep_serving,
             ready_check: flags.ready_check,
             ready_timeout: flags.ready_timeout,
-            ready_interval: flags.ready_interval,
-            hold_while_draining: flags.hold_while_draining,
+            // A loopback request to Envoy's admin is cheap, and the interval
+            // is the latency every reload pays.
+            ready_interval: flags.ready_interval.unwrap_or(if admin {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_millis(100)
+            }),
+            // Envoy's epoch N+1 tells a still-draining N-1 to exit at once.
+            hold_while_draining: flags.hold_while_draining.unwrap_or(admin),
+            envoy_admin: flags.envoy_admin,
             subreaper: flags.subreaper,
         })
     }
@@ -357,5 +390,30 @@ mod tests {
     fn a_script_is_required() {
         let err = Flags::try_parse_from(["hot-restarter"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn the_drain_hold_follows_envoy_admin_unless_set() {
+        let config = |args: &[&str]| {
+            let mut all = vec!["hot-restarter"];
+            all.extend_from_slice(args);
+            all.push("s.sh");
+            Config::from_flags(Flags::try_parse_from(all).unwrap()).unwrap()
+        };
+        let admin = ["--envoy-admin", "127.0.0.1:9901"];
+        assert!(!config(&[]).hold_while_draining);
+        assert!(config(&admin).hold_while_draining);
+        assert!(config(&["--hold-while-draining"]).hold_while_draining);
+        let off = [&admin[..], &["--hold-while-draining=false"]].concat();
+        assert!(!config(&off).hold_while_draining);
+        // A bare switch never takes the script as its value.
+        assert_eq!(
+            config(&["--hold-while-draining"]).start_script,
+            PathBuf::from("s.sh")
+        );
+        assert_eq!(config(&[]).ready_interval, Duration::from_millis(100));
+        assert_eq!(config(&admin).ready_interval, Duration::from_millis(20));
+        let slow = [&admin[..], &["--ready-interval", "0.5"]].concat();
+        assert_eq!(config(&slow).ready_interval, Duration::from_millis(500));
     }
 }

@@ -7,7 +7,7 @@
 //! the children early.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use nix::errno::Errno;
@@ -15,8 +15,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use crate::admin;
 use crate::cli::Config;
-use crate::core::{Action, Core, Event, Job, Notify, Settings};
+use crate::core::{Action, Answer, Core, Event, Job, Notify, Query, Settings};
 use crate::notify::Notifier;
 use crate::policy::Exit;
 use crate::poller::{self, Interest};
@@ -27,6 +28,19 @@ use crate::spawn::{self, Spec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
     Signals,
+    /// An admin request, by its id.
+    Admin(u64),
+}
+
+/// How long one request to Envoy's admin may take, connect to last byte.
+/// Short: a readiness poll that goes unanswered is simply asked again.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A question to Envoy's admin in flight.
+struct Asking {
+    id: u64,
+    query: Query,
+    request: admin::Request,
 }
 
 impl Settings {
@@ -35,7 +49,7 @@ impl Settings {
             keep_serving: cfg.keep_serving,
             preflight: cfg.preflight.clone(),
             ready_check: cfg.ready_check.clone(),
-            envoy_admin: false,
+            envoy_admin: cfg.envoy_admin.is_some(),
             hold_while_draining: cfg.hold_while_draining,
             term_wait: cfg.term_wait,
             preflight_timeout: cfg.preflight_timeout,
@@ -50,6 +64,8 @@ pub struct Driver {
     core: Core,
     signals: Signals,
     notifier: Option<Notifier>,
+    asking: Vec<Asking>,
+    next_id: u64,
 }
 
 impl Driver {
@@ -60,6 +76,8 @@ impl Driver {
             core,
             signals,
             notifier,
+            asking: Vec::new(),
+            next_id: 0,
         }
     }
 
@@ -73,17 +91,35 @@ impl Driver {
                 reap();
                 return Ok(code);
             }
-            let interests = [Interest {
+            let mut interests = vec![Interest {
                 fd: self.signals.fd(),
                 write: false,
                 token: Token::Signals,
             }];
-            let ready = poller::wait(&interests, self.core.poll_timeout())?;
+            interests.extend(self.asking.iter().map(|a| Interest {
+                fd: a.request.fd(),
+                write: a.request.wants_write(),
+                token: Token::Admin(a.id),
+            }));
+            let deadline = self
+                .asking
+                .iter()
+                .map(|a| a.request.deadline())
+                .chain(self.core.poll_timeout())
+                .min();
+            let ready = poller::wait(&interests, deadline)?;
+            drop(interests);
+            // Signals first: a stop request is acted on before anything an
+            // admin answered in the same turn.
+            if ready.contains(&Token::Signals) {
+                self.on_signals()?;
+            }
             for token in ready {
-                match token {
-                    Token::Signals => self.on_signals()?,
+                if let Token::Admin(id) = token {
+                    self.on_admin_ready(id);
                 }
             }
+            self.admin_timeouts();
             self.feed(Event::Tick);
         }
     }
@@ -130,10 +166,7 @@ impl Driver {
                 let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
                 None
             }
-            Action::Ask(query) => Some(Event::Answered(
-                query,
-                Err("no admin address configured".to_string()),
-            )),
+            Action::Ask(query) => self.ask(query),
             Action::Notify(n) => {
                 if let Some(notifier) = &self.notifier {
                     match n {
@@ -144,6 +177,53 @@ impl Driver {
                 }
                 None
             }
+        }
+    }
+
+    /// Send a question to Envoy's admin. An error at once (a bad address)
+    /// is the answer at once.
+    fn ask(&mut self, query: Query) -> Option<Event> {
+        let Some(addr) = &self.cfg.envoy_admin else {
+            return Some(Event::Answered(query, Err("no admin address".into())));
+        };
+        let (method, path) = match query {
+            Query::ServerInfo { .. } => (admin::Method::Get, "/server_info"),
+        };
+        match admin::Request::start(addr, method, path, Instant::now(), ADMIN_TIMEOUT) {
+            Ok(request) => {
+                self.next_id += 1;
+                self.asking.push(Asking {
+                    id: self.next_id,
+                    query,
+                    request,
+                });
+                None
+            }
+            Err(e) => Some(Event::Answered(query, Err(e.to_string()))),
+        }
+    }
+
+    fn on_admin_ready(&mut self, id: u64) {
+        let Some(i) = self.asking.iter().position(|a| a.id == id) else {
+            return;
+        };
+        if let Some(result) = self.asking[i].request.on_ready() {
+            let asking = self.asking.remove(i);
+            let answer = result
+                .map_err(|e| e.to_string())
+                .and_then(|response| understand(asking.query, response));
+            self.feed(Event::Answered(asking.query, answer));
+            release_freed_memory();
+        }
+    }
+
+    /// Requests whose time is up: each is answered with its timeout.
+    fn admin_timeouts(&mut self) {
+        let now = Instant::now();
+        while let Some(i) = self.asking.iter().position(|a| now >= a.request.deadline()) {
+            let asking = self.asking.remove(i);
+            let error = asking.request.timed_out().to_string();
+            self.feed(Event::Answered(asking.query, Err(error)));
         }
     }
 
@@ -175,6 +255,34 @@ impl Driver {
         };
         spec.and_then(|spec| spawn::spawn(&spec))
             .map_err(|e| spawn::explain_exec_error(script, &e))
+    }
+}
+
+/// Give freed heap pages back to the kernel. Envoy's /server_info is about
+/// 125 KB of JSON; parsing it leaves free pages that glibc would otherwise
+/// keep for good, and the wrapper stays resident for months.
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only returns free memory of the allocator's own
+    // arenas to the kernel; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// What an admin response means for the question asked.
+fn understand(query: Query, response: admin::Response) -> Result<Answer, String> {
+    if response.status != 200 {
+        let body = String::from_utf8_lossy(&response.body);
+        return Err(format!("HTTP {}: {}", response.status, body.trim()));
+    }
+    match query {
+        Query::ServerInfo { .. } => {
+            let info = admin::parse_server_info(&response.body)?;
+            Ok(Answer::ServerInfo {
+                state: info.state,
+                restart_epoch: info.restart_epoch,
+            })
+        }
     }
 }
 

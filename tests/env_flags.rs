@@ -531,6 +531,10 @@ fn help_names_the_variable_of_every_option() {
             .find_map(|w| w.strip_prefix("--"))
             .unwrap()
             .trim_end_matches(',')
+            // `--hold-while-draining[=<BOOL>]`: an optional value.
+            .split('[')
+            .next()
+            .unwrap()
             .to_string();
         if long == "help" || long == "version" {
             continue;
@@ -551,6 +555,8 @@ fn help_names_the_variable_of_every_option() {
         "ready-check",
         "ready-timeout",
         "ready-interval",
+        "hold-while-draining",
+        "envoy-admin",
         "subreaper",
     ] {
         assert!(

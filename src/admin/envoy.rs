@@ -26,27 +26,40 @@ impl ServerInfo {
 /// number; a numeric string is accepted too, as protobuf's JSON mapping
 /// allows for integers.
 pub fn parse_server_info(body: &[u8]) -> Result<ServerInfo, String> {
-    let v: Value =
+    // Only the fields read here are built; the rest of the ~125 KB body
+    // (the node, 500-odd extensions) is skipped without an allocation,
+    // which keeps the wrapper's heap small while it polls every 20 ms.
+    #[derive(serde::Deserialize)]
+    struct Body {
+        state: Option<Value>,
+        command_line_options: Option<Options>,
+        hot_restart_version: Option<Value>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Options {
+        restart_epoch: Option<Value>,
+    }
+    let v: Body =
         serde_json::from_slice(body).map_err(|e| format!("/server_info is not JSON: {e}"))?;
-    let state = match v.get("state") {
-        Some(Value::String(s)) => s.clone(),
+    let state = match v.state {
+        Some(Value::String(s)) => s,
         Some(other) => {
-            let other = describe(other);
+            let other = describe(&other);
             return Err(format!("/server_info \"state\" is {other}, not a string"));
         }
         None => return Err("/server_info has no \"state\"".to_owned()),
     };
-    let restart_epoch = match v.pointer("/command_line_options/restart_epoch") {
+    let restart_epoch = match v.command_line_options.and_then(|o| o.restart_epoch) {
         None | Some(Value::Null) => None,
-        Some(e) => Some(epoch(e).ok_or_else(|| {
-            let e = describe(e);
+        Some(e) => Some(epoch(&e).ok_or_else(|| {
+            let e = describe(&e);
             format!("/server_info command_line_options.restart_epoch is {e}, not an epoch number")
         })?),
     };
-    let hot_restart_version = v
-        .get("hot_restart_version")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let hot_restart_version = match v.hot_restart_version {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
     Ok(ServerInfo {
         state,
         restart_epoch,

@@ -524,6 +524,7 @@ impl Wrapper {
 
 /// Where tests find the real components they drive (shared with build.rs).
 pub mod components;
+pub mod fake_admin;
 
 /// Why a test whose component is missing runs at all, for its failure
 /// message: build.rs found the component (or CI=true requires it).
