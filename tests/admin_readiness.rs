@@ -83,11 +83,15 @@ fn sighups_wait_until_live_and_then_until_the_old_epoch_has_drained() {
         w.wait_for_count("got SIGHUP", 1 + n);
     }
     w.wait_for_text("holding SIGHUP until epoch 1");
-    assert_eq!(
+    let coalesced = || {
         w.output()
             .matches("coalescing SIGHUP into the held restart")
-            .count(),
-        2
+            .count()
+    };
+    assert!(
+        wait_until(DEADLINE, || coalesced() == 2),
+        "two SIGHUPs were not coalesced:\n{}",
+        w.output()
     );
     admin.set(live(1));
     w.wait_for_text(&format!("epoch 1 (PID={epoch1}) is ready after"));
