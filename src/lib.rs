@@ -2,6 +2,7 @@
 //! share. `main.rs` only parses flags and maps `run`'s result to an exit code.
 
 pub mod cli;
+pub mod control;
 pub mod logging;
 pub mod notify;
 pub mod pidfile;
