@@ -23,8 +23,17 @@
 //! `v` and `cmd` are required. `wait` (a boolean, `false` when absent) is
 //! accepted by `reload`, `handoff` and `stop` only: without it the wrapper
 //! replies as soon as it has acted on the command; with it, once the
-//! operation has finished (a restart is done, skipped or failed; for `stop`,
-//! the wrapper is about to exit).
+//! operation has finished:
+//! - `reload`, `handoff`: when that restart is done (`ok: true`), or was
+//!   skipped or failed (`ok: false`, the reason). Reloads coalesced into
+//!   one share its reply.
+//! - `stop`: as the wrapper's last act before it exits, after every child
+//!   has been reaped and after its pid file and socket file are removed
+//!   (so a new wrapper can start the moment the reply arrives): `ok: true`
+//!   when it exits 0, `ok: false` naming the exit code otherwise (children
+//!   had to be killed). If the connection closes without a reply (the
+//!   wrapper was killed), the client checks the socket: nothing answering
+//!   means the wrapper is gone.
 //!
 //! # Replies
 //!
