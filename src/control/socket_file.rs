@@ -3,7 +3,7 @@
 //! and removed at the end only if it is still the one created here.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -46,17 +46,7 @@ impl SocketFile {
     pub(super) fn bind(path: &Path, backlog: i32) -> Result<SocketFile> {
         remove_stale(path)?;
         let shown = path.display();
-        let addr = UnixAddr::new(path)
-            .map_err(io::Error::from)
-            .with_context(|| format!("cannot use {shown} as a control socket path"))?;
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::Stream,
-            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(io::Error::from)
-        .context("cannot create the control socket")?;
+        let (addr, fd) = stream_socket(path)?;
         fchmod(&fd, Mode::from_bits_truncate(SOCKET_MODE))
             .map_err(io::Error::from)
             .context("cannot set the control socket's mode")?;
@@ -129,17 +119,7 @@ fn remove_stale(path: &Path) -> Result<()> {
     if kind != SFlag::S_IFSOCK {
         bail!("control socket path {shown} exists and is not a socket: refusing to replace it");
     }
-    let addr = UnixAddr::new(path)
-        .map_err(io::Error::from)
-        .with_context(|| format!("cannot use {shown} as a control socket path"))?;
-    let probe = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(io::Error::from)
-    .context("cannot create a socket")?;
+    let (addr, probe) = stream_socket(path)?;
     match connect(probe.as_raw_fd(), &addr) {
         // EAGAIN: a listener whose backlog is full, which is alive too.
         Ok(()) | Err(Errno::EAGAIN) => bail!("another process answers on {shown}"),
@@ -158,6 +138,23 @@ fn remove_stale(path: &Path) -> Result<()> {
         Err(e) => Err(io::Error::from(e))
             .with_context(|| format!("cannot tell whether anything answers on {shown}")),
     }
+}
+
+/// The address of `path` and a new non-blocking, close-on-exec unix
+/// stream socket to bind or connect there.
+fn stream_socket(path: &Path) -> Result<(UnixAddr, OwnedFd)> {
+    let addr = UnixAddr::new(path)
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot use {} as a control socket path", path.display()))?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io::Error::from)
+    .context("cannot create a unix socket")?;
+    Ok((addr, fd))
 }
 
 #[cfg(test)]

@@ -148,13 +148,7 @@ impl Status {
     /// node_exporter's textfile collector. Every metric has `# HELP` and
     /// `# TYPE` lines and the `hot_restarter_` prefix.
     pub fn to_prometheus(&self) -> String {
-        let mut out = Exposition::default();
-        out.metric(
-            "up",
-            "gauge",
-            "1 if the wrapper answered on its control socket.",
-        )
-        .sample("", 1.0);
+        let mut out = Exposition::up(1.0);
         out.metric(
             "uptime_seconds",
             "gauge",
@@ -253,14 +247,7 @@ impl Status {
     /// socket, so that a collector sees the wrapper down rather than the
     /// last file it was given.
     pub fn prometheus_down() -> String {
-        let mut out = Exposition::default();
-        out.metric(
-            "up",
-            "gauge",
-            "1 if the wrapper answered on its control socket.",
-        )
-        .sample("", 0.0);
-        out.text
+        Exposition::up(0.0).text
     }
 }
 
@@ -272,6 +259,18 @@ struct Exposition {
 }
 
 impl Exposition {
+    /// A new exposition that starts with `hot_restarter_up`.
+    fn up(value: f64) -> Exposition {
+        let mut out = Exposition::default();
+        out.metric(
+            "up",
+            "gauge",
+            "1 if the wrapper answered on its control socket.",
+        )
+        .sample("", value);
+        out
+    }
+
     fn metric(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
         self.name = format!("hot_restarter_{name}");
         writeln!(self.text, "# HELP {} {help}", self.name).expect("writing to a String");
