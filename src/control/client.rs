@@ -71,17 +71,29 @@ impl std::error::Error for ClientError {}
 pub fn request(path: &Path, request: &Request, deadline: Instant) -> Result<Reply, ClientError> {
     let mut stream = connect(path, deadline)?;
     let shown = path.display();
-    stream
+    let sent = stream
         .set_write_timeout(Some(remaining(deadline)?))
-        .and_then(|()| stream.write_all(request.to_line().as_bytes()))
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::TimedOut,
-            _ => ClientError::Io(format!("cannot send the request to {shown}: {e}")),
-        })?;
-    let line = read_line(&mut stream, deadline).map_err(|e| match e {
+        .and_then(|()| stream.write_all(request.to_line().as_bytes()));
+    let reading = |e: ClientError| match e {
         ClientError::Io(e) => ClientError::Io(format!("cannot read the reply from {shown}: {e}")),
         e => e,
-    })?;
+    };
+    let line = match sent {
+        Ok(()) => read_line(&mut stream, deadline).map_err(reading)?,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(ClientError::TimedOut);
+        }
+        // A wrapper that refuses a client (too many, wrong uid) replies and
+        // closes at once, maybe before the request is written: its reply
+        // is still there to read.
+        Err(e) => read_line(&mut stream, deadline)
+            .map_err(|_| ClientError::Io(format!("cannot send the request to {shown}: {e}")))?,
+    };
     Reply::parse(&line).map_err(ClientError::Protocol)
 }
 

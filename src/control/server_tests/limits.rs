@@ -178,6 +178,17 @@ fn clients_beyond_the_limit_are_refused_with_a_reply() {
         "too many clients at once, try again"
     );
     assert_eq!(server.client_count(), MAX_CLIENTS);
+    // The library client reads the refusal too, even if the server closed
+    // before its request was written.
+    let path = s.path();
+    let asking = std::thread::spawn(move || {
+        crate::control::client::request(&path, &Request::Status, Instant::now() + PATIENCE)
+    });
+    drive(&mut server, &mut (), ignore, |_, _| asking.is_finished());
+    let refused = Reply::Failed {
+        reason: "too many clients at once, try again".into(),
+    };
+    assert_eq!(asking.join().unwrap().unwrap(), refused);
     clients.clear();
 }
 
