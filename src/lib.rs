@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod control;
 pub mod core;
 pub mod driver;
 pub mod logging;
