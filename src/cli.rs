@@ -84,6 +84,11 @@ pub struct Flags {
           value_parser = parse_admin)]
     pub envoy_admin: Option<AdminAddr>,
 
+    /// Serve hot-restarter-ctl on a unix socket at PATH (mode 0600; a stale
+    /// socket file is replaced, anything else there is an error).
+    #[arg(long, value_name = "PATH", env = "HOT_RESTARTER_CONTROL_SOCKET")]
+    pub control_socket: Option<PathBuf>,
+
     /// Become a child subreaper, so that processes orphaned below the start
     /// script are re-parented to the wrapper and reaped by it.
     #[arg(long, env = "HOT_RESTARTER_SUBREAPER", value_parser = BoolishValueParser::new())]
@@ -206,6 +211,7 @@ pub struct Config {
     pub ready_interval: Duration,
     pub hold_while_draining: bool,
     pub envoy_admin: Option<AdminAddr>,
+    pub control_socket: Option<PathBuf>,
     pub subreaper: bool,
 }
 
@@ -258,6 +264,7 @@ impl Config {
             // Envoy's epoch N+1 tells a still-draining N-1 to exit at once.
             hold_while_draining: flags.hold_while_draining.unwrap_or(admin),
             envoy_admin: flags.envoy_admin,
+            control_socket: flags.control_socket,
             subreaper: flags.subreaper,
         })
     }

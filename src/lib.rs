@@ -2,6 +2,7 @@
 //! share. `main.rs` only parses flags and maps `run`'s result to an exit code.
 
 pub mod admin;
+pub mod capture;
 pub mod cli;
 pub mod control;
 pub mod core;

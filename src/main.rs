@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use hot_restarter::cli::{self, Config, Flags};
+use hot_restarter::control::server::ControlServer;
 use hot_restarter::{driver, logging, notify, pidfile, setup, signals};
 
 fn main() -> ExitCode {
@@ -64,9 +65,19 @@ fn run(config: Config, signals: signals::Signals) -> Result<i32> {
         nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
     }
     let notifier = notify::Notifier::from_env();
-    let _pid_file = match &config.pid_file {
+    let pid_file = match &config.pid_file {
         Some(path) => Some(pidfile::PidFile::create(path, std::process::id())?),
         None => None,
     };
-    driver::Driver::new(config, signals, notifier).run()
+    let control = match &config.control_socket {
+        Some(path) => Some(ControlServer::bind(path)?),
+        None => None,
+    };
+    let resources = driver::Resources {
+        signals,
+        notifier,
+        pid_file,
+        control,
+    };
+    driver::Driver::new(config, resources).run()
 }

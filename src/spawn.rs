@@ -12,7 +12,7 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
@@ -27,6 +27,7 @@ pub struct Spec {
     argv: Vec<CString>,
     envp: Vec<CString>,
     quiet_stdout: bool,
+    stderr: Option<RawFd>,
     own_group: bool,
 }
 
@@ -70,8 +71,17 @@ impl Spec {
             argv,
             envp,
             quiet_stdout: false,
+            stderr: None,
             own_group: false,
         })
+    }
+
+    /// Send the child's stderr to `fd` (which must stay open until the
+    /// spawn returns), for a preflight whose message becomes the reason a
+    /// reload was skipped.
+    pub fn stderr_to(mut self, fd: RawFd) -> Spec {
+        self.stderr = Some(fd);
+        self
     }
 
     /// Send the child's stdout to /dev/null (for ready checks such as
@@ -126,6 +136,7 @@ pub fn spawn(spec: &Spec) -> io::Result<Pid> {
                 &argv,
                 &envp,
                 devnull.as_ref().map(|fd| fd.as_raw_fd()),
+                spec.stderr,
                 spec.own_group,
                 parent,
             );
@@ -181,6 +192,7 @@ fn child_setup_and_exec(
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
     stdout: Option<libc::c_int>,
+    stderr: Option<libc::c_int>,
     own_group: bool,
     parent: Pid,
 ) -> i32 {
@@ -232,6 +244,11 @@ fn child_setup_and_exec(
         }
         if let Some(fd) = stdout
             && libc::dup2(fd, libc::STDOUT_FILENO) < 0
+        {
+            return errno();
+        }
+        if let Some(fd) = stderr
+            && libc::dup2(fd, libc::STDERR_FILENO) < 0
         {
             return errno();
         }

@@ -51,7 +51,7 @@ const ACCEPT_BATCH: usize = 2 * MAX_CLIENTS;
 /// One connection, for as long as it is open. Ids are never reused, so a
 /// late reply to a client that has gone is simply dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClientId(u64);
+pub struct ClientId(pub u64);
 
 /// What a client's readiness meant, for the core.
 #[derive(Debug, Clone, PartialEq, Eq)]

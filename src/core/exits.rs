@@ -139,6 +139,7 @@ impl Core {
     /// reaped.
     pub(super) fn teardown(&mut self) {
         log::warn!("Due to abnormal exit, force killing all child processes and exiting");
+        self.reloads_abandoned("a child failed: the wrapper is killing every child and exiting 1");
         self.kill_helper();
         self.force_kill_all(Ending::Failure);
     }
@@ -158,6 +159,7 @@ impl Core {
     /// SIGTERM/SIGINT: pass SIGTERM on and wait up to the term wait.
     pub(super) fn shutdown(&mut self, now: Instant) {
         self.notify(Notify::Stopping);
+        self.reloads_abandoned("the wrapper is shutting down");
         self.kill_helper();
         self.held = false;
         for i in 0..self.children.len() {
@@ -173,6 +175,7 @@ impl Core {
     /// No child is left: stop whatever helper runs, and be done once every
     /// killed helper has been reaped.
     pub(super) fn finish(&mut self, ending: Ending) {
+        self.reloads_abandoned("the wrapper is exiting: no child is left");
         self.kill_helper();
         self.held = false;
         self.phase = if self.killed_helpers.is_empty() {

@@ -13,8 +13,10 @@
 //! Log lines are written here, where each decision is made, so that the
 //! source location in a line points at the decision.
 
+mod commands;
 mod exits;
 mod ready;
+mod report;
 mod restart;
 
 use std::path::PathBuf;
@@ -23,7 +25,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::policy::{self, Ending, Exit, HupAction};
+use crate::control::proto::{Reply, Request};
+use crate::control::server::ClientId;
+use crate::policy::{Ending, Exit};
 
 /// How long SIGKILLed processes may take to be reaped before the wrapper
 /// gives up on them. SIGKILL cannot be refused, so this only matters for a
@@ -34,6 +38,8 @@ pub const KILL_REAP_WAIT: Duration = Duration::from_secs(5);
 /// durations that decide, and the helper paths for log lines.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The wrapper's own pid, for status reports.
+    pub pid: u32,
     pub keep_serving: bool,
     pub preflight: Option<PathBuf>,
     pub ready_check: Option<PathBuf>,
@@ -50,6 +56,7 @@ impl Settings {
     /// The Python wrapper's behaviour: no extension switched on.
     pub fn plain() -> Settings {
         Settings {
+            pid: 0,
             keep_serving: false,
             preflight: None,
             ready_check: None,
@@ -75,7 +82,7 @@ pub enum Job {
 }
 
 /// Something that happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The wrapper is set up: start epoch 0.
     Start,
@@ -88,6 +95,12 @@ pub enum Event {
     /// The answer to an `Action::Ask`: what Envoy's admin said, or why
     /// there was no usable answer.
     Answered(Query, Result<Answer, String>),
+    /// The last lines a helper wrote to stderr, sent just before its exit.
+    HelperOutput(Pid, String),
+    /// A request on the control socket.
+    Control(ClientId, Request),
+    /// A control client hung up before its answer.
+    ControlGone(ClientId),
     /// Time has passed: act on every deadline up to `now`.
     Tick,
 }
@@ -109,7 +122,7 @@ pub enum Answer {
 }
 
 /// Something the driver must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Start a process; the driver answers with `Event::Spawned` at once.
     Spawn(Job),
@@ -120,6 +133,8 @@ pub enum Action {
     KillGroup(Pid),
     /// Tell systemd (when `NOTIFY_SOCKET` is set).
     Notify(Notify),
+    /// Answer a control-socket client.
+    Reply(ClientId, Reply),
     /// Ask Envoy's admin; the driver answers with `Event::Answered`, within
     /// a short timeout.
     Ask(Query),
@@ -275,14 +290,18 @@ pub struct Core {
     failed: bool,
     /// Helpers that were SIGKILLed and are not reaped yet.
     killed_helpers: Vec<Pid>,
+    /// What the last helper wrote to stderr, to explain its failure.
+    helper_said: Option<(Pid, String)>,
     actions: Vec<Action>,
     /// The time of the event being handled.
     now: Instant,
+    report: report::Reporting,
 }
 
 impl Core {
     pub fn new(settings: Settings, now: Instant) -> Core {
         Core {
+            report: report::Reporting::new(settings.pid, now),
             s: settings,
             phase: Phase::Running(Work::Idle),
             children: Vec::new(),
@@ -290,6 +309,7 @@ impl Core {
             held: false,
             failed: false,
             killed_helpers: Vec::new(),
+            helper_said: None,
             actions: Vec::new(),
             now,
         }
@@ -305,6 +325,9 @@ impl Core {
                 Event::Reaped(batch) => self.on_reaped(batch, now),
                 Event::Spawned(job, result) => self.on_spawned(job, result, now),
                 Event::Answered(query, answer) => self.on_answer(query, answer, now),
+                Event::Control(client, request) => self.on_control(client, request, now),
+                Event::ControlGone(client) => self.on_control_gone(client),
+                Event::HelperOutput(pid, text) => self.helper_said = Some((pid, text)),
                 Event::Tick => self.on_time(now),
             }
             self.settle(now);
@@ -372,71 +395,6 @@ impl Core {
     /// Whether a SIGHUP is held.
     pub fn held(&self) -> bool {
         self.held
-    }
-
-    // ----- signals -------------------------------------------------------
-
-    fn on_signal(&mut self, sig: Signal, now: Instant) {
-        match sig {
-            Signal::SIGTERM | Signal::SIGINT => {
-                log::warn!("got {}", sig.as_str());
-                if let Phase::Running(_) = self.phase {
-                    self.shutdown(now);
-                } else {
-                    log::info!("already shutting down, ignoring {}", sig.as_str());
-                }
-            }
-            Signal::SIGHUP => {
-                log::info!("got SIGHUP");
-                self.on_hup(now);
-            }
-            Signal::SIGUSR1 => self.on_usr1(),
-            other => log::debug!("ignoring {}", other.as_str()),
-        }
-    }
-
-    fn on_hup(&mut self, now: Instant) {
-        let stopping = !matches!(self.phase, Phase::Running(_));
-        match policy::on_hup(stopping, self.restart_blocked(), self.held) {
-            HupAction::Ignore => log::info!("shutting down, ignoring SIGHUP"),
-            HupAction::Restart => self.begin_restart(now),
-            HupAction::Hold => {
-                self.held = true;
-                log::info!("holding SIGHUP until {}", self.describe_wait());
-                // systemd (Type=notify-reload) waits for RELOADING=1 after
-                // its SIGHUP; READY=1 follows once the held restart is done.
-                self.notify(Notify::Reloading("restart held".into()));
-            }
-            HupAction::Coalesce => log::info!(
-                "coalescing SIGHUP into the held restart (waiting until {})",
-                self.describe_wait()
-            ),
-        }
-    }
-
-    fn on_usr1(&mut self) {
-        if !matches!(self.phase, Phase::Running(_)) {
-            log::info!("got SIGUSR1");
-            log::info!("shutting down, ignoring SIGUSR1");
-            return;
-        }
-        for i in 0..self.children.len() {
-            let Child { pid, epoch, state } = self.children[i].clone();
-            match state {
-                // SIGUSR1's default action is to terminate: sent before
-                // Envoy has installed its handler, it would kill the new
-                // epoch. An epoch that is not ready has just opened its logs.
-                ChildState::Starting => {
-                    log::info!("not sending SIGUSR1 to PID={pid} (epoch {epoch} is not ready yet)")
-                }
-                // SIGKILLed already: nothing to reopen.
-                ChildState::Abandoned => {}
-                ChildState::Ready | ChildState::Draining => {
-                    log::info!("sending SIGUSR1 to PID={pid}");
-                    self.actions.push(Action::Signal(pid, Signal::SIGUSR1));
-                }
-            }
-        }
     }
 
     // ----- after every event ---------------------------------------------

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use nix::unistd::Pid;
 
+use super::report::Outcome;
 use super::{
     Action, Awaiting, Child, ChildState, Core, Helper, Job, Notify, Preflight, Probe, Work, later,
 };
@@ -16,6 +17,7 @@ impl Core {
     /// next epoch at once.
     pub(super) fn begin_restart(&mut self, now: Instant) {
         let epoch = self.next_epoch;
+        self.reload_begun(epoch, now);
         self.notify(Notify::Reloading(format!("restarting to epoch {epoch}")));
         let Some(script) = &self.s.preflight else {
             self.start_epoch(epoch);
@@ -72,7 +74,7 @@ impl Core {
 
     fn epoch_started(&mut self, epoch: u32, pid: Pid, now: Instant) {
         log::info!("forked new child process with PID={pid}");
-        let checked = self.s.ready_check.is_some() || self.s.envoy_admin;
+        let checked = self.readiness_checked();
         self.children.push(Child {
             pid,
             epoch,
@@ -128,6 +130,14 @@ impl Core {
                 };
             }
         }
+        if let Some(c) = self.live().last() {
+            let detail = if c.state == ChildState::Ready && self.readiness_checked() {
+                format!("epoch {} (PID={}) is ready", c.epoch, c.pid)
+            } else {
+                format!("epoch {} (PID={}) runs", c.epoch, c.pid)
+            };
+            self.reload_ended(Outcome::Done(&detail));
+        }
         self.notify_ready();
         if let (true, Some(old)) = (self.held, self.draining()) {
             log::info!(
@@ -141,11 +151,16 @@ impl Core {
     /// A restart that did not start a new epoch: the serving children are
     /// untouched and the epoch number stays free.
     pub(super) fn restart_skipped(&mut self, epoch: u32, why: &str) {
+        self.restart_skipped_because(epoch, why, "");
+    }
+
+    /// The same, with `detail` (what the preflight said) added to the
+    /// reason reported on the control socket; the log line keeps its words.
+    fn restart_skipped_because(&mut self, epoch: u32, why: &str, detail: &str) {
         self.set_work(Work::Idle);
-        log::error!(
-            "restart to epoch {epoch} skipped because {why}; {}",
-            self.serving_description()
-        );
+        let reason = format!("restart to epoch {epoch} skipped because {why}");
+        log::error!("{reason}; {}", self.serving_description());
+        self.reload_ended(Outcome::Skipped(&format!("{reason}{detail}")));
         self.notify_ready();
     }
 
@@ -157,6 +172,7 @@ impl Core {
             let checked = p.epoch;
             self.kill_helper();
             self.held = true;
+            self.reload_postponed();
             log::info!("cancelled the preflight for epoch {checked}; the restart will be retried");
         }
         self.failed = true;
@@ -167,8 +183,16 @@ impl Core {
             self.serving_description(),
             self.next_epoch
         );
+        self.reload_ended(Outcome::Failed(&format!(
+            "restart to epoch {epoch} failed because {why}"
+        )));
         self.set_work(Work::Idle);
         self.notify_ready();
+    }
+
+    /// Is a new epoch's readiness checked (script or Envoy's admin)?
+    pub(super) fn readiness_checked(&self) -> bool {
+        self.s.ready_check.is_some() || self.s.envoy_admin
     }
 
     /// Is a new restart to wait? While one is under way (preflight, ready
@@ -290,7 +314,12 @@ impl Core {
                         "preflight for epoch {epoch} (PID={pid}) failed: {}",
                         super::describe(exit)
                     );
-                    self.restart_skipped(epoch, "its preflight failed");
+                    let said = match self.helper_said.take() {
+                        Some((p, text)) if p == pid && !text.is_empty() => format!(": {text}"),
+                        _ => String::new(),
+                    };
+                    let detail = format!(" (PID={pid} {}){said}", super::describe(exit));
+                    self.restart_skipped_because(epoch, "its preflight failed", &detail);
                     return;
                 }
                 log::info!(

@@ -2,12 +2,16 @@
 //! and the core's nearest deadline, feeds what happened to the core and
 //! carries out the actions the core returns (spawn, signal, notify).
 //!
+//! `admin` holds the requests to Envoy's admin in flight, `control` the
+//! control socket's glue.
+//!
 //! Everything happens on the main thread: `PR_SET_PDEATHSIG` fires when the
 //! thread that forked exits, so spawning from any other thread would kill
 //! the children early.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Instant;
 
 use anyhow::Result;
 use nix::errno::Errno;
@@ -15,10 +19,15 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::admin;
+mod admin;
+mod control;
+
+use crate::capture::{self, Capture};
 use crate::cli::Config;
-use crate::core::{Action, Answer, Core, Event, Job, Notify, Query, Settings};
+use crate::control::server::{ClientId, ControlServer};
+use crate::core::{Action, Core, Event, Job, Notify, Settings};
 use crate::notify::Notifier;
+use crate::pidfile::PidFile;
 use crate::policy::Exit;
 use crate::poller::{self, Interest};
 use crate::signals::Signals;
@@ -30,22 +39,16 @@ enum Token {
     Signals,
     /// An admin request, by its id.
     Admin(u64),
-}
-
-/// How long one request to Envoy's admin may take, connect to last byte.
-/// Short: a readiness poll that goes unanswered is simply asked again.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// A question to Envoy's admin in flight.
-struct Asking {
-    id: u64,
-    query: Query,
-    request: admin::Request,
+    /// The control socket has a connection to accept.
+    Listener,
+    /// A control client.
+    Client(ClientId),
 }
 
 impl Settings {
     pub fn from_config(cfg: &Config) -> Settings {
         Settings {
+            pid: std::process::id(),
             keep_serving: cfg.keep_serving,
             preflight: cfg.preflight.clone(),
             ready_check: cfg.ready_check.clone(),
@@ -59,25 +62,41 @@ impl Settings {
     }
 }
 
+/// What the process owns besides the core's decisions: the descriptors
+/// the loop watches and the files it removes at exit.
+pub struct Resources {
+    pub signals: Signals,
+    pub notifier: Option<Notifier>,
+    pub pid_file: Option<PidFile>,
+    pub control: Option<ControlServer>,
+}
+
 pub struct Driver {
     cfg: Config,
     core: Core,
     signals: Signals,
     notifier: Option<Notifier>,
-    asking: Vec<Asking>,
+    pid_file: Option<PidFile>,
+    control: Option<ControlServer>,
+    asking: Vec<admin::Asking>,
     next_id: u64,
+    /// The stderr of preflights that run, by pid.
+    captures: Vec<(Pid, Capture)>,
 }
 
 impl Driver {
-    pub fn new(cfg: Config, signals: Signals, notifier: Option<Notifier>) -> Driver {
+    pub fn new(cfg: Config, resources: Resources) -> Driver {
         let core = Core::new(Settings::from_config(&cfg), Instant::now());
         Driver {
             cfg,
             core,
-            signals,
-            notifier,
+            signals: resources.signals,
+            notifier: resources.notifier,
+            pid_file: resources.pid_file,
+            control: resources.control,
             asking: Vec::new(),
             next_id: 0,
+            captures: Vec::new(),
         }
     }
 
@@ -89,39 +108,61 @@ impl Driver {
             if let Some(code) = self.core.exit_code() {
                 // Collect whatever else has exited (orphans, when PID 1).
                 reap();
+                self.exit(code);
                 return Ok(code);
             }
-            let mut interests = vec![Interest {
-                fd: self.signals.fd(),
-                write: false,
-                token: Token::Signals,
-            }];
-            interests.extend(self.asking.iter().map(|a| Interest {
-                fd: a.request.fd(),
-                write: a.request.wants_write(),
-                token: Token::Admin(a.id),
-            }));
-            let deadline = self
-                .asking
-                .iter()
-                .map(|a| a.request.deadline())
-                .chain(self.core.poll_timeout())
-                .min();
-            let ready = poller::wait(&interests, deadline)?;
-            drop(interests);
+            let ready = self.wait()?;
             // Signals first: a stop request is acted on before anything an
-            // admin answered in the same turn.
+            // admin or a client said in the same turn.
             if ready.contains(&Token::Signals) {
                 self.on_signals()?;
             }
             for token in ready {
-                if let Token::Admin(id) = token {
-                    self.on_admin_ready(id);
+                match token {
+                    Token::Signals => {}
+                    Token::Admin(id) => self.on_admin_ready(id),
+                    Token::Listener => self.accept_clients(),
+                    Token::Client(id) => self.on_client_ready(id),
                 }
             }
             self.admin_timeouts();
+            self.control_timeouts();
             self.feed(Event::Tick);
         }
+    }
+
+    /// Wait for the next signal, socket event or deadline.
+    fn wait(&self) -> Result<Vec<Token>> {
+        let mut interests = vec![Interest {
+            fd: self.signals.fd(),
+            write: false,
+            token: Token::Signals,
+        }];
+        interests.extend(self.asking.iter().map(|a| Interest {
+            fd: a.request.fd(),
+            write: a.request.wants_write(),
+            token: Token::Admin(a.id),
+        }));
+        let mut deadline = self.core.poll_timeout();
+        for a in &self.asking {
+            deadline = earliest(deadline, Some(a.request.deadline()));
+        }
+        if let Some(server) = &self.control {
+            interests.push(Interest {
+                fd: server.fd(),
+                write: false,
+                token: Token::Listener,
+            });
+            for (id, fd, flags) in server.poll_fds() {
+                interests.push(Interest {
+                    fd,
+                    write: flags.contains(nix::poll::PollFlags::POLLOUT),
+                    token: Token::Client(id),
+                });
+            }
+            deadline = earliest(deadline, server.next_deadline());
+        }
+        poller::wait(&interests, deadline)
     }
 
     fn on_signals(&mut self) -> Result<()> {
@@ -130,7 +171,11 @@ impl Driver {
                 break;
             }
             let event = match sig {
-                Signal::SIGCHLD => Event::Reaped(reap()),
+                Signal::SIGCHLD => {
+                    let reaped = reap();
+                    self.collect_captures(&reaped);
+                    Event::Reaped(reaped)
+                }
                 other => Event::Signal(other),
             };
             self.feed(event);
@@ -155,7 +200,10 @@ impl Driver {
 
     fn act(&mut self, action: Action) -> Option<Event> {
         match action {
-            Action::Spawn(job) => Some(Event::Spawned(job, self.spawn(job))),
+            Action::Spawn(job) => {
+                let result = self.spawn(job);
+                Some(Event::Spawned(job, result))
+            }
             Action::Signal(pid, sig) => {
                 send(pid, sig);
                 None
@@ -167,6 +215,12 @@ impl Driver {
                 None
             }
             Action::Ask(query) => self.ask(query),
+            Action::Reply(client, reply) => {
+                if let Some(server) = &mut self.control {
+                    server.reply(client, &reply, Instant::now());
+                }
+                None
+            }
             Action::Notify(n) => {
                 if let Some(notifier) = &self.notifier {
                     match n {
@@ -180,55 +234,45 @@ impl Driver {
         }
     }
 
-    /// Send a question to Envoy's admin. An error at once (a bad address)
-    /// is the answer at once.
-    fn ask(&mut self, query: Query) -> Option<Event> {
-        let Some(addr) = &self.cfg.envoy_admin else {
-            return Some(Event::Answered(query, Err("no admin address".into())));
-        };
-        let (method, path) = match query {
-            Query::ServerInfo { .. } => (admin::Method::Get, "/server_info"),
-        };
-        match admin::Request::start(addr, method, path, Instant::now(), ADMIN_TIMEOUT) {
-            Ok(request) => {
-                self.next_id += 1;
-                self.asking.push(Asking {
-                    id: self.next_id,
-                    query,
-                    request,
-                });
-                None
+    /// A preflight's stderr goes on to the wrapper's stderr as before, and
+    /// its last lines to the core, before its exit is judged.
+    fn collect_captures(&mut self, reaped: &[(Pid, Exit)]) {
+        for (pid, _) in reaped {
+            let Some(i) = self.captures.iter().position(|(p, _)| p == pid) else {
+                continue;
+            };
+            let (pid, capture) = self.captures.remove(i);
+            match capture.take() {
+                Ok(text) => {
+                    let _ = std::io::stderr().write_all(&text);
+                    self.feed(Event::HelperOutput(pid, capture::last_words(&text)));
+                }
+                Err(e) => log::warn!("cannot read the stderr of PID={pid}: {e}"),
             }
-            Err(e) => Some(Event::Answered(query, Err(e.to_string()))),
-        }
-    }
-
-    fn on_admin_ready(&mut self, id: u64) {
-        let Some(i) = self.asking.iter().position(|a| a.id == id) else {
-            return;
-        };
-        if let Some(result) = self.asking[i].request.on_ready() {
-            let asking = self.asking.remove(i);
-            let answer = result
-                .map_err(|e| e.to_string())
-                .and_then(|response| understand(asking.query, response));
-            self.feed(Event::Answered(asking.query, answer));
-            release_freed_memory();
-        }
-    }
-
-    /// Requests whose time is up: each is answered with its timeout.
-    fn admin_timeouts(&mut self) {
-        let now = Instant::now();
-        while let Some(i) = self.asking.iter().position(|a| now >= a.request.deadline()) {
-            let asking = self.asking.remove(i);
-            let error = asking.request.timed_out().to_string();
-            self.feed(Event::Answered(asking.query, Err(error)));
         }
     }
 
     /// Start a job; the error is explained for the log.
-    fn spawn(&self, job: Job) -> Result<Pid, String> {
+    fn spawn(&mut self, job: Job) -> Result<Pid, String> {
+        if let Job::Preflight(_) = job {
+            let capture = match Capture::new() {
+                Ok(capture) => Some(capture),
+                Err(e) => {
+                    log::warn!("cannot keep the preflight's stderr: {e}");
+                    None
+                }
+            };
+            let fd = capture.as_ref().map(Capture::raw_fd);
+            let result = self.spawn_with(job, fd);
+            if let (Ok(pid), Some(capture)) = (&result, capture) {
+                self.captures.push((*pid, capture));
+            }
+            return result;
+        }
+        self.spawn_with(job, None)
+    }
+
+    fn spawn_with(&self, job: Job, stderr: Option<std::os::fd::RawFd>) -> Result<Pid, String> {
         let (script, spec) = match job {
             Job::Epoch(epoch) => (
                 &self.cfg.start_script,
@@ -239,7 +283,12 @@ impl Driver {
             // --mode validate`, `curl`).
             Job::Preflight(epoch) => {
                 let script = self.cfg.preflight.as_ref().expect("preflight configured");
-                (script, Spec::new(script, &[], epoch).map(Spec::own_group))
+                let spec = Spec::new(script, &[], epoch).map(Spec::own_group);
+                let spec = match stderr {
+                    Some(fd) => spec.map(|s| s.stderr_to(fd)),
+                    None => spec,
+                };
+                (script, spec)
             }
             Job::ReadyCheck(epoch) => {
                 let script = self
@@ -258,31 +307,10 @@ impl Driver {
     }
 }
 
-/// Give freed heap pages back to the kernel. Envoy's /server_info is about
-/// 125 KB of JSON; parsing it leaves free pages that glibc would otherwise
-/// keep for good, and the wrapper stays resident for months.
-fn release_freed_memory() {
-    // SAFETY: malloc_trim only returns free memory of the allocator's own
-    // arenas to the kernel; it touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// What an admin response means for the question asked.
-fn understand(query: Query, response: admin::Response) -> Result<Answer, String> {
-    if response.status != 200 {
-        let body = String::from_utf8_lossy(&response.body);
-        return Err(format!("HTTP {}: {}", response.status, body.trim()));
-    }
-    match query {
-        Query::ServerInfo { .. } => {
-            let info = admin::parse_server_info(&response.body)?;
-            Ok(Answer::ServerInfo {
-                state: info.state,
-                restart_epoch: info.restart_epoch,
-            })
-        }
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -1,0 +1,145 @@
+//! What the operator asks for, by signal or on the control socket: restart
+//! (SIGHUP, `reload`), reopen logs (SIGUSR1, `reopen-logs`), stop
+//! (SIGTERM/SIGINT, `stop`), and `status`. A control request does exactly
+//! what its signal does, and is answered when that is done.
+
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::{Action, ChildState, Core, Notify, Phase};
+use crate::control::proto::{Reply, Request};
+use crate::control::server::ClientId;
+use crate::policy::{self, HupAction};
+
+impl Core {
+    pub(super) fn on_signal(&mut self, sig: Signal, now: Instant) {
+        match sig {
+            Signal::SIGTERM | Signal::SIGINT => {
+                log::warn!("got {}", sig.as_str());
+                self.on_stop(now);
+            }
+            Signal::SIGHUP => {
+                log::info!("got SIGHUP");
+                self.on_hup(now);
+            }
+            Signal::SIGUSR1 => {
+                self.on_usr1();
+            }
+            other => log::debug!("ignoring {}", other.as_str()),
+        }
+    }
+
+    pub(super) fn on_control(&mut self, client: ClientId, request: Request, now: Instant) {
+        if request != Request::Status {
+            log::info!("control socket: {}", request.to_line().trim_end());
+        }
+        match request {
+            Request::Status => {
+                let status = self.status(now);
+                self.reply(client, Reply::Status(status));
+            }
+            Request::Reload { wait } => match self.on_hup(now) {
+                HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),
+                _ if !wait => self.reply_done(client, "reload requested"),
+                HupAction::Restart => self.wait_for_current_reload(client),
+                HupAction::Hold | HupAction::Coalesce => self.wait_for_held_reload(client),
+            },
+            Request::ReopenLogs => {
+                let sent = self.on_usr1();
+                match sent {
+                    Some(n) => self.reply_done(client, &format!("SIGUSR1 sent to {n} children")),
+                    None => self.reply_failed(client, "the wrapper is shutting down"),
+                }
+            }
+            Request::Stop { wait } => {
+                self.on_stop(now);
+                if wait {
+                    self.wait_for_exit(client);
+                } else {
+                    self.reply_done(client, "stopping");
+                }
+            }
+            Request::Handoff { .. } => {
+                self.reply_failed(client, "handoff needs --envoy-admin and --handoff-admin")
+            }
+        }
+    }
+
+    fn on_stop(&mut self, now: Instant) {
+        if let Phase::Running(_) = self.phase {
+            self.shutdown(now);
+        } else {
+            log::info!("already shutting down, ignoring the stop request");
+        }
+    }
+
+    /// A restart request: start one now, hold it, fold it into the held
+    /// one, or ignore it while stopping.
+    fn on_hup(&mut self, now: Instant) -> HupAction {
+        let stopping = !matches!(self.phase, Phase::Running(_));
+        let action = policy::on_hup(stopping, self.restart_blocked(), self.held);
+        match action {
+            HupAction::Ignore => log::info!("shutting down, ignoring SIGHUP"),
+            HupAction::Restart => self.begin_restart(now),
+            HupAction::Hold => {
+                self.held = true;
+                log::info!("holding SIGHUP until {}", self.describe_wait());
+                // systemd (Type=notify-reload) waits for RELOADING=1 after
+                // its SIGHUP; READY=1 follows once the held restart is done.
+                self.notify(Notify::Reloading("restart held".into()));
+            }
+            HupAction::Coalesce => log::info!(
+                "coalescing SIGHUP into the held restart (waiting until {})",
+                self.describe_wait()
+            ),
+        }
+        action
+    }
+
+    /// SIGUSR1 to every child that can take it; returns how many, or None
+    /// when shutting down.
+    fn on_usr1(&mut self) -> Option<usize> {
+        if !matches!(self.phase, Phase::Running(_)) {
+            log::info!("got SIGUSR1");
+            log::info!("shutting down, ignoring SIGUSR1");
+            return None;
+        }
+        let mut sent = 0;
+        for i in 0..self.children.len() {
+            let c = self.children[i].clone();
+            match c.state {
+                // SIGUSR1's default action is to terminate: sent before
+                // Envoy has installed its handler, it would kill the new
+                // epoch. An epoch that is not ready has just opened its logs.
+                ChildState::Starting => log::info!(
+                    "not sending SIGUSR1 to PID={} (epoch {} is not ready yet)",
+                    c.pid,
+                    c.epoch
+                ),
+                // SIGKILLed already: nothing to reopen.
+                ChildState::Abandoned => {}
+                ChildState::Ready | ChildState::Draining => {
+                    log::info!("sending SIGUSR1 to PID={}", c.pid);
+                    self.actions.push(Action::Signal(c.pid, Signal::SIGUSR1));
+                    sent += 1;
+                }
+            }
+        }
+        Some(sent)
+    }
+
+    pub(super) fn reply(&mut self, client: ClientId, reply: Reply) {
+        self.actions.push(Action::Reply(client, reply));
+    }
+
+    pub(super) fn reply_done(&mut self, client: ClientId, detail: &str) {
+        let detail = detail.to_string();
+        self.reply(client, Reply::Done { detail });
+    }
+
+    pub(super) fn reply_failed(&mut self, client: ClientId, reason: &str) {
+        let reason = reason.to_string();
+        self.reply(client, Reply::Failed { reason });
+    }
+}
