@@ -84,6 +84,19 @@ pub struct Flags {
           value_parser = parse_admin)]
     pub envoy_admin: Option<AdminAddr>,
 
+    /// A second admin address for side-by-side handoff: generation g of
+    /// Envoy uses slot g % 2 (slot 0 --envoy-admin, slot 1 this one); SIGUSR2
+    /// hands off to a new generation. Needs --envoy-admin.
+    #[arg(long, value_name = "ADDR", env = "HOT_RESTARTER_HANDOFF_ADMIN",
+          value_parser = parse_admin)]
+    pub handoff_admin: Option<AdminAddr>,
+
+    /// The Envoy binary the start script runs: when its --hot-restart-version
+    /// differs from the running Envoy's, a reload becomes a handoff. Needs
+    /// --handoff-admin.
+    #[arg(long, value_name = "PATH", env = "HOT_RESTARTER_ENVOY_BIN")]
+    pub envoy_bin: Option<PathBuf>,
+
     /// Serve hot-restarter-ctl on a unix socket at PATH (mode 0600; a stale
     /// socket file is replaced, anything else there is an error).
     #[arg(long, value_name = "PATH", env = "HOT_RESTARTER_CONTROL_SOCKET")]
@@ -211,6 +224,8 @@ pub struct Config {
     pub ready_interval: Duration,
     pub hold_while_draining: bool,
     pub envoy_admin: Option<AdminAddr>,
+    pub handoff_admin: Option<AdminAddr>,
+    pub envoy_bin: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
     pub subreaper: bool,
 }
@@ -241,6 +256,18 @@ impl Config {
                 check_executable(script).with_context(|| format!("{what} {}", script.display()))?;
             }
         }
+        match (&flags.envoy_admin, &flags.handoff_admin, &flags.envoy_bin) {
+            (None, Some(_), _) => bail!("--handoff-admin needs --envoy-admin"),
+            (Some(a), Some(b), _) if a == b => bail!(
+                "--handoff-admin {b} is the same address as --envoy-admin: two generations \
+                 run side by side and need an admin address each"
+            ),
+            (_, None, Some(_)) => bail!("--envoy-bin needs --handoff-admin"),
+            _ => {}
+        }
+        if let Some(bin) = &flags.envoy_bin {
+            check_executable(bin).with_context(|| format!("--envoy-bin {}", bin.display()))?;
+        }
         let admin = flags.envoy_admin.is_some();
         let mut command = flags.command.into_iter();
         let start_script = PathBuf::from(command.next().expect("clap requires a script"));
@@ -264,6 +291,8 @@ impl Config {
             // Envoy's epoch N+1 tells a still-draining N-1 to exit at once.
             hold_while_draining: flags.hold_while_draining.unwrap_or(admin),
             envoy_admin: flags.envoy_admin,
+            handoff_admin: flags.handoff_admin,
+            envoy_bin: flags.envoy_bin,
             control_socket: flags.control_socket,
             subreaper: flags.subreaper,
         })

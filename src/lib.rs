@@ -14,4 +14,5 @@ pub mod policy;
 pub mod poller;
 pub mod setup;
 pub mod signals;
+pub mod sockets;
 pub mod spawn;

@@ -59,8 +59,12 @@ fn main() -> ExitCode {
 
 /// Set the process up (descriptors, subreaper, signals, pid file, systemd)
 /// and supervise until the end. Every child is gone when this returns.
-fn run(config: Config, signals: signals::Signals) -> Result<i32> {
+fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
     setup::close_inherited_descriptors()?;
+    if config.handoff_admin.is_some() {
+        signals.add_usr2()?;
+        setup::warn_about_migrate_req();
+    }
     if config.subreaper {
         nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
     }

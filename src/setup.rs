@@ -1,5 +1,6 @@
-//! Process set-up at start-up: the three standard descriptors exist, and
-//! no other inherited descriptor reaches a child.
+//! Process set-up at start-up: the three standard descriptors exist, no
+//! other inherited descriptor reaches a child, and the kernel setting a
+//! handoff relies on is checked.
 
 use anyhow::{Context, Result};
 
@@ -38,4 +39,21 @@ pub fn close_inherited_descriptors() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// With handoff, the old generation closes its listening sockets while
+/// connections may still wait in their accept queues: Linux moves them to
+/// the new generation's listener only with `net.ipv4.tcp_migrate_req=1`,
+/// and resets them otherwise.
+pub fn warn_about_migrate_req() {
+    let path = "/proc/sys/net/ipv4/tcp_migrate_req";
+    match std::fs::read_to_string(path) {
+        Ok(value) if value.trim() == "0" => log::warn!(
+            "net.ipv4.tcp_migrate_req is 0: connections still queued on the old generation's \
+             listeners are reset when it closes them during a handoff; set it with \
+             `sysctl -w net.ipv4.tcp_migrate_req=1`"
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot read {path} ({e}): a handoff may reset queued connections"),
+    }
 }

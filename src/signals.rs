@@ -26,6 +26,7 @@ pub const HANDLED: [Signal; 5] = [
 
 pub struct Signals {
     fd: SignalFd,
+    set: SigSet,
 }
 
 impl Signals {
@@ -47,7 +48,20 @@ impl Signals {
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block signals")?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .context("cannot create a signalfd")?;
-        Ok(Signals { fd })
+        Ok(Signals { fd, set })
+    }
+
+    /// Handle SIGUSR2 too (the handoff trigger, with --handoff-admin only:
+    /// without it SIGUSR2 keeps its default action, as with the Python
+    /// wrapper).
+    pub fn add_usr2(&mut self) -> Result<()> {
+        let mut one = SigSet::empty();
+        one.add(Signal::SIGUSR2);
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&one), None).context("cannot block SIGUSR2")?;
+        self.set.add(Signal::SIGUSR2);
+        self.fd
+            .set_mask(&self.set)
+            .context("cannot add SIGUSR2 to the signalfd")
     }
 
     /// The signalfd, for the event loop's poll: readable when a handled
@@ -60,11 +74,14 @@ impl Signals {
     /// at most once: standard signals coalesce in the kernel anyway).
     pub fn read(&self) -> Result<Vec<Signal>> {
         let mut seen = [false; HANDLED.len()];
+        let mut usr2 = false;
         loop {
             match self.fd.read_signal() {
                 Ok(Some(info)) => {
                     if let Some(i) = HANDLED.iter().position(|s| *s as u32 == info.ssi_signo) {
                         seen[i] = true;
+                    } else if info.ssi_signo == Signal::SIGUSR2 as u32 {
+                        usr2 = true;
                     }
                 }
                 // EAGAIN: nothing more is queued.
@@ -73,10 +90,14 @@ impl Signals {
                 Err(e) => return Err(e).context("cannot read the signalfd"),
             }
         }
-        Ok(HANDLED
+        let mut pending: Vec<Signal> = HANDLED
             .iter()
             .zip(seen)
             .filter_map(|(sig, seen)| seen.then_some(*sig))
-            .collect())
+            .collect();
+        if usr2 {
+            pending.push(Signal::SIGUSR2);
+        }
+        Ok(pending)
     }
 }

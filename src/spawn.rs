@@ -27,6 +27,7 @@ pub struct Spec {
     argv: Vec<CString>,
     envp: Vec<CString>,
     quiet_stdout: bool,
+    stdout: Option<RawFd>,
     stderr: Option<RawFd>,
     own_group: bool,
 }
@@ -71,9 +72,30 @@ impl Spec {
             argv,
             envp,
             quiet_stdout: false,
+            stdout: None,
             stderr: None,
             own_group: false,
         })
+    }
+
+    /// Set an environment variable of the child, replacing any inherited
+    /// one of the same name.
+    pub fn env(mut self, key: &str, value: &str) -> io::Result<Spec> {
+        let prefix = format!("{key}=");
+        self.envp
+            .retain(|e| !e.as_bytes().starts_with(prefix.as_bytes()));
+        self.envp.push(cstring(
+            format!("{key}={value}").as_bytes(),
+            "environment variable",
+        )?);
+        Ok(self)
+    }
+
+    /// Send the child's stdout to `fd` (which must stay open until the
+    /// spawn returns).
+    pub fn stdout_to(mut self, fd: RawFd) -> Spec {
+        self.stdout = Some(fd);
+        self
     }
 
     /// Send the child's stderr to `fd` (which must stay open until the
@@ -135,7 +157,7 @@ pub fn spawn(spec: &Spec) -> io::Result<Pid> {
                 &spec.program,
                 &argv,
                 &envp,
-                devnull.as_ref().map(|fd| fd.as_raw_fd()),
+                spec.stdout.or(devnull.as_ref().map(|fd| fd.as_raw_fd())),
                 spec.stderr,
                 spec.own_group,
                 parent,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use super::{Action, ChildState, Core, Notify, Phase};
+use super::{Action, ChildState, Core, Held, Notify, Phase};
 use crate::control::proto::{Reply, Request};
 use crate::control::server::ClientId;
 use crate::policy::{self, HupAction};
@@ -25,6 +25,10 @@ impl Core {
             }
             Signal::SIGUSR1 => {
                 self.on_usr1();
+            }
+            Signal::SIGUSR2 => {
+                log::info!("got SIGUSR2");
+                self.on_handoff("SIGUSR2", now);
             }
             other => log::debug!("ignoring {}", other.as_str()),
         }
@@ -60,8 +64,16 @@ impl Core {
                     self.reply_done(client, "stopping");
                 }
             }
-            Request::Handoff { .. } => {
-                self.reply_failed(client, "handoff needs --envoy-admin and --handoff-admin")
+            Request::Handoff { wait } => {
+                match self.on_handoff("requested on the control socket", now) {
+                    HupAction::Ignore if !self.s.handoff => {
+                        self.reply_failed(client, "handoff needs --envoy-admin and --handoff-admin")
+                    }
+                    HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),
+                    _ if !wait => self.reply_done(client, "handoff requested"),
+                    HupAction::Restart => self.wait_for_current_reload(client),
+                    HupAction::Hold | HupAction::Coalesce => self.wait_for_held_reload(client),
+                }
             }
         }
     }
@@ -78,12 +90,12 @@ impl Core {
     /// one, or ignore it while stopping.
     fn on_hup(&mut self, now: Instant) -> HupAction {
         let stopping = !matches!(self.phase, Phase::Running(_));
-        let action = policy::on_hup(stopping, self.restart_blocked(), self.held);
+        let action = policy::on_hup(stopping, self.restart_blocked(), self.held.is_some());
         match action {
             HupAction::Ignore => log::info!("shutting down, ignoring SIGHUP"),
             HupAction::Restart => self.begin_restart(now),
             HupAction::Hold => {
-                self.held = true;
+                self.held = Some(Held::Restart);
                 log::info!("holding SIGHUP until {}", self.describe_wait());
                 // systemd (Type=notify-reload) waits for RELOADING=1 after
                 // its SIGHUP; READY=1 follows once the held restart is done.
@@ -93,6 +105,30 @@ impl Core {
                 "coalescing SIGHUP into the held restart (waiting until {})",
                 self.describe_wait()
             ),
+        }
+        action
+    }
+
+    /// A handoff request: as a restart request, but to a new generation; a
+    /// held handoff absorbs a held restart (the new generation reads the
+    /// configuration afresh too).
+    fn on_handoff(&mut self, why: &str, now: Instant) -> HupAction {
+        if !self.s.handoff {
+            log::warn!("ignoring the handoff request: --handoff-admin is not set");
+            return HupAction::Ignore;
+        }
+        let stopping = !matches!(self.phase, Phase::Running(_));
+        let held_handoff = matches!(self.held, Some(Held::Handoff(_)));
+        let action = policy::on_hup(stopping, self.restart_blocked(), held_handoff);
+        match action {
+            HupAction::Ignore => log::info!("shutting down, ignoring the handoff request"),
+            HupAction::Restart => self.begin_handoff(why, now),
+            HupAction::Hold => {
+                self.held = Some(Held::Handoff(why.to_string()));
+                log::info!("holding the handoff until {}", self.describe_wait());
+                self.notify(Notify::Reloading("handoff held".into()));
+            }
+            HupAction::Coalesce => log::info!("coalescing the handoff request into the held one"),
         }
         action
     }
@@ -119,7 +155,7 @@ impl Core {
                 ),
                 // SIGKILLed already: nothing to reopen.
                 ChildState::Abandoned => {}
-                ChildState::Ready | ChildState::Draining => {
+                ChildState::Ready | ChildState::Draining | ChildState::Retiring => {
                     log::info!("sending SIGUSR1 to PID={}", c.pid);
                     self.actions.push(Action::Signal(c.pid, Signal::SIGUSR1));
                     sent += 1;

@@ -59,12 +59,28 @@ impl Core {
             log::debug!("PID={pid} (epoch {}): {}", child.epoch, describe(exit));
             return false;
         }
+        if child.state == ChildState::Retiring {
+            self.retired(child, exit);
+            return false;
+        }
         match exit {
             Exit::Code(0) => log::info!("PID={pid} exited with code=0"),
             Exit::Code(code) => log::warn!("PID={pid} exited with code={code}"),
             Exit::Signal(sig) => log::warn!("PID={pid} was killed with signal={sig}"),
         }
         let awaited = matches!(self.work(), Work::Awaiting(a) if a.pid == pid);
+        if child.generation != self.generation {
+            // The new generation of a handoff, before it was LIVE: the old
+            // one keeps serving, whatever the flags.
+            self.kill_helper();
+            let why = format!(
+                "PID={pid} {} before it was LIVE (if it failed at once: does the start script \
+                 use HOT_RESTARTER_SLOT for --base-id and the admin address?)",
+                describe(exit)
+            );
+            self.handoff_failed(child.generation, &why);
+            return false;
+        }
         if exit.is_clean() {
             if awaited {
                 // It finished before it was ever ready: nothing to wait for.
@@ -77,10 +93,11 @@ impl Core {
         if !self.s.keep_serving || self.live().next().is_none() {
             return true;
         }
-        let newest = self.live().map(|c| c.epoch).max().unwrap_or(0);
-        if child.epoch > newest {
+        let newest = self.serving().map(|c| c.epoch).max().unwrap_or(0);
+        if child.epoch > newest || self.serving().next().is_none() {
             if awaited {
                 self.kill_helper();
+                self.wedged = true;
             }
             // envoyproxy/envoy #33446: once a new Envoy has died before
             // going live, Envoy 1.40 refuses every later hot restart of the
@@ -161,7 +178,7 @@ impl Core {
         self.notify(Notify::Stopping);
         self.reloads_abandoned("the wrapper is shutting down");
         self.kill_helper();
-        self.held = false;
+        self.held = None;
         for i in 0..self.children.len() {
             let pid = self.children[i].pid;
             log::info!("sending TERM to PID={pid}");
@@ -177,7 +194,7 @@ impl Core {
     pub(super) fn finish(&mut self, ending: Ending) {
         self.reloads_abandoned("the wrapper is exiting: no child is left");
         self.kill_helper();
-        self.held = false;
+        self.held = None;
         self.phase = if self.killed_helpers.is_empty() {
             Phase::Done(ending)
         } else {

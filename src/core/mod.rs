@@ -15,170 +15,24 @@
 
 mod commands;
 mod exits;
+mod handoff;
 mod ready;
 mod report;
 mod restart;
+mod types;
 
-use std::path::PathBuf;
+pub use types::*;
+
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::control::proto::{Reply, Request};
-use crate::control::server::ClientId;
 use crate::policy::{Ending, Exit};
 
 /// How long SIGKILLed processes may take to be reaped before the wrapper
 /// gives up on them. SIGKILL cannot be refused, so this only matters for a
 /// process stuck in uninterruptible sleep.
 pub const KILL_REAP_WAIT: Duration = Duration::from_secs(5);
-
-/// What the core needs to know of the configuration: the switches and
-/// durations that decide, and the helper paths for log lines.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The wrapper's own pid, for status reports.
-    pub pid: u32,
-    pub keep_serving: bool,
-    pub preflight: Option<PathBuf>,
-    pub ready_check: Option<PathBuf>,
-    /// Readiness from Envoy's admin (`--envoy-admin`).
-    pub envoy_admin: bool,
-    pub hold_while_draining: bool,
-    pub term_wait: Duration,
-    pub preflight_timeout: Duration,
-    pub ready_timeout: Duration,
-    pub ready_interval: Duration,
-}
-
-impl Settings {
-    /// The Python wrapper's behaviour: no extension switched on.
-    pub fn plain() -> Settings {
-        Settings {
-            pid: 0,
-            keep_serving: false,
-            preflight: None,
-            ready_check: None,
-            envoy_admin: false,
-            hold_while_draining: false,
-            term_wait: Duration::from_secs(30),
-            preflight_timeout: Duration::from_secs(60),
-            ready_timeout: Duration::from_secs(60),
-            ready_interval: Duration::from_millis(100),
-        }
-    }
-}
-
-/// A process the core asks the driver to start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Job {
-    /// The start script, for this epoch.
-    Epoch(u32),
-    /// The preflight script, for the would-be epoch.
-    Preflight(u32),
-    /// The ready check, for an epoch that has started.
-    ReadyCheck(u32),
-}
-
-/// Something that happened.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// The wrapper is set up: start epoch 0.
-    Start,
-    /// SIGHUP, SIGUSR1, SIGTERM or SIGINT (SIGCHLD becomes `Reaped`).
-    Signal(Signal),
-    /// Processes reaped in one pass of `waitpid(-1, WNOHANG)`.
-    Reaped(Vec<(Pid, Exit)>),
-    /// The outcome of an `Action::Spawn`: the pid, or why it did not start.
-    Spawned(Job, Result<Pid, String>),
-    /// The answer to an `Action::Ask`: what Envoy's admin said, or why
-    /// there was no usable answer.
-    Answered(Query, Result<Answer, String>),
-    /// The last lines a helper wrote to stderr, sent just before its exit.
-    HelperOutput(Pid, String),
-    /// A request on the control socket.
-    Control(ClientId, Request),
-    /// A control client hung up before its answer.
-    ControlGone(ClientId),
-    /// Time has passed: act on every deadline up to `now`.
-    Tick,
-}
-
-/// A question for Envoy's admin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Query {
-    /// `GET /server_info`, asked to see whether `epoch` is LIVE.
-    ServerInfo { epoch: u32 },
-}
-
-/// What Envoy's admin answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    ServerInfo {
-        state: String,
-        restart_epoch: Option<u32>,
-    },
-}
-
-/// Something the driver must do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Start a process; the driver answers with `Event::Spawned` at once.
-    Spawn(Job),
-    /// Send a signal to one process (a child that has not been reaped).
-    Signal(Pid, Signal),
-    /// SIGKILL the process group a helper leads, and with it whatever the
-    /// helper started.
-    KillGroup(Pid),
-    /// Tell systemd (when `NOTIFY_SOCKET` is set).
-    Notify(Notify),
-    /// Answer a control-socket client.
-    Reply(ClientId, Reply),
-    /// Ask Envoy's admin; the driver answers with `Event::Answered`, within
-    /// a short timeout.
-    Ask(Query),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notify {
-    Ready(String),
-    Reloading(String),
-    Stopping,
-}
-
-/// What a live child is doing, as far as the wrapper knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildState {
-    /// Started; its readiness is being checked.
-    Starting,
-    /// The newest epoch, ready (or started, where readiness is not checked).
-    Ready,
-    /// An older epoch: a newer one has taken over.
-    Draining,
-    /// Given up on (not ready in time) and SIGKILLed: its exit is expected
-    /// and decides nothing.
-    Abandoned,
-}
-
-impl ChildState {
-    pub fn name(self) -> &'static str {
-        match self {
-            ChildState::Starting => "starting",
-            ChildState::Ready => "ready",
-            ChildState::Draining => "draining",
-            ChildState::Abandoned => "abandoned",
-        }
-    }
-}
-
-/// One running epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Child {
-    pub pid: Pid,
-    pub epoch: u32,
-    pub state: ChildState,
-}
 
 /// A helper process (preflight, ready check) as the core sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,10 +59,12 @@ enum Probe {
     Passed,
 }
 
-/// The preflight of a restart.
+/// The preflight of a restart to `epoch` of `generation` (a new
+/// generation: a handoff).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Preflight {
     epoch: u32,
+    generation: u32,
     started: Instant,
     deadline: Instant,
     helper: Helper,
@@ -218,6 +74,7 @@ struct Preflight {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Awaiting {
     epoch: u32,
+    generation: u32,
     pid: Pid,
     started: Instant,
     deadline: Instant,
@@ -237,9 +94,52 @@ enum Work {
     /// comes next.
     Forking {
         epoch: u32,
+        generation: u32,
+    },
+    /// `--envoy-bin`: the binary's and the running Envoy's hot-restart
+    /// versions are asked for, to choose between a hot restart and a
+    /// handoff.
+    Comparing {
+        started: Instant,
+        deadline: Instant,
+        binary: Option<Result<String, String>>,
+        running: Option<Result<String, String>>,
     },
     Preflight(Preflight),
     Awaiting(Awaiting),
+    /// The new generation serves; the old one (`from`) drains and stops.
+    Retiring(Retiring),
+}
+
+/// The old generation's way out after a handoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retiring {
+    from: u32,
+    /// When the handoff began, for its duration.
+    started: Instant,
+    stage: Stage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `POST /drain_listeners?graceful` is out.
+    Draining { limit: Instant },
+    /// Its listeners are counted again at `next`; at `limit` it is stopped
+    /// whatever the count.
+    Watching { next: Instant, limit: Instant },
+    /// A count is out.
+    Counting { limit: Instant },
+    /// SIGTERM sent; SIGKILL at `deadline`.
+    Stopping { deadline: Instant },
+}
+
+/// A restart request waiting for the one in flight to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held {
+    /// A hot restart (SIGHUP, `reload`).
+    Restart,
+    /// A handoff (SIGUSR2, `handoff`), with why; it absorbs a held restart.
+    Handoff(String),
 }
 
 /// What the wrapper is doing.
@@ -271,6 +171,8 @@ pub enum PhaseName {
     Running,
     Preflight,
     Starting,
+    /// The old generation drains and stops after a handoff.
+    HandingOff,
     ShuttingDown,
     Killing,
     Exiting,
@@ -282,9 +184,15 @@ pub struct Core {
     phase: Phase,
     /// Live children in start order; the last one is the newest epoch.
     children: Vec<Child>,
+    /// The serving generation; hot restarts start its next epoch.
+    generation: u32,
     next_epoch: u32,
-    /// Fact: a SIGHUP waits for the restart in flight (or a drain) to end.
-    held: bool,
+    /// A restart request waits for the one in flight (or a drain) to end.
+    held: Option<Held>,
+    /// Fact: a new epoch died (or was killed) before it was ready, so
+    /// Envoy refuses every further hot restart of this generation
+    /// (envoyproxy/envoy #33446); with handoff the next reload hands off.
+    wedged: bool,
     /// Fact: a child failed, or a restart failed, during this run. With
     /// --keep-serving the wrapper carries on, but exits 1 in the end.
     failed: bool,
@@ -305,8 +213,10 @@ impl Core {
             s: settings,
             phase: Phase::Running(Work::Idle),
             children: Vec::new(),
+            generation: 0,
             next_epoch: 0,
-            held: false,
+            held: None,
+            wedged: false,
             failed: false,
             killed_helpers: Vec::new(),
             helper_said: None,
@@ -320,7 +230,7 @@ impl Core {
         self.now = now;
         if !matches!(self.phase, Phase::Done(_)) {
             match event {
-                Event::Start => self.start_epoch(0),
+                Event::Start => self.start_epoch(0, 0),
                 Event::Signal(sig) => self.on_signal(sig, now),
                 Event::Reaped(batch) => self.on_reaped(batch, now),
                 Event::Spawned(job, result) => self.on_spawned(job, result, now),
@@ -339,7 +249,13 @@ impl Core {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Running(Work::Idle | Work::Forking { .. }) | Phase::Done(_) => None,
+            Phase::Running(Work::Comparing { deadline, .. }) => Some(*deadline),
             Phase::Running(Work::Preflight(p)) => Some(p.deadline),
+            Phase::Running(Work::Retiring(r)) => match r.stage {
+                Stage::Draining { limit } | Stage::Counting { limit } => Some(limit),
+                Stage::Watching { next, limit } => Some(next.min(limit)),
+                Stage::Stopping { deadline } => Some(deadline),
+            },
             Phase::Running(Work::Awaiting(a)) => [a.script, a.admin]
                 .into_iter()
                 .filter_map(|p| match p {
@@ -371,8 +287,10 @@ impl Core {
         match &self.phase {
             Phase::Running(Work::Idle) => PhaseName::Running,
             Phase::Running(Work::Forking { .. }) => PhaseName::Starting,
+            Phase::Running(Work::Comparing { .. }) => PhaseName::Preflight,
             Phase::Running(Work::Preflight { .. }) => PhaseName::Preflight,
             Phase::Running(Work::Awaiting { .. }) => PhaseName::Starting,
+            Phase::Running(Work::Retiring { .. }) => PhaseName::HandingOff,
             Phase::ShuttingDown { .. } => PhaseName::ShuttingDown,
             Phase::Killing { .. } => PhaseName::Killing,
             Phase::Exiting { .. } => PhaseName::Exiting,
@@ -392,9 +310,14 @@ impl Core {
         self.next_epoch
     }
 
-    /// Whether a SIGHUP is held.
+    /// Whether a restart request is held.
     pub fn held(&self) -> bool {
-        self.held
+        self.held.is_some()
+    }
+
+    /// The serving generation.
+    pub fn generation(&self) -> u32 {
+        self.generation
     }
 
     // ----- after every event ---------------------------------------------
@@ -404,14 +327,21 @@ impl Core {
     /// event, after the whole event (a batch of exits) has been judged.
     fn settle(&mut self, now: Instant) {
         self.check_children_left();
-        if self.held
+        if self.held.is_some()
             && matches!(self.phase, Phase::Running(_))
             && self.live().next().is_some()
             && !self.restart_blocked()
         {
-            self.held = false;
-            log::info!("starting the held restart");
-            self.begin_restart(now);
+            match self.held.take() {
+                Some(Held::Handoff(why)) => {
+                    log::info!("starting the held handoff");
+                    self.begin_handoff(&why, now);
+                }
+                _ => {
+                    log::info!("starting the held restart");
+                    self.begin_restart(now);
+                }
+            }
         }
     }
 
@@ -424,24 +354,41 @@ impl Core {
     /// READY=1 with the serving epoch, unless a held restart is still to
     /// come (systemd's reload is not done until then).
     fn notify_ready(&mut self) {
-        if self.held {
+        if self.held.is_some() {
             return;
         }
-        if let Some(c) = self.live().last() {
-            let status = format!("serving epoch {} (PID={})", c.epoch, c.pid);
+        if let Some(c) = self.serving().last() {
+            let status = match self.s.handoff {
+                true => format!(
+                    "serving generation {} epoch {} (PID={})",
+                    c.generation, c.epoch, c.pid
+                ),
+                false => format!("serving epoch {} (PID={})", c.epoch, c.pid),
+            };
             self.notify(Notify::Ready(status));
         }
     }
 
-    /// Children that count: every one not already given up on.
+    /// Children that count: every one not given up on or handed off.
     fn live(&self) -> impl DoubleEndedIterator<Item = &Child> {
         self.children
             .iter()
-            .filter(|c| c.state != ChildState::Abandoned)
+            .filter(|c| !matches!(c.state, ChildState::Abandoned | ChildState::Retiring))
+    }
+
+    /// The live children of the serving generation (a new generation being
+    /// started is not serving yet).
+    fn serving(&self) -> impl DoubleEndedIterator<Item = &Child> {
+        let generation = self.generation;
+        self.live().filter(move |c| c.generation == generation)
     }
 
     fn serving_description(&self) -> String {
-        match self.live().last() {
+        match self.serving().last() {
+            Some(c) if self.s.handoff => format!(
+                "generation {} epoch {} (PID={}) keeps serving",
+                c.generation, c.epoch, c.pid
+            ),
             Some(c) => format!("epoch {} (PID={}) keeps serving", c.epoch, c.pid),
             None => "no epoch is serving".to_string(),
         }

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::{Action, Answer, Core, Helper, Job, Probe, Query, later};
+use super::{Action, Answer, Core, Helper, Job, JobKind, Probe, Query, later};
 
 impl Core {
     /// Start every probe whose time has come.
@@ -12,15 +12,16 @@ impl Core {
         let Some(a) = self.awaiting_mut() else {
             return;
         };
-        let epoch = a.epoch;
+        let (epoch, generation) = (a.epoch, a.generation);
         let mut actions = Vec::new();
         if matches!(a.script, Probe::Due(at) if now >= at) {
             a.script = Probe::Running(Helper::Spawning);
-            actions.push(Action::Spawn(Job::ReadyCheck(epoch)));
+            let job = Job::new(JobKind::ReadyCheck, epoch, generation);
+            actions.push(Action::Spawn(job));
         }
         if matches!(a.admin, Probe::Due(at) if now >= at) {
             a.admin = Probe::Asking;
-            actions.push(Action::Ask(Query::ServerInfo { epoch }));
+            actions.push(Action::Ask(Query::ServerInfo { generation, epoch }));
         }
         self.actions.extend(actions);
     }
@@ -31,11 +32,19 @@ impl Core {
     /// address, so `/ready` alone would be a lie.
     pub(super) fn on_answer(&mut self, query: Query, answer: Result<Answer, String>, now: Instant) {
         let interval = self.s.ready_interval;
-        let Query::ServerInfo { epoch } = query;
+        let (generation, epoch) = match query {
+            Query::ServerInfo { generation, epoch } => (generation, epoch),
+            Query::Drain { .. } | Query::Listening { .. } => {
+                return self.on_retiring_answer(query, answer, now);
+            }
+            Query::HotRestartVersion { .. } | Query::BinaryVersion => {
+                return self.on_version(query, answer, now);
+            }
+        };
         let Some(a) = self.awaiting_mut() else {
             return;
         };
-        if a.epoch != epoch || a.admin != Probe::Asking {
+        if a.epoch != epoch || a.generation != generation || a.admin != Probe::Asking {
             // The answer to a question about an epoch no longer awaited.
             return;
         }
@@ -55,6 +64,7 @@ impl Core {
                     None => format!("state {state}, no restart epoch"),
                 }
             }
+            Ok(other) => format!("an unexpected answer {other:?}"),
             Err(why) => why,
         };
         if a.admin_said.as_deref() != Some(said.as_str()) {
@@ -71,10 +81,16 @@ impl Core {
         };
         let passed = |p: Probe| matches!(p, Probe::Passed | Probe::Off);
         if passed(a.script) && passed(a.admin) {
-            let (epoch, pid, started) = (a.epoch, a.pid, a.started);
+            let a = a.clone();
+            if a.generation != self.generation {
+                self.handoff_live(a, now);
+                return;
+            }
             log::info!(
-                "epoch {epoch} (PID={pid}) is ready after {} ms",
-                now.saturating_duration_since(started).as_millis()
+                "epoch {} (PID={}) is ready after {} ms",
+                a.epoch,
+                a.pid,
+                now.saturating_duration_since(a.started).as_millis()
             );
             self.restart_done();
         }

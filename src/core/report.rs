@@ -14,6 +14,8 @@ struct InFlight {
     epoch: u32,
     started: Instant,
     waiters: Vec<ClientId>,
+    /// A handoff to a new generation rather than a hot restart.
+    handoff: bool,
 }
 
 /// Reporting state: facts about what was asked and how it went, never what
@@ -60,13 +62,28 @@ impl Core {
     /// wait for this one.
     pub(super) fn reload_begun(&mut self, epoch: u32, now: Instant) {
         let r = &mut self.report;
-        let mut waiters = r.current.take().map(|c| c.waiters).unwrap_or_default();
-        waiters.append(&mut r.held_waiters);
+        if let Some(current) = &mut r.current {
+            // Already begun (the versions were compared first).
+            current.epoch = epoch;
+            current.waiters.append(&mut r.held_waiters);
+            return;
+        }
+        let waiters = std::mem::take(&mut r.held_waiters);
         r.current = Some(InFlight {
             epoch,
             started: now,
             waiters,
+            handoff: false,
         });
+    }
+
+    /// The reload in flight (or about to begin) is a handoff.
+    pub(super) fn reload_is_handoff(&mut self) {
+        let now = self.now;
+        self.reload_begun(0, now);
+        if let Some(current) = &mut self.report.current {
+            current.handoff = true;
+        }
     }
 
     /// The reload in flight ended: record it and answer its waiters.
@@ -80,19 +97,34 @@ impl Core {
             .as_millis() as u64;
         let (result, text, reply) = match outcome {
             Outcome::Done(detail) => {
-                self.report.counters.reloads_done += 1;
+                match current.handoff {
+                    true => self.report.counters.handoffs_done += 1,
+                    false => self.report.counters.reloads_done += 1,
+                }
                 let reply = Reply::Done {
                     detail: detail.to_string(),
                 };
                 (reload_result::DONE, None, reply)
             }
             Outcome::Skipped(reason) | Outcome::Failed(reason) => {
-                let result = if matches!(outcome, Outcome::Skipped(_)) {
-                    self.report.counters.reloads_skipped += 1;
-                    reload_result::SKIPPED
-                } else {
-                    self.report.counters.reloads_failed += 1;
-                    reload_result::FAILED
+                let c = &mut self.report.counters;
+                let result = match (&outcome, current.handoff) {
+                    (Outcome::Skipped(_), false) => {
+                        c.reloads_skipped += 1;
+                        reload_result::SKIPPED
+                    }
+                    (_, false) => {
+                        c.reloads_failed += 1;
+                        reload_result::FAILED
+                    }
+                    (Outcome::Skipped(_), true) => {
+                        c.handoffs_failed += 1;
+                        reload_result::SKIPPED
+                    }
+                    (_, true) => {
+                        c.handoffs_failed += 1;
+                        reload_result::FAILED
+                    }
                 };
                 let reply = Reply::Failed {
                     reason: reason.to_string(),
@@ -172,6 +204,7 @@ impl Core {
             PhaseName::Running => "running",
             PhaseName::Preflight => "preflight",
             PhaseName::Starting => "starting",
+            PhaseName::HandingOff => "handing-off",
             PhaseName::ShuttingDown => "shutting-down",
             PhaseName::Killing => "killing",
             PhaseName::Exiting => "exiting",
@@ -190,7 +223,7 @@ impl Core {
                 .map(|c| crate::control::proto::ChildStatus {
                     pid: c.pid.as_raw() as u32,
                     epoch: c.epoch,
-                    generation: 0,
+                    generation: c.generation,
                     state: c.state.name().to_string(),
                 })
                 .collect(),

@@ -8,7 +8,8 @@ use nix::unistd::Pid;
 
 use super::report::Outcome;
 use super::{
-    Action, Awaiting, Child, ChildState, Core, Helper, Job, Notify, Preflight, Probe, Work, later,
+    Action, Awaiting, Child, ChildState, Core, Helper, Job, JobKind, Notify, Preflight, Probe,
+    Work, later,
 };
 use crate::policy::{self, Ending, Exit};
 
@@ -16,39 +17,68 @@ impl Core {
     /// A restart begins: run the preflight if there is one, else start the
     /// next epoch at once.
     pub(super) fn begin_restart(&mut self, now: Instant) {
-        let epoch = self.next_epoch;
+        if self.s.handoff && self.wedged {
+            let why = "hot restart is wedged: a new epoch died before it was ready, and Envoy \
+                       refuses every further hot restart of this generation \
+                       (envoyproxy/envoy #33446)";
+            self.begin_handoff(why, now);
+        } else if self.s.handoff && self.s.envoy_bin {
+            self.begin_comparing(now);
+        } else {
+            let (epoch, generation) = (self.next_epoch, self.generation);
+            self.begin_restart_to(epoch, generation, now);
+        }
+    }
+
+    /// Restart to `epoch` of `generation` (a new generation: a handoff):
+    /// run the preflight if there is one, else start it at once.
+    pub(super) fn begin_restart_to(&mut self, epoch: u32, generation: u32, now: Instant) {
         self.reload_begun(epoch, now);
         self.notify(Notify::Reloading(format!("restarting to epoch {epoch}")));
         let Some(script) = &self.s.preflight else {
-            self.start_epoch(epoch);
+            self.start_epoch(epoch, generation);
             return;
         };
         log::info!("running preflight {} for epoch {epoch}", script.display());
         self.set_work(Work::Preflight(Preflight {
             epoch,
+            generation,
             started: now,
             deadline: later(now, self.s.preflight_timeout),
             helper: Helper::Spawning,
         }));
-        self.actions.push(Action::Spawn(Job::Preflight(epoch)));
+        let job = Job::new(JobKind::Preflight, epoch, generation);
+        self.actions.push(Action::Spawn(job));
     }
 
-    /// Fork and exec the start script for `epoch`.
-    pub(super) fn start_epoch(&mut self, epoch: u32) {
+    /// Fork and exec the start script for `epoch` of `generation`.
+    pub(super) fn start_epoch(&mut self, epoch: u32, generation: u32) {
         log::info!("forking and execing new child process at epoch {epoch}");
-        self.set_work(Work::Forking { epoch });
-        self.actions.push(Action::Spawn(Job::Epoch(epoch)));
+        if self.s.handoff {
+            log::info!(
+                "epoch {epoch} is of generation {generation} (slot {})",
+                super::slot(generation)
+            );
+        }
+        self.set_work(Work::Forking { epoch, generation });
+        let job = Job::new(JobKind::Epoch, epoch, generation);
+        self.actions.push(Action::Spawn(job));
     }
 
     pub(super) fn on_spawned(&mut self, job: Job, result: Result<Pid, String>, now: Instant) {
-        match (job, result) {
-            (Job::Epoch(epoch), Ok(pid)) => self.epoch_started(epoch, pid, now),
-            (Job::Epoch(epoch), Err(why)) => {
+        let (epoch, generation) = (job.epoch, job.generation);
+        match (job.kind, result) {
+            (JobKind::Epoch, Ok(pid)) => self.epoch_started(epoch, generation, pid, now),
+            (JobKind::Epoch, Err(why)) => {
                 log::error!("cannot start epoch {epoch}: {why}");
                 self.set_work(Work::Idle);
-                self.start_failed(epoch);
+                if generation != self.generation {
+                    self.handoff_failed(generation, "its start script could not be executed");
+                } else {
+                    self.start_failed(epoch);
+                }
             }
-            (Job::Preflight(_) | Job::ReadyCheck(_), Ok(pid)) => {
+            (JobKind::Preflight | JobKind::ReadyCheck, Ok(pid)) => {
                 if let Some(helper) = self.helper_mut()
                     && *helper == Helper::Spawning
                 {
@@ -58,11 +88,11 @@ impl Core {
                     self.kill_group(pid);
                 }
             }
-            (Job::Preflight(epoch), Err(why)) => {
+            (JobKind::Preflight, Err(why)) => {
                 log::error!("cannot run preflight: {why}");
                 self.restart_skipped(epoch, "its preflight could not run");
             }
-            (Job::ReadyCheck(_), Err(why)) => {
+            (JobKind::ReadyCheck, Err(why)) => {
                 log::error!("cannot run ready check: {why}");
                 let interval = self.s.ready_interval;
                 if let Some(a) = self.awaiting_mut() {
@@ -72,19 +102,22 @@ impl Core {
         }
     }
 
-    fn epoch_started(&mut self, epoch: u32, pid: Pid, now: Instant) {
+    fn epoch_started(&mut self, epoch: u32, generation: u32, pid: Pid, now: Instant) {
         log::info!("forked new child process with PID={pid}");
         let checked = self.readiness_checked();
         self.children.push(Child {
             pid,
             epoch,
+            generation,
             state: if checked {
                 ChildState::Starting
             } else {
                 ChildState::Ready
             },
         });
-        self.next_epoch = epoch + 1;
+        if generation == self.generation {
+            self.next_epoch = epoch + 1;
+        }
         if !checked {
             self.restart_done();
             return;
@@ -92,6 +125,7 @@ impl Core {
         let probe = |on: bool| if on { Probe::Due(now) } else { Probe::Off };
         self.set_work(Work::Awaiting(Awaiting {
             epoch,
+            generation,
             pid,
             started: now,
             deadline: later(now, self.s.ready_timeout),
@@ -109,7 +143,7 @@ impl Core {
         if self.children.is_empty() {
             // Epoch 0, or every other child is gone: nothing to keep.
             self.finish(Ending::Failure);
-        } else if self.s.keep_serving && self.live().next().is_some() {
+        } else if self.s.keep_serving && self.serving().next().is_some() {
             self.restart_failed(epoch, "its start script could not be executed");
         } else {
             self.teardown();
@@ -120,9 +154,12 @@ impl Core {
     /// checked). The newest live epoch serves; the older ones drain.
     pub(super) fn restart_done(&mut self) {
         self.set_work(Work::Idle);
-        let newest = self.live().last().map(|c| c.pid);
+        let newest = self.serving().last().map(|c| c.pid);
+        let generation = self.generation;
         for c in &mut self.children {
-            if c.state != ChildState::Abandoned {
+            if c.generation == generation
+                && matches!(c.state, ChildState::Starting | ChildState::Ready)
+            {
                 c.state = if Some(c.pid) == newest {
                     ChildState::Ready
                 } else {
@@ -130,7 +167,7 @@ impl Core {
                 };
             }
         }
-        if let Some(c) = self.live().last() {
+        if let Some(c) = self.serving().last() {
             let detail = if c.state == ChildState::Ready && self.readiness_checked() {
                 format!("epoch {} (PID={}) is ready", c.epoch, c.pid)
             } else {
@@ -139,7 +176,7 @@ impl Core {
             self.reload_ended(Outcome::Done(&detail));
         }
         self.notify_ready();
-        if let (true, Some(old)) = (self.held, self.draining()) {
+        if let (true, Some(old)) = (self.held.is_some(), self.draining()) {
             log::info!(
                 "the held restart waits until epoch {} (PID={}) has drained and exited",
                 old.epoch,
@@ -171,12 +208,12 @@ impl Core {
             // stop it and run the restart again for the right epoch.
             let checked = p.epoch;
             self.kill_helper();
-            self.held = true;
+            self.held = Some(super::Held::Restart);
             self.reload_postponed();
             log::info!("cancelled the preflight for epoch {checked}; the restart will be retried");
         }
         self.failed = true;
-        self.next_epoch = policy::next_epoch_after_failure(self.live().map(|c| c.epoch), epoch);
+        self.next_epoch = policy::next_epoch_after_failure(self.serving().map(|c| c.epoch), epoch);
         log::warn!(
             "restart to epoch {epoch} failed because {why}; {} (--keep-serving), \
              the next restart uses epoch {}",
@@ -213,8 +250,8 @@ impl Core {
     /// The oldest epoch still draining, when --hold-while-draining makes it
     /// hold restarts back.
     fn draining(&self) -> Option<&Child> {
-        if self.s.hold_while_draining && self.live().count() > 1 {
-            self.live().next()
+        if self.s.hold_while_draining && self.serving().count() > 1 {
+            self.serving().next()
         } else {
             None
         }
@@ -238,8 +275,23 @@ impl Core {
         match self.work() {
             Work::Preflight(p) => format!("the preflight for epoch {} is done", p.epoch),
             Work::Awaiting(a) => format!("epoch {} (PID={}) is ready", a.epoch, a.pid),
+            Work::Comparing { .. } => "the hot-restart versions are compared".to_string(),
+            Work::Retiring(r) => format!("generation {} has drained and exited", r.from),
             Work::Forking { .. } | Work::Idle => "the current restart is done".to_string(),
         }
+    }
+
+    /// SIGKILL a child given up on; its exit will decide nothing. Returns
+    /// whether it was ours.
+    fn abandon(&mut self, pid: Pid) -> bool {
+        let Some(child) = self.children.iter_mut().find(|c| c.pid == pid) else {
+            return false;
+        };
+        child.state = ChildState::Abandoned;
+        log::warn!("force killing PID={pid}");
+        self.actions
+            .push(Action::Signal(pid, nix::sys::signal::Signal::SIGKILL));
+        true
     }
 
     // ----- helpers -------------------------------------------------------
@@ -305,6 +357,7 @@ impl Core {
         match self.work().clone() {
             Work::Preflight(Preflight {
                 epoch,
+                generation,
                 started,
                 helper: Helper::Exited(pid, exit),
                 ..
@@ -328,7 +381,7 @@ impl Core {
                 );
                 self.set_work(Work::Idle);
                 if self.live().next().is_some() {
-                    self.start_epoch(epoch);
+                    self.start_epoch(epoch, generation);
                 }
                 // else: the serving epoch is gone meanwhile; nothing to
                 // hot-restart from, and the wrapper is about to end.
@@ -385,23 +438,41 @@ impl Core {
                     a.pid,
                     self.s.ready_timeout.as_secs_f64()
                 );
-                self.ready_timed_out(a.pid, a.epoch);
+                if a.generation != self.generation {
+                    self.abandon(a.pid);
+                    self.handoff_failed(a.generation, "it was not LIVE in time");
+                } else {
+                    self.ready_timed_out(a.pid, a.epoch);
+                }
             }
             Work::Awaiting(_) => self.run_due_probes(now),
+            Work::Comparing {
+                deadline,
+                binary,
+                running,
+                ..
+            } if now >= deadline => {
+                let missing = || Err("no answer in time".to_string());
+                self.compared(
+                    binary.unwrap_or_else(missing),
+                    running.unwrap_or_else(missing),
+                    now,
+                );
+            }
+            Work::Retiring(r) => self.retiring_deadlines(r, now),
             _ => {}
         }
     }
 
     /// The ready check gave up on `pid`: kill it; that is a failed restart.
     fn ready_timed_out(&mut self, pid: Pid, epoch: u32) {
-        let Some(child) = self.children.iter_mut().find(|c| c.pid == pid) else {
+        if !self.abandon(pid) {
             return;
-        };
-        child.state = ChildState::Abandoned;
-        log::warn!("force killing PID={pid}");
-        self.actions
-            .push(Action::Signal(pid, nix::sys::signal::Signal::SIGKILL));
-        if self.s.keep_serving && self.live().next().is_some() {
+        }
+        // A new Envoy killed before it was LIVE wedges hot restart as one
+        // that died (envoyproxy/envoy #33446).
+        self.wedged = true;
+        if self.s.keep_serving && self.serving().next().is_some() {
             self.restart_failed(epoch, "it was not ready in time");
         } else {
             self.failed = true;

@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use super::Driver;
-use crate::admin;
-use crate::core::{Answer, Event, Query};
+use crate::admin::{self, Method};
+use crate::core::{Answer, Event, Query, slot};
+use crate::sockets;
 
 /// How long one request to Envoy's admin may take, connect to last byte.
 /// Short: a readiness poll that goes unanswered is simply asked again.
@@ -19,14 +20,38 @@ pub(super) struct Asking {
 }
 
 impl Driver {
+    /// The admin address of a generation's slot: `--envoy-admin` for slot
+    /// 0, `--handoff-admin` for slot 1.
+    pub(super) fn admin_addr(&self, generation: u32) -> Option<&admin::AdminAddr> {
+        match slot(generation) {
+            0 => self.cfg.envoy_admin.as_ref(),
+            _ => self.cfg.handoff_admin.as_ref(),
+        }
+    }
+
     /// Send a question to Envoy's admin. An error at once (a bad address)
     /// is the answer at once.
     pub(super) fn ask(&mut self, query: Query) -> Option<Event> {
-        let Some(addr) = &self.cfg.envoy_admin else {
-            return Some(Event::Answered(query, Err("no admin address".into())));
+        let (generation, method, path) = match query {
+            Query::ServerInfo { generation, .. } => (generation, Method::Get, "/server_info"),
+            Query::Drain { generation } => (generation, Method::Post, "/drain_listeners?graceful"),
+            Query::HotRestartVersion { generation } => {
+                (generation, Method::Get, "/hot_restart_version")
+            }
+            Query::Listening { generation, pid } => {
+                let admin_port = match self.admin_addr(generation) {
+                    Some(admin::AdminAddr::Tcp(addr)) => Some(addr.port()),
+                    _ => None,
+                };
+                let answer = sockets::count_listening(pid.as_raw(), admin_port)
+                    .map(Answer::Listening)
+                    .map_err(|e| format!("cannot read PID={pid}'s sockets: {e}"));
+                return Some(Event::Answered(query, answer));
+            }
+            Query::BinaryVersion => return self.probe_binary_version(),
         };
-        let (method, path) = match query {
-            Query::ServerInfo { .. } => (admin::Method::Get, "/server_info"),
+        let Some(addr) = self.admin_addr(generation) else {
+            return Some(Event::Answered(query, Err("no admin address".into())));
         };
         match admin::Request::start(addr, method, path, Instant::now(), ADMIN_TIMEOUT) {
             Ok(request) => {
@@ -92,5 +117,9 @@ fn understand(query: Query, response: admin::Response) -> Result<Answer, String>
                 restart_epoch: info.restart_epoch,
             })
         }
+        Query::HotRestartVersion { .. } => Ok(Answer::Version(admin::parse_hot_restart_version(
+            &response.body,
+        ))),
+        _ => Ok(Answer::Ok),
     }
 }

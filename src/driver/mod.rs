@@ -10,7 +10,6 @@
 //! the children early.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -21,17 +20,17 @@ use nix::unistd::Pid;
 
 mod admin;
 mod control;
+mod jobs;
 
-use crate::capture::{self, Capture};
+use crate::capture::Capture;
 use crate::cli::Config;
 use crate::control::server::{ClientId, ControlServer};
-use crate::core::{Action, Core, Event, Job, Notify, Settings};
+use crate::core::{Action, Core, Event, Notify, Settings};
 use crate::notify::Notifier;
 use crate::pidfile::PidFile;
 use crate::policy::Exit;
 use crate::poller::{self, Interest};
 use crate::signals::Signals;
-use crate::spawn::{self, Spec};
 
 /// What a ready descriptor stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +57,8 @@ impl Settings {
             preflight_timeout: cfg.preflight_timeout,
             ready_timeout: cfg.ready_timeout,
             ready_interval: cfg.ready_interval,
+            handoff: cfg.handoff_admin.is_some(),
+            envoy_bin: cfg.envoy_bin.is_some(),
         }
     }
 }
@@ -82,6 +83,9 @@ pub struct Driver {
     next_id: u64,
     /// The stderr of preflights that run, by pid.
     captures: Vec<(Pid, Capture)>,
+    /// `--envoy-bin --hot-restart-version` while it runs, with its output
+    /// and deadline.
+    version_probe: Option<(Pid, Capture, Instant)>,
 }
 
 impl Driver {
@@ -97,6 +101,7 @@ impl Driver {
             asking: Vec::new(),
             next_id: 0,
             captures: Vec::new(),
+            version_probe: None,
         }
     }
 
@@ -127,6 +132,7 @@ impl Driver {
             }
             self.admin_timeouts();
             self.control_timeouts();
+            self.version_probe_timeout();
             self.feed(Event::Tick);
         }
     }
@@ -144,6 +150,9 @@ impl Driver {
             token: Token::Admin(a.id),
         }));
         let mut deadline = self.core.poll_timeout();
+        if let Some((_, _, probe_deadline)) = &self.version_probe {
+            deadline = earliest(deadline, Some(*probe_deadline));
+        }
         for a in &self.asking {
             deadline = earliest(deadline, Some(a.request.deadline()));
         }
@@ -232,78 +241,6 @@ impl Driver {
                 None
             }
         }
-    }
-
-    /// A preflight's stderr goes on to the wrapper's stderr as before, and
-    /// its last lines to the core, before its exit is judged.
-    fn collect_captures(&mut self, reaped: &[(Pid, Exit)]) {
-        for (pid, _) in reaped {
-            let Some(i) = self.captures.iter().position(|(p, _)| p == pid) else {
-                continue;
-            };
-            let (pid, capture) = self.captures.remove(i);
-            match capture.take() {
-                Ok(text) => {
-                    let _ = std::io::stderr().write_all(&text);
-                    self.feed(Event::HelperOutput(pid, capture::last_words(&text)));
-                }
-                Err(e) => log::warn!("cannot read the stderr of PID={pid}: {e}"),
-            }
-        }
-    }
-
-    /// Start a job; the error is explained for the log.
-    fn spawn(&mut self, job: Job) -> Result<Pid, String> {
-        if let Job::Preflight(_) = job {
-            let capture = match Capture::new() {
-                Ok(capture) => Some(capture),
-                Err(e) => {
-                    log::warn!("cannot keep the preflight's stderr: {e}");
-                    None
-                }
-            };
-            let fd = capture.as_ref().map(Capture::raw_fd);
-            let result = self.spawn_with(job, fd);
-            if let (Ok(pid), Some(capture)) = (&result, capture) {
-                self.captures.push((*pid, capture));
-            }
-            return result;
-        }
-        self.spawn_with(job, None)
-    }
-
-    fn spawn_with(&self, job: Job, stderr: Option<std::os::fd::RawFd>) -> Result<Pid, String> {
-        let (script, spec) = match job {
-            Job::Epoch(epoch) => (
-                &self.cfg.start_script,
-                Spec::new(&self.cfg.start_script, &self.cfg.script_args, epoch),
-            ),
-            // Helpers lead a process group of their own, so that killing
-            // the group also kills what they started (`sh` running `envoy
-            // --mode validate`, `curl`).
-            Job::Preflight(epoch) => {
-                let script = self.cfg.preflight.as_ref().expect("preflight configured");
-                let spec = Spec::new(script, &[], epoch).map(Spec::own_group);
-                let spec = match stderr {
-                    Some(fd) => spec.map(|s| s.stderr_to(fd)),
-                    None => spec,
-                };
-                (script, spec)
-            }
-            Job::ReadyCheck(epoch) => {
-                let script = self
-                    .cfg
-                    .ready_check
-                    .as_ref()
-                    .expect("ready check configured");
-                (
-                    script,
-                    Spec::new(script, &[], epoch).map(|s| s.own_group().quiet_stdout()),
-                )
-            }
-        };
-        spec.and_then(|spec| spawn::spawn(&spec))
-            .map_err(|e| spawn::explain_exec_error(script, &e))
     }
 }
 

@@ -1,0 +1,329 @@
+//! Generations and the side-by-side handoff (Envoy's RFC #3804): a new
+//! Envoy on the other slot's base-id and admin address starts at epoch 0,
+//! listening beside the serving one (SO_REUSEPORT); once it is LIVE the old
+//! generation is asked to drain its listeners, and is stopped once it has
+//! closed them. This recovers from a wedged hot restart
+//! (envoyproxy/envoy #33446) and crosses hot-restart versions (#3503).
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::report::Outcome;
+use super::{
+    Action, Answer, Awaiting, ChildState, Core, KILL_REAP_WAIT, Query, Retiring, Stage, Work,
+    later, slot,
+};
+
+/// How long the old generation may keep its listeners open after the
+/// drain request before it is stopped anyway (Envoy's default
+/// `--drain-time-s` is 600).
+const DRAIN_LIMIT: Duration = Duration::from_secs(600);
+
+/// How often the old generation's listening sockets are counted.
+const LISTEN_POLL: Duration = Duration::from_millis(100);
+
+/// How long the hot-restart versions may take to come back.
+const VERSION_WAIT: Duration = Duration::from_secs(10);
+
+impl Core {
+    /// Hand off to a new generation.
+    pub(super) fn begin_handoff(&mut self, why: &str, now: Instant) {
+        let to = self.generation + 1;
+        log::info!(
+            "handing off from generation {} to generation {to} (slot {}): {why}",
+            self.generation,
+            slot(to)
+        );
+        self.reload_is_handoff();
+        self.begin_restart_to(0, to, now);
+    }
+
+    /// `--envoy-bin`: ask both hot-restart versions before choosing.
+    pub(super) fn begin_comparing(&mut self, now: Instant) {
+        self.reload_begun(self.next_epoch, now);
+        self.set_work(Work::Comparing {
+            started: now,
+            deadline: later(now, VERSION_WAIT),
+            binary: None,
+            running: None,
+        });
+        self.actions.push(Action::Ask(Query::BinaryVersion));
+        let generation = self.generation;
+        self.actions
+            .push(Action::Ask(Query::HotRestartVersion { generation }));
+    }
+
+    pub(super) fn on_version(
+        &mut self,
+        query: Query,
+        answer: Result<Answer, String>,
+        now: Instant,
+    ) {
+        let Work::Comparing {
+            started,
+            deadline,
+            mut binary,
+            mut running,
+        } = self.work().clone()
+        else {
+            return;
+        };
+        let version = answer.and_then(|a| match a {
+            Answer::Version(v) => Ok(v),
+            other => Err(format!("unexpected answer {other:?}")),
+        });
+        match query {
+            Query::BinaryVersion => binary = Some(version),
+            _ => running = Some(version),
+        }
+        self.set_work(Work::Comparing {
+            started,
+            deadline,
+            binary: binary.clone(),
+            running: running.clone(),
+        });
+        if let (Some(binary), Some(running)) = (binary, running) {
+            self.compared(binary, running, now);
+        }
+    }
+
+    /// Both versions are in (or timed out): a hot restart when they match,
+    /// else a handoff.
+    pub(super) fn compared(
+        &mut self,
+        binary: Result<String, String>,
+        running: Result<String, String>,
+        now: Instant,
+    ) {
+        self.set_work(Work::Idle);
+        match (binary, running) {
+            (Ok(b), Ok(r)) if b != r => {
+                let why = format!(
+                    "the Envoy binary's hot-restart version {b} differs from the running \
+                     Envoy's {r}"
+                );
+                self.begin_handoff(&why, now);
+            }
+            (Ok(_), Ok(_)) => {
+                let (epoch, generation) = (self.next_epoch, self.generation);
+                self.begin_restart_to(epoch, generation, now);
+            }
+            (b, r) => {
+                let error = [b.err(), r.err()].into_iter().flatten().collect::<Vec<_>>();
+                log::warn!(
+                    "cannot compare hot-restart versions ({}); hot-restarting",
+                    error.join("; ")
+                );
+                let (epoch, generation) = (self.next_epoch, self.generation);
+                self.begin_restart_to(epoch, generation, now);
+            }
+        }
+    }
+
+    /// The new generation is LIVE: it serves now, and the old one drains.
+    pub(super) fn handoff_live(&mut self, a: Awaiting, now: Instant) {
+        let from = self.generation;
+        self.generation = a.generation;
+        self.next_epoch = a.epoch + 1;
+        self.wedged = false;
+        for c in &mut self.children {
+            if c.pid == a.pid {
+                c.state = ChildState::Ready;
+            } else if c.generation == from && c.state != ChildState::Abandoned {
+                c.state = ChildState::Retiring;
+            }
+        }
+        log::info!(
+            "generation {} epoch {} (PID={}) is LIVE after {} ms; generation {from} drains",
+            a.generation,
+            a.epoch,
+            a.pid,
+            now.saturating_duration_since(a.started).as_millis()
+        );
+        self.notify_ready();
+        self.set_work(Work::Retiring(Retiring {
+            from,
+            started: a.started,
+            stage: Stage::Draining {
+                limit: later(now, DRAIN_LIMIT),
+            },
+        }));
+        if self.retiring().next().is_none() {
+            self.handoff_done(now);
+            return;
+        }
+        self.actions
+            .push(Action::Ask(Query::Drain { generation: from }));
+    }
+
+    fn retiring(&self) -> impl DoubleEndedIterator<Item = &super::Child> {
+        self.children
+            .iter()
+            .filter(|c| c.state == ChildState::Retiring)
+    }
+
+    /// The old generation answered the drain request, or counted sockets.
+    pub(super) fn on_retiring_answer(
+        &mut self,
+        query: Query,
+        answer: Result<Answer, String>,
+        now: Instant,
+    ) {
+        let Work::Retiring(r) = self.work().clone() else {
+            return;
+        };
+        match (query, r.stage, answer) {
+            (Query::Drain { .. }, Stage::Draining { limit }, Ok(_)) => {
+                log::info!(
+                    "generation {} is draining its listeners (POST /drain_listeners?graceful)",
+                    r.from
+                );
+                self.count_listeners(r, limit);
+            }
+            (Query::Drain { .. }, Stage::Draining { .. }, Err(e)) => {
+                log::warn!(
+                    "generation {}'s admin did not take the drain ({e}); stopping it with \
+                     SIGTERM now: requests in flight on it may be cut",
+                    r.from
+                );
+                self.stop_retiring(r, now);
+            }
+            (Query::Listening { .. }, Stage::Counting { limit }, Ok(Answer::Listening(0))) => {
+                log::info!("generation {} has closed its listeners", r.from);
+                self.stop_retiring(r, now);
+                let _ = limit;
+            }
+            (Query::Listening { .. }, Stage::Counting { limit }, other) => {
+                if let Err(e) = other {
+                    log::debug!("cannot count generation {}'s listeners: {e}", r.from);
+                }
+                self.set_work(Work::Retiring(Retiring {
+                    stage: Stage::Watching {
+                        next: later(now, LISTEN_POLL),
+                        limit,
+                    },
+                    ..r
+                }));
+            }
+            _ => {}
+        }
+    }
+
+    fn count_listeners(&mut self, r: Retiring, limit: Instant) {
+        // The newest epoch of the old generation holds its listeners.
+        let Some(pid) = self.retiring().last().map(|c| c.pid) else {
+            return;
+        };
+        self.set_work(Work::Retiring(Retiring {
+            stage: Stage::Counting { limit },
+            ..r
+        }));
+        self.actions.push(Action::Ask(Query::Listening {
+            generation: r.from,
+            pid,
+        }));
+    }
+
+    /// SIGTERM the old generation; its exits are expected.
+    fn stop_retiring(&mut self, r: Retiring, now: Instant) {
+        let pids: Vec<(Pid, u32)> = self.retiring().map(|c| (c.pid, c.epoch)).collect();
+        for (pid, epoch) in pids {
+            log::info!(
+                "sending TERM to PID={pid} (generation {} epoch {epoch}, handed off)",
+                r.from
+            );
+            self.actions.push(Action::Signal(pid, Signal::SIGTERM));
+        }
+        self.set_work(Work::Retiring(Retiring {
+            stage: Stage::Stopping {
+                deadline: later(now, self.s.term_wait),
+            },
+            ..r
+        }));
+    }
+
+    /// Deadlines of the old generation's way out.
+    pub(super) fn retiring_deadlines(&mut self, r: Retiring, now: Instant) {
+        match r.stage {
+            Stage::Draining { limit }
+            | Stage::Watching { limit, .. }
+            | Stage::Counting { limit }
+                if now >= limit =>
+            {
+                log::warn!(
+                    "generation {} still listens {} s after the drain request; stopping it",
+                    r.from,
+                    DRAIN_LIMIT.as_secs()
+                );
+                self.stop_retiring(r, now);
+            }
+            Stage::Watching { next, limit } if now >= next => self.count_listeners(r, limit),
+            Stage::Stopping { deadline } if now >= deadline => {
+                let pids: Vec<Pid> = self.retiring().map(|c| c.pid).collect();
+                for pid in pids {
+                    log::warn!(
+                        "force killing PID={pid} (generation {}, handed off)",
+                        r.from
+                    );
+                    self.actions.push(Action::Signal(pid, Signal::SIGKILL));
+                }
+                self.set_work(Work::Retiring(Retiring {
+                    stage: Stage::Stopping {
+                        deadline: later(now, KILL_REAP_WAIT.max(self.s.term_wait)),
+                    },
+                    ..r
+                }));
+            }
+            _ => {}
+        }
+    }
+
+    /// A child of the old generation has exited; the handoff is done once
+    /// none is left.
+    pub(super) fn retired(&mut self, child: super::Child, exit: crate::policy::Exit) {
+        log::info!(
+            "PID={} (generation {} epoch {}, handed off) {}",
+            child.pid,
+            child.generation,
+            child.epoch,
+            super::describe(exit)
+        );
+        if self.retiring().next().is_none()
+            && let Work::Retiring(_) = self.work()
+        {
+            self.handoff_done(self.now);
+        }
+    }
+
+    fn handoff_done(&mut self, now: Instant) {
+        let Work::Retiring(r) = self.work().clone() else {
+            return;
+        };
+        let ms = now.saturating_duration_since(r.started).as_millis();
+        let detail = match self.serving().last() {
+            Some(c) => format!(
+                "generation {} epoch {} (PID={}) serves; generation {} has exited",
+                c.generation, c.epoch, c.pid, r.from
+            ),
+            None => format!("generation {} has exited", r.from),
+        };
+        log::info!(
+            "handoff from generation {} done in {ms} ms: {detail}",
+            r.from
+        );
+        self.set_work(Work::Idle);
+        self.reload_ended(Outcome::Done(&detail));
+    }
+
+    /// The new generation did not make it: it is killed (if it still runs)
+    /// and the old one keeps serving.
+    pub(super) fn handoff_failed(&mut self, generation: u32, why: &str) {
+        let reason = format!("handoff to generation {generation} failed because {why}");
+        log::error!("{reason}; {}", self.serving_description());
+        self.set_work(Work::Idle);
+        self.reload_ended(Outcome::Failed(&reason));
+        self.notify_ready();
+    }
+}

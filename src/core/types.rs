@@ -1,0 +1,213 @@
+//! The core's vocabulary: its settings, the events it takes, the actions
+//! it returns, and the children it reports.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::control::proto::{Reply, Request};
+use crate::control::server::ClientId;
+use crate::policy::Exit;
+
+/// What the core needs to know of the configuration: the switches and
+/// durations that decide, and the helper paths for log lines.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The wrapper's own pid, for status reports.
+    pub pid: u32,
+    pub keep_serving: bool,
+    pub preflight: Option<PathBuf>,
+    pub ready_check: Option<PathBuf>,
+    /// Readiness from Envoy's admin (`--envoy-admin`).
+    pub envoy_admin: bool,
+    pub hold_while_draining: bool,
+    pub term_wait: Duration,
+    pub preflight_timeout: Duration,
+    pub ready_timeout: Duration,
+    pub ready_interval: Duration,
+    /// Generations and side-by-side handoff (`--handoff-admin`).
+    pub handoff: bool,
+    /// Compare the hot-restart version of the Envoy binary with the running
+    /// one's at each reload (`--envoy-bin`).
+    pub envoy_bin: bool,
+}
+
+impl Settings {
+    /// The Python wrapper's behaviour: no extension switched on.
+    pub fn plain() -> Settings {
+        Settings {
+            pid: 0,
+            keep_serving: false,
+            preflight: None,
+            ready_check: None,
+            envoy_admin: false,
+            hold_while_draining: false,
+            term_wait: Duration::from_secs(30),
+            preflight_timeout: Duration::from_secs(60),
+            ready_timeout: Duration::from_secs(60),
+            ready_interval: Duration::from_millis(100),
+            handoff: false,
+            envoy_bin: false,
+        }
+    }
+}
+
+/// A process the core asks the driver to start, for `epoch` of
+/// `generation` (which set its `RESTART_EPOCH` and, with handoff, its
+/// `HOT_RESTARTER_GENERATION`, `_SLOT` and `_ENVOY_ADMIN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Job {
+    pub kind: JobKind,
+    pub epoch: u32,
+    pub generation: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// The start script.
+    Epoch,
+    /// The preflight script, for the would-be epoch.
+    Preflight,
+    /// The ready check, for an epoch that has started.
+    ReadyCheck,
+}
+
+impl Job {
+    pub fn new(kind: JobKind, epoch: u32, generation: u32) -> Job {
+        Job {
+            kind,
+            epoch,
+            generation,
+        }
+    }
+}
+
+/// Which admin address a generation uses: slot 0 is `--envoy-admin`, slot 1
+/// `--handoff-admin`.
+pub fn slot(generation: u32) -> u32 {
+    generation % 2
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The wrapper is set up: start epoch 0.
+    Start,
+    /// SIGHUP, SIGUSR1, SIGUSR2, SIGTERM or SIGINT (SIGCHLD becomes
+    /// `Reaped`).
+    Signal(Signal),
+    /// Processes reaped in one pass of `waitpid(-1, WNOHANG)`.
+    Reaped(Vec<(Pid, Exit)>),
+    /// The outcome of an `Action::Spawn`: the pid, or why it did not start.
+    Spawned(Job, Result<Pid, String>),
+    /// The answer to an `Action::Ask`: what Envoy's admin said, or why
+    /// there was no usable answer.
+    Answered(Query, Result<Answer, String>),
+    /// The last lines a helper wrote to stderr, sent just before its exit.
+    HelperOutput(Pid, String),
+    /// A request on the control socket.
+    Control(ClientId, Request),
+    /// A control client hung up before its answer.
+    ControlGone(ClientId),
+    /// Time has passed: act on every deadline up to `now`.
+    Tick,
+}
+
+/// A question about Envoy, for its admin (at the address of the
+/// generation's slot) or the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    /// `GET /server_info`, asked to see whether `epoch` is LIVE.
+    ServerInfo { generation: u32, epoch: u32 },
+    /// `POST /drain_listeners?graceful`: the old generation stops taking
+    /// new connections once the drain time is over.
+    Drain { generation: u32 },
+    /// How many listening TCP sockets `pid` still holds, the admin's own
+    /// excepted.
+    Listening { generation: u32, pid: Pid },
+    /// `GET /hot_restart_version` of the serving Envoy.
+    HotRestartVersion { generation: u32 },
+    /// `--envoy-bin PATH --hot-restart-version`: the binary's version.
+    BinaryVersion,
+}
+
+/// What came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    ServerInfo {
+        state: String,
+        restart_epoch: Option<u32>,
+    },
+    /// The admin took the request (HTTP 200).
+    Ok,
+    /// Listening sockets counted.
+    Listening(usize),
+    /// A hot-restart version, e.g. "11.104".
+    Version(String),
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start a process; the driver answers with `Event::Spawned` at once.
+    Spawn(Job),
+    /// Send a signal to one process (a child that has not been reaped).
+    Signal(Pid, Signal),
+    /// SIGKILL the process group a helper leads, and with it whatever the
+    /// helper started.
+    KillGroup(Pid),
+    /// Tell systemd (when `NOTIFY_SOCKET` is set).
+    Notify(Notify),
+    /// Answer a control-socket client.
+    Reply(ClientId, Reply),
+    /// Ask Envoy's admin; the driver answers with `Event::Answered`, within
+    /// a short timeout.
+    Ask(Query),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notify {
+    Ready(String),
+    Reloading(String),
+    Stopping,
+}
+
+/// What a live child is doing, as far as the wrapper knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildState {
+    /// Started; its readiness is being checked.
+    Starting,
+    /// The newest epoch, ready (or started, where readiness is not checked).
+    Ready,
+    /// An older epoch: a newer one has taken over.
+    Draining,
+    /// Given up on (not ready in time) and SIGKILLed: its exit is expected
+    /// and decides nothing.
+    Abandoned,
+    /// Of a generation that has been handed off: draining, then stopped;
+    /// its exit is expected and decides nothing.
+    Retiring,
+}
+
+impl ChildState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChildState::Starting => "starting",
+            ChildState::Ready => "ready",
+            ChildState::Draining => "draining",
+            ChildState::Abandoned => "abandoned",
+            ChildState::Retiring => "draining",
+        }
+    }
+}
+
+/// One running epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    pub pid: Pid,
+    pub epoch: u32,
+    pub generation: u32,
+    pub state: ChildState,
+}
