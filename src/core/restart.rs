@@ -203,14 +203,23 @@ impl Core {
 
     /// With --keep-serving: a new epoch failed while older ones run.
     pub(super) fn restart_failed(&mut self, epoch: u32, why: &str) {
-        if let Work::Preflight(p) = self.work() {
-            // The preflight ran for an epoch that will not come next now:
-            // stop it and run the restart again for the right epoch.
-            let checked = p.epoch;
-            self.kill_helper();
-            self.held = Some(super::Held::Restart);
-            self.reload_postponed();
-            log::info!("cancelled the preflight for epoch {checked}; the restart will be retried");
+        match self.work() {
+            Work::Preflight(p) => {
+                // The preflight ran for an epoch that will not come next
+                // now: stop it and run the restart again for the right epoch.
+                let checked = p.epoch;
+                self.kill_helper();
+                self.held = Some(super::Held::Restart);
+                self.reload_postponed();
+                log::info!(
+                    "cancelled the preflight for epoch {checked}; the restart will be retried"
+                );
+            }
+            // The awaited epoch exited in the same batch as an older one
+            // judged first: its ready check must not be left running.
+            // (Found by tests/core_props.rs.)
+            Work::Awaiting(_) => self.kill_helper(),
+            _ => {}
         }
         self.failed = true;
         self.next_epoch = policy::next_epoch_after_failure(self.serving().map(|c| c.epoch), epoch);
