@@ -104,11 +104,17 @@ impl FakeAdmin {
                     Mode::Silent => h.lock().unwrap().push(Box::new(conn)),
                     Mode::Answer { state, epoch } => {
                         let line = read_head(&mut *conn);
-                        s.lines.lock().unwrap().push(line);
-                        let body = format!(
-                            "{{\"state\":\"{state}\",\"hot_restart_version\":\"11.104\",\
-                             \"command_line_options\":{{\"restart_epoch\":{epoch}}}}}"
-                        );
+                        s.lines.lock().unwrap().push(line.clone());
+                        let body = if line.starts_with("GET /server_info ") {
+                            format!(
+                                "{{\"state\":\"{state}\",\"hot_restart_version\":\"11.104\",\
+                                 \"command_line_options\":{{\"restart_epoch\":{epoch}}}}}"
+                            )
+                        } else if line.starts_with("GET /hot_restart_version ") {
+                            "11.104".to_string()
+                        } else {
+                            "OK\n".to_string()
+                        };
                         let _ = write!(
                             conn,
                             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
