@@ -120,6 +120,7 @@ impl Lab {
         let script = match start {
             Start::Example => PathBuf::from(&start_envoy),
             Start::FailsWhileFlagged => script(dir.path(), "start.sh", FAILING_START),
+            Start::Recording => script(dir.path(), "start.sh", RECORDING_START),
         };
         let mut cmd = command(dir.path());
         cmd.env("ENVOY", &envoy)
@@ -188,13 +189,18 @@ impl Lab {
             if line.starts_with("stderr: ") {
                 continue;
             }
+            // The number at the start: a suffix (a generation) may follow.
+            let number = |s: &str| -> Option<i64> {
+                let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            };
             let msg = message_of(&line);
             if let Some(e) = msg.strip_prefix("forking and execing new child process at epoch ") {
-                epoch = e.parse().ok();
+                epoch = number(e).map(|e| e as u32);
             } else if let Some(p) = msg.strip_prefix("forked new child process with PID=")
                 && let Some(e) = epoch.take()
             {
-                out.push((e, p.parse().unwrap()));
+                out.push((e, number(p).unwrap() as i32));
             }
         }
         out
@@ -425,28 +431,22 @@ impl Lab {
         last.unwrap()
     }
 
-    /// The environment `pid` was started with (once it has exec'd: a
-    /// freshly forked child still shows the wrapper's, which has no
-    /// RESTART_EPOCH).
-    pub fn env_of(&self, pid: i32) -> HashMap<String, String> {
-        let mut vars = HashMap::new();
-        let found = wait_until(DEADLINE, || {
-            let raw = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            vars = raw
-                .split(|b| *b == 0)
-                .filter_map(|kv| {
-                    let kv = String::from_utf8_lossy(kv);
-                    let (k, v) = kv.split_once('=')?;
-                    Some((k.to_string(), v.to_string()))
-                })
-                .collect();
-            vars.contains_key("RESTART_EPOCH")
-        });
+    /// What a child started by `Start::Recording` got: RESTART_EPOCH and
+    /// the HOT_RESTARTER_* variables (written before it execs Envoy, so
+    /// this works for a child that died at once as well).
+    pub fn recorded_env(&self, pid: i32) -> HashMap<String, String> {
+        let path = self.path().join(format!("child-{pid}"));
         assert!(
-            found,
-            "PID={pid} never showed RESTART_EPOCH in its environment"
+            wait_until(DEADLINE, || path.exists()),
+            "PID={pid} never recorded its environment; output:\n{}",
+            self.w.output()
         );
-        vars
+        fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     // ----- load -----

@@ -268,15 +268,26 @@ pub enum Start {
     /// A start script that exits 1 (before it execs start_envoy.sh) while
     /// the file `fail-start` exists in the test dir.
     FailsWhileFlagged,
+    /// A start script that records RESTART_EPOCH and the HOT_RESTARTER_*
+    /// variables it got in `child-<pid>` in the test dir, then execs
+    /// start_envoy.sh (the pid is Envoy's). See `Lab::recorded_env`.
+    Recording,
 }
 
-pub const FAILING_START: &str = r#"#!/bin/sh
+const FAILING_START: &str = r#"#!/bin/sh
 # Cannot start an epoch while $REPORT_DIR/fail-start exists (as with a
 # missing secret or a full disk), else starts Envoy as usual.
 if [ -e "$REPORT_DIR/fail-start" ]; then
   echo "start.sh: cannot start epoch $RESTART_EPOCH" >&2
   exit 1
 fi
+exec "$START_ENVOY" "$@"
+"#;
+
+const RECORDING_START: &str = r#"#!/bin/sh
+# Records what hot-restarter told this child, then starts Envoy as usual.
+env | grep -E '^(RESTART_EPOCH|HOT_RESTARTER_[A-Z_]*)=' > "$REPORT_DIR/child-$$.tmp"
+mv "$REPORT_DIR/child-$$.tmp" "$REPORT_DIR/child-$$"
 exec "$START_ENVOY" "$@"
 "#;
 

@@ -24,7 +24,9 @@
 //! change, and answers false. Inside (the variable `INSIDE` names the
 //! test) it answers true. The outer call holds `SERIAL`, so Envoy tests
 //! still take turns. Not root: `unshare --map-root-user` (a user
-//! namespace) is added.
+//! namespace) is added. When the namespace cannot be set up (no unshare or
+//! ip, no user namespaces, a kernel without tcp_migrate_req) the test
+//! skips with a printed reason, and fails when CI=true.
 
 use std::env;
 use std::fs;
@@ -60,6 +62,7 @@ if [ -n "$NETNS_MIGRATE_REQ" ]; then
   echo "$NETNS_MIGRATE_REQ" > /proc/sys/net/ipv4/tcp_migrate_req
 fi
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+echo "netns: ready" >&2
 exec "$@"
 "#;
 
@@ -187,6 +190,16 @@ pub fn in_private_netns_with(test: &str, wanted: u8) -> bool {
     let Some(status) = status else {
         panic!("{test} did not finish inside its namespace within {INNER_DEADLINE:?}");
     };
+    if !status.success() && !out.contains("netns: ready") {
+        // unshare or the set-up failed (no user namespaces, say): the
+        // test could not run here.
+        let why = format!("cannot set up a private network namespace ({status})");
+        if in_ci() {
+            panic!("{why}; required in CI");
+        }
+        eprintln!("skipping: {why} (CI would fail here)");
+        return false;
+    }
     assert!(
         status.success(),
         "{test} failed inside its namespace ({status})"
