@@ -11,6 +11,7 @@
 //! | `has_runit` | `runsv`, `sv` and `svlogd` are on `PATH` |
 //! | `has_systemd_analyze` | `systemd-analyze verify` passes a minimal unit |
 //! | `has_pid_namespace` | `unshare --pid --fork true` succeeds |
+//! | `has_netns` | `ip` is on `PATH` and `unshare --net --mount true` succeeds |
 
 #[path = "tests/common/components.rs"]
 mod components;
@@ -18,7 +19,7 @@ mod components;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const CFGS: [&str; 7] = [
+const CFGS: [&str; 8] = [
     "has_envoy",
     "has_wrk",
     "has_curl",
@@ -26,6 +27,7 @@ const CFGS: [&str; 7] = [
     "has_monit",
     "has_systemd_analyze",
     "has_pid_namespace",
+    "has_netns",
 ];
 
 fn main() {
@@ -59,6 +61,12 @@ fn main() {
         (
             "has_pid_namespace",
             tool("unshare") && succeeds(Command::new("unshare").args(["--pid", "--fork", "true"])),
+        ),
+        (
+            "has_netns",
+            tool("unshare")
+                && tool("ip")
+                && succeeds(Command::new("unshare").args(["--net", "--mount", "true"])),
         ),
     ];
     for (cfg, present) in found {
