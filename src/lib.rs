@@ -7,6 +7,7 @@ pub mod cli;
 pub mod control;
 pub mod core;
 pub mod driver;
+pub mod exec_check;
 pub mod logging;
 pub mod notify;
 pub mod pidfile;
