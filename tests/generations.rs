@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 
-use common::fake_admin::{FakeAdmin, Mode, live};
+use common::fake_admin::{FakeAdmin, Mode, initializing, live};
 use common::*;
 use nix::sys::signal::Signal;
 
@@ -114,6 +114,8 @@ fn a_new_generation_that_fails_leaves_the_old_one_serving() {
     let mut lab = start(&[], &[("FAIL_SLOT", "1")]);
     let old = pid(&lab, 0, 0);
     lab.w.wait_for_text("is ready after");
+    // Nothing answers LIVE for the new generation: it dies first.
+    lab.slot1.set(initializing(0));
     lab.w.signal(Signal::SIGUSR2);
     let line = lab
         .w
