@@ -208,8 +208,12 @@ impl Core {
                 // The preflight ran for an epoch that will not come next
                 // now: stop it and run the restart again for the right epoch.
                 let checked = p.epoch;
+                self.held = Some(if p.generation != self.generation {
+                    super::Held::Handoff("the handoff is retried".into())
+                } else {
+                    super::Held::Restart
+                });
                 self.kill_helper();
-                self.held = Some(super::Held::Restart);
                 self.reload_postponed();
                 log::info!(
                     "cancelled the preflight for epoch {checked}; the restart will be retried"
