@@ -1219,3 +1219,57 @@ fn a_live_wrappers_socket_is_not_taken_over() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     w1.ready_pid(1);
 }
+
+#[test]
+fn a_second_wrapper_refused_at_the_socket_leaves_the_first_ones_pid_file() {
+    // Both given the same --pid-file, as a supervisor's start program run
+    // twice would: the refused one must not have replaced (and, exiting,
+    // removed) the pid file of the one that runs.
+    let (w1, socket) = start(&["--pid-file", "w.pid"], |_| {});
+    up(&w1);
+    let pid_file = w1.path().join("w.pid");
+    let dir2 = tempfile::tempdir().unwrap();
+    script(dir2.path(), "start.sh", REPORTER);
+    let mut cmd = command(dir2.path());
+    cmd.arg("--control-socket")
+        .arg(&socket)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("start.sh");
+    let mut w2 = Wrapper::spawn(dir2, cmd);
+    assert_eq!(w2.exit_code(), 1);
+    assert!(
+        w2.output()
+            .contains(&format!("another process answers on {}", socket.display())),
+        "{}",
+        w2.output()
+    );
+    assert_eq!(
+        fs::read_to_string(&pid_file).ok(),
+        Some(format!("{}\n", w1.pid)),
+        "the first wrapper's pid file; the second wrapper said:\n{}",
+        w2.output()
+    );
+}
+
+#[test]
+fn a_pid_file_that_cannot_be_written_leaves_no_socket_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "start.sh", REPORTER);
+    let socket = dir.path().join("ctl.sock");
+    let mut cmd = command(dir.path());
+    cmd.arg("--control-socket")
+        .arg(&socket)
+        .arg("--pid-file")
+        .arg("missing/w.pid")
+        .arg("start.sh");
+    let mut w = Wrapper::spawn(dir, cmd);
+    assert_eq!(w.exit_code(), 1);
+    assert!(
+        w.output().contains("cannot write pid file missing/w.pid"),
+        "{}",
+        w.output()
+    );
+    assert!(!socket.exists(), "the socket file outlived the wrapper");
+    assert!(!w.path().join("epoch-0").exists(), "a child was started");
+}
