@@ -760,6 +760,59 @@ fn stop_wait_returns_once_the_wrapper_has_exited_and_cleaned_up() {
 }
 
 #[test]
+fn stop_wait_is_answered_only_after_the_pid_file_is_removed() {
+    // The wrapper reads its pid file before removing it (it removes it
+    // only if it still holds its pid). With a FIFO put in its place, that
+    // read blocks until the test writes: a moment, held open, between the
+    // wrapper's cleanup and its exit. No answer may have come by then.
+    let (mut w, socket) = start(&["--pid-file", "w.pid"], |_| {});
+    up(&w);
+    let pid_file = w.path().join("w.pid");
+    let fifo = w.path().join("w.pid.fifo");
+    make_fifo(&fifo);
+    fs::rename(&fifo, &pid_file).unwrap();
+
+    let mut stop = connect(&socket);
+    stop.write_all(b"{\"v\":1,\"cmd\":\"stop\",\"wait\":true}\n")
+        .unwrap();
+    let blocked = || {
+        let wchan = fs::read_to_string(format!("/proc/{}/wchan", w.pid)).unwrap_or_default();
+        wchan.contains("wait_for_partner") || wchan.contains("fifo")
+    };
+    assert!(
+        wait_until(DEADLINE, blocked),
+        "the wrapper never read its pid file; output:\n{}",
+        w.output()
+    );
+    stop.set_nonblocking(true).unwrap();
+    let mut early = [0u8; 256];
+    let got = stop.read(&mut early);
+    assert!(
+        matches!(&got, Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+        "stop --wait was answered before the pid file was removed: {:?}",
+        got.map(|n| String::from_utf8_lossy(&early[..n]).into_owned())
+    );
+    stop.set_nonblocking(false).unwrap();
+
+    // Let it read its own pid: it removes the file, then answers.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut writer = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&pid_file)
+            .unwrap();
+        writer.write_all(format!("{}\n", w.pid).as_bytes()).unwrap();
+    }
+    let reply = read_reply(&stop);
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["detail"], "hot-restarter exited with code 0");
+    assert!(!pid_file.exists(), "the pid file outlived the answer");
+    assert!(!socket.exists(), "the socket outlived the answer");
+    assert_eq!(w.exit_code(), 0);
+}
+
+#[test]
 fn stop_wait_says_when_children_had_to_be_killed() {
     let (mut w, socket) = start_env(&["--term-wait", "4"], &[("IGNORE_TERM", "1")], |_| {});
     let pid0 = up(&w);
@@ -926,22 +979,32 @@ fn an_overlong_line_is_refused_without_being_held() {
     w.wait_idle();
     let before = ProcFigures::read(w.pid);
 
-    // Four clients at once, each sending a 1 MB line.
-    let senders: Vec<_> = (0..4)
+    // Four clients at once, each sending 1 MB without a newline, and
+    // staying connected: a wrapper that buffered the line would hold 4 MB
+    // now. It reads 8 KiB of each, answers and hangs up, and the writes
+    // fail (EPIPE, ECONNRESET).
+    const CLIENTS: usize = 4;
+    let sent = Arc::new(Barrier::new(CLIENTS + 1));
+    let measured = Arc::new(Barrier::new(CLIENTS + 1));
+    let senders: Vec<_> = (0..CLIENTS)
         .map(|_| {
             let socket = socket.clone();
+            let (sent, measured) = (sent.clone(), measured.clone());
             thread::spawn(move || {
                 let stream = connect(&socket);
                 let mut writer = stream.try_clone().unwrap();
-                let line = vec![b'x'; 1 << 20];
-                // Fails (EPIPE, ECONNRESET) once the wrapper has replied
-                // and closed.
-                let _ = writer.write_all(&line);
+                let _ = writer.write_all(&vec![b'x'; 1 << 20]);
+                sent.wait();
+                measured.wait();
                 let _ = writer.write_all(b"\n");
                 error_of(&read_reply(&stream))
             })
         })
         .collect();
+    sent.wait();
+    w.wait_idle();
+    let during = ProcFigures::read(w.pid);
+    measured.wait();
     for sender in senders {
         let error = sender.join().unwrap();
         assert_eq!(error, "request too long (over 8192 bytes)");
@@ -949,10 +1012,12 @@ fn an_overlong_line_is_refused_without_being_held() {
     w.wait_idle();
     let after = ProcFigures::read(w.pid);
     // Had it kept even one line, it would have grown by 1 MB.
-    assert!(
-        after.vm_rss_kb < before.vm_rss_kb + 512,
-        "before: {before}; after: {after}"
-    );
+    for figures in [during, after] {
+        assert!(
+            figures.vm_rss_kb < before.vm_rss_kb + 512,
+            "before: {before}; while the clients were connected: {during}; after: {after}"
+        );
+    }
     assert!(
         wait_until(DEADLINE, || fds(w.pid) == before.fds),
         "descriptors: {} before, {} after",
