@@ -69,12 +69,15 @@ fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
         nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
     }
     let notifier = notify::Notifier::from_env();
-    let pid_file = match &config.pid_file {
-        Some(path) => Some(pidfile::PidFile::create(path, std::process::id())?),
-        None => None,
-    };
+    // The socket before the pid file: binding refuses a socket another
+    // wrapper answers on, and a wrapper refused there must not have
+    // replaced that wrapper's pid file (and removed it on the way out).
     let control = match &config.control_socket {
         Some(path) => Some(ControlServer::bind(path)?),
+        None => None,
+    };
+    let pid_file = match &config.pid_file {
+        Some(path) => Some(pidfile::PidFile::create(path, std::process::id())?),
         None => None,
     };
     let resources = driver::Resources {

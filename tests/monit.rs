@@ -1,9 +1,9 @@
 //! examples/monit under a real monit daemon (`monit -I`, a 1 s cycle, its
 //! control, state and log files and an HTTP interface on a unix socket, all
 //! in a temp dir). The example control file is used as shipped, with only
-//! its paths pointed into the temp dir; hot-restarter-ctl runs from
-//! examples/ and gets the built binary and the reporter fixture through
-//! its environment, which monit passes on.
+//! its paths pointed into the temp dir: its start, stop and reload
+//! programs run the built hot-restarter-ctl, which starts the built
+//! hot-restarter beside it on the reporter fixture.
 //!
 //! monit needs its start program to exit, so the wrapper ends up orphaned:
 //! this test process is made a child subreaper that reaps such orphans and
@@ -15,7 +15,7 @@ mod supervisors_common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use common::*;
 use nix::sys::signal::{Signal, kill};
@@ -24,6 +24,41 @@ use nix::unistd::Pid;
 use supervisors_common::*;
 
 const SERVICE: &str = "hot-restarter";
+const CTL: &str = env!("CARGO_BIN_EXE_hot-restarter-ctl");
+
+/// The example's installed paths, and where the tests put them.
+fn replacements(dir: &Path) -> [(&'static str, PathBuf); 6] {
+    [
+        ("/usr/local/bin/hot-restarter-ctl", PathBuf::from(CTL)),
+        ("/run/hot-restarter.pid", dir.join("hot-restarter.pid")),
+        ("/run/hot-restarter.sock", dir.join("ctl.sock")),
+        ("/var/log/hot-restarter.log", dir.join("hot-restarter.log")),
+        ("/etc/envoy/start_envoy.sh", dir.join("start.sh")),
+        ("/etc/envoy/envoy.yaml", dir.join("envoy.yaml")),
+    ]
+}
+
+/// `text` with the example's installed paths pointed into `dir`.
+fn in_temp_dir(text: &str, dir: &Path) -> String {
+    let mut out = text.to_string();
+    for (from, to) in replacements(dir) {
+        assert!(text.contains(from), "the example no longer uses {from}");
+        out = out.replace(from, &to.to_string_lossy());
+    }
+    out
+}
+
+/// The words of the example's `<which> program = "..."` (monit splits the
+/// command at spaces; the example quotes nothing inside it).
+fn program(rc: &str, which: &str) -> Vec<String> {
+    let start = format!("{which} program = \"");
+    let line = rc
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(start.as_str()))
+        .unwrap_or_else(|| panic!("no {which} program"));
+    let command = &line[..line.find('"').expect("unterminated program")];
+    command.split_whitespace().map(str::to_string).collect()
+}
 
 struct Monit {
     // Dropped first: monit, then everything tagged with the temp dir.
@@ -44,16 +79,7 @@ impl Monit {
 
         // The example as shipped, its paths pointed into the temp dir.
         let example = fs::read_to_string(examples().join("monit/hot-restarter.monitrc")).unwrap();
-        let ctl = examples().join("monit/hot-restarter-ctl");
-        let mut body = example.clone();
-        for (from, to) in [
-            ("/run/hot-restarter.pid", dir.join("hot-restarter.pid")),
-            ("/usr/local/sbin/hot-restarter-ctl", ctl),
-            ("/etc/envoy/envoy.yaml", dir.join("envoy.yaml")),
-        ] {
-            assert!(example.contains(from), "the example no longer uses {from}");
-            body = body.replace(from, &to.to_string_lossy());
-        }
+        let body = in_temp_dir(&example, dir);
         // What /etc/monit/monitrc would set, kept in the temp dir.
         let d = dir.display();
         let rc_text = format!(
@@ -83,14 +109,10 @@ impl Monit {
             .arg("-c")
             .arg(&rc)
             .current_dir(dir)
-            .env("HOT_RESTARTER", BIN)
-            .env("START_ENVOY", dir.join("start.sh"))
-            .env("HOT_RESTARTER_PID_FILE", dir.join("hot-restarter.pid"))
-            .env("HOT_RESTARTER_TERM_WAIT", "5")
-            .env("HOT_RESTARTER_LOG", dir.join("hot-restarter.log"))
-            .env("HOT_RESTARTER_CTL_DEFAULTS", dir.join("no-defaults"))
             .env("REPORT_DIR", dir)
             .env(TAG, &tag)
+            .env_remove("HOT_RESTARTER_BIN")
+            .env_remove("HOT_RESTARTER_CONTROL_SOCKET")
             .env_remove("RESTART_EPOCH")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("RUST_LOG")
@@ -117,6 +139,20 @@ impl Monit {
 
     fn pid_file(&self) -> PathBuf {
         self.dir().join("hot-restarter.pid")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir().join("ctl.sock")
+    }
+
+    /// hot-restarter-ctl on the wrapper's socket, as an operator runs it.
+    fn ctl(&self, args: &[&str]) -> Output {
+        output_owned(
+            Command::new(CTL)
+                .arg("--socket")
+                .arg(self.socket())
+                .args(args),
+        )
     }
 
     /// The pid in the wrapper's pid file, if there is one.
@@ -227,6 +263,12 @@ impl Monit {
             !self.pid_file().exists(),
             "the pid file outlived the wrapper"
         );
+        assert!(!self.socket().exists(), "the socket outlived the wrapper");
+        assert!(
+            !self.monit_log().contains("failed to stop"),
+            "{}",
+            self.logs()
+        );
         assert_eq!(
             wait_reaped(wrapper, DEADLINE),
             Some(WaitStatus::Exited(Pid::from_raw(wrapper), 0)),
@@ -287,6 +329,12 @@ fn monit_starts_the_wrapper_restarts_it_after_sigkill_and_stops_it() {
         m.monit_log()
             .contains("'hot-restarter' process is not running")
     );
+    // The killed wrapper left its socket file behind; the new one found
+    // nothing answering on it and replaced it.
+    m.wait_wrapper_log(&format!(
+        "removed stale control socket {}",
+        m.socket().display()
+    ));
 
     m.stop_cleanly(second, &[child2]);
     assert_eq!(m.wait_event(0, "term").pid(), Some(child2));
@@ -313,10 +361,10 @@ fn a_config_change_hot_restarts_through_monit_exec() {
     );
     fs::write(m.dir().join("envoy.yaml"), "version: 2\n").unwrap();
 
-    // `if changed checksum then exec "hot-restarter-ctl reload"`: SIGHUP.
+    // `if changed checksum then exec "hot-restarter-ctl ... reload"`.
     let pid1 = m.report_other_than(1, None).pid().unwrap();
     assert_eq!(ppid(pid1), Some(wrapper));
-    m.wait_wrapper_log("got SIGHUP");
+    m.wait_wrapper_log(r#"control socket: {"v":1,"cmd":"reload","wait":false}"#);
     assert!(running(pid0), "epoch 0 did not survive the reload");
     assert_eq!(Report::read(&m.dir().join("epoch-0")).count("term"), 0);
     assert_eq!(
@@ -325,27 +373,21 @@ fn a_config_change_hot_restarts_through_monit_exec() {
         "the reload restarted the wrapper"
     );
 
-    // The same by hand.
-    let ctl = examples().join("monit/hot-restarter-ctl");
-    let out = output_owned(
-        Command::new(&ctl)
-            .arg("reload")
-            .env("HOT_RESTARTER_CTL_DEFAULTS", m.dir().join("no-defaults"))
-            .env("HOT_RESTARTER_PID_FILE", m.pid_file()),
-    );
+    // The same by hand, waiting for the result.
+    let out = m.ctl(&["reload", "--wait", "--timeout", "20"]);
     assert!(out.status.success(), "{}", text(&out));
     let pid2 = m.report_other_than(2, None).pid().unwrap();
     assert_eq!(ppid(pid2), Some(wrapper));
-    let status = output_owned(
-        Command::new(&ctl)
-            .arg("status")
-            .env("HOT_RESTARTER_CTL_DEFAULTS", m.dir().join("no-defaults"))
-            .env("HOT_RESTARTER_PID_FILE", m.pid_file()),
-    );
     assert_eq!(
-        text(&status).trim(),
-        format!("hot-restarter is running (PID={wrapper})")
+        String::from_utf8_lossy(&out.stdout),
+        format!("epoch 2 (PID={pid2}) runs\n")
     );
+    let status = m.ctl(&["status", "--json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["pid"], wrapper);
+    assert_eq!(status["children"].as_array().unwrap().len(), 3, "{status}");
+    assert_eq!(status["counters"]["reloads_done"], 2, "{status}");
 
     m.stop_cleanly(wrapper, &[pid0, pid1, pid2]);
     for epoch in 0..=2 {
@@ -356,50 +398,98 @@ fn a_config_change_hot_restarts_through_monit_exec() {
 }
 
 #[test]
-fn ctl_start_reports_a_wrapper_that_cannot_start() {
-    // No monit needed: the start program alone, with a pid file that
-    // cannot be written, must fail and point at the log. The settings come
-    // from a defaults file, as /etc/default/hot-restarter would give them.
+fn the_start_program_reports_a_wrapper_that_cannot_start() {
+    // No monit needed: the example's start program alone, with a pid file
+    // that cannot be written, must fail at once and show the log.
     become_subreaper();
     let tmp = tempfile::tempdir().unwrap();
-    script(tmp.path(), "start.sh", REPORTER);
-    let log = tmp.path().join("hot-restarter.log");
-    let defaults = tmp.path().join("defaults");
-    fs::write(
-        &defaults,
-        format!(
-            "HOT_RESTARTER_PID_FILE={}\nHOT_RESTARTER_LOG={}\n",
-            tmp.path().join("missing-dir/hot-restarter.pid").display(),
-            log.display()
-        ),
-    )
-    .unwrap();
-    let tag = tmp.path().to_string_lossy().into_owned();
+    let dir = tmp.path();
+    script(dir, "start.sh", REPORTER);
+    let example = fs::read_to_string(examples().join("monit/hot-restarter.monitrc")).unwrap();
+    let words = program(&in_temp_dir(&example, dir), "start");
+    let pid_file = dir.join("hot-restarter.pid").to_string_lossy().into_owned();
+    let missing = dir.join("missing-dir/hot-restarter.pid");
+    let words: Vec<String> = words
+        .into_iter()
+        .map(|w| {
+            if w == pid_file {
+                missing.to_string_lossy().into_owned()
+            } else {
+                w
+            }
+        })
+        .collect();
+    assert!(words.contains(&missing.to_string_lossy().into_owned()));
+    let tag = dir.to_string_lossy().into_owned();
     let _guard = Supervised {
         child: None,
         tag: tag.clone(),
     };
     let out = output_owned(
-        Command::new(examples().join("monit/hot-restarter-ctl"))
-            .arg("start")
-            .env("HOT_RESTARTER", BIN)
-            .env("START_ENVOY", tmp.path().join("start.sh"))
-            .env("HOT_RESTARTER_CTL_DEFAULTS", &defaults)
-            .env_remove("HOT_RESTARTER_PID_FILE")
-            .env_remove("HOT_RESTARTER_LOG")
-            .env("REPORT_DIR", tmp.path())
+        Command::new(&words[0])
+            .args(&words[1..])
+            .env_remove("HOT_RESTARTER_BIN")
+            .env_remove("HOT_RESTARTER_CONTROL_SOCKET")
+            .env("REPORT_DIR", dir)
             .env(TAG, &tag),
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let socket = dir.join("ctl.sock");
+    let log = dir.join("hot-restarter.log");
     assert!(
-        text(&out).contains(&format!("see {}", log.display())),
-        "{}",
-        text(&out)
+        err.contains(&format!(
+            "exited with code 1 before it answered on {}",
+            socket.display()
+        )) && err.contains(&format!("last lines of {}", log.display())),
+        "{err}"
+    );
+    // The reason, from the wrapper's own log.
+    assert!(
+        err.contains("cannot write pid file") && err.contains("missing-dir"),
+        "{err}"
     );
     let logged = fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("cannot write pid file"), "{logged}");
+    assert!(!dir.join("epoch-0").exists(), "a child was started");
+    assert!(!socket.exists(), "the socket outlived the wrapper");
+}
+
+#[test]
+fn the_example_programs_share_one_socket_and_one_pid_file() {
+    let example = fs::read_to_string(examples().join("monit/hot-restarter.monitrc")).unwrap();
+    let start = program(&example, "start");
+    let stop = program(&example, "stop");
+    let socket = ["--socket", "/run/hot-restarter.sock"];
+    for words in [&start, &stop] {
+        assert_eq!(words[0], "/usr/local/bin/hot-restarter-ctl");
+        assert_eq!(words[1..3], socket, "{words:?}");
+    }
+    assert_eq!(start[3], "start");
+    assert_eq!(stop[3..], ["stop", "--wait", "--timeout", "25"]);
+    let args = &start[start.iter().position(|w| w == "--").unwrap() + 1..];
+    let pid_file = &args[args.iter().position(|w| w == "--pid-file").unwrap() + 1];
     assert!(
-        logged.contains("cannot write pid file") && logged.contains("missing-dir"),
-        "{logged}"
+        example.contains(&format!(
+            "check process hot-restarter with pidfile {pid_file}\n"
+        )),
+        "{pid_file}"
     );
-    assert!(!tmp.path().join("epoch-0").exists(), "a child was started");
+    assert!(!args.iter().any(|w| w.starts_with("--control-socket")));
+    // --term-wait < the stop program's --timeout < monit's timeout.
+    let term_wait: u32 = args[args.iter().position(|w| w == "--term-wait").unwrap() + 1]
+        .parse()
+        .unwrap();
+    assert!(term_wait < 25, "{term_wait}");
+    assert!(example.contains("stop --wait --timeout 25\" with timeout 30 seconds"));
+    let exec = example
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("if changed checksum then exec \""))
+        .expect("no exec");
+    assert!(
+        exec.starts_with(
+            "/usr/local/bin/hot-restarter-ctl --socket /run/hot-restarter.sock reload"
+        ),
+        "{exec}"
+    );
 }

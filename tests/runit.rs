@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use supervisors_common::*;
 
+const CTL: &str = env!("CARGO_BIN_EXE_hot-restarter-ctl");
+
 /// A runsv supervising a copy of examples/runit/hot-restarter, with a
 /// test-only `finish` script that records each exit of the wrapper.
 struct Runit {
@@ -30,11 +32,21 @@ struct Runit {
 impl Runit {
     /// Start runsv on the example service (runit must be installed).
     fn start(env: &[(&str, &str)]) -> Runit {
+        Runit::start_with(env, |_| Vec::new())
+    }
+
+    /// The same, after `setup` has prepared the temp dir; it returns more
+    /// environment for runsv (paths into the temp dir).
+    fn start_with(
+        env: &[(&str, &str)],
+        setup: impl FnOnce(&Path) -> Vec<(&'static str, PathBuf)>,
+    ) -> Runit {
         for tool in ["runsv", "sv", "svlogd"] {
             need_tool(tool);
         }
         become_subreaper();
         let tmp = tempfile::tempdir().unwrap();
+        let more = setup(tmp.path());
         let svc = tmp.path().join("service").join("hot-restarter");
         copy_tree(&examples().join("runit").join("hot-restarter"), &svc);
         script(tmp.path(), "start.sh", REPORTER);
@@ -49,6 +61,7 @@ impl Runit {
         cmd.arg(&svc)
             .env("HOT_RESTARTER", BIN)
             .env("START_ENVOY", tmp.path().join("start.sh"))
+            .env("HOT_RESTARTER_CONTROL_SOCKET", tmp.path().join("ctl.sock"))
             .env("REPORT_DIR", tmp.path())
             .env(TAG, &tag)
             .env_remove("RESTART_EPOCH")
@@ -58,6 +71,9 @@ impl Runit {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (k, v) in env {
+            cmd.env(k, v);
+        }
+        for (k, v) in more {
             cmd.env(k, v);
         }
         let child = spawn_owned(&mut cmd);
@@ -81,15 +97,27 @@ impl Runit {
         self.tmp.path()
     }
 
+    /// `sv ARGS... <service dir>` as an operator runs it: ./check finds
+    /// the built hot-restarter-ctl and the wrapper's socket through the
+    /// environment, as the run script does.
+    fn sv_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("sv");
+        cmd.args(args)
+            .arg(&self.svc)
+            .env_remove("SVWAIT")
+            .env("HOT_RESTARTER_CTL", CTL)
+            .env("HOT_RESTARTER_CONTROL_SOCKET", self.socket());
+        cmd
+    }
+
     /// Run `sv ARGS... <service dir>`: (success, output).
     fn sv(&self, args: &[&str]) -> (bool, String) {
-        let out = output_owned(
-            Command::new("sv")
-                .args(args)
-                .arg(&self.svc)
-                .env_remove("SVWAIT"),
-        );
+        let out = output_owned(&mut self.sv_command(args));
         (out.status.success(), text(&out))
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir().join("ctl.sock")
     }
 
     fn sv_ok(&self, args: &[&str]) -> String {
@@ -294,4 +322,102 @@ fn term_wait_5_fits_inside_runits_7_second_force_stop() {
     assert_eq!(rt.wait_finishes(1), vec!["1 0"]);
     rt.assert_gone(&[pid0, pid1, wrapper]);
     assert_eq!(rt.stat(), "down");
+}
+
+#[test]
+#[cfg_attr(
+    not(has_runit),
+    ignore = "needs runit (runsv, sv, svlogd): apt-get install runit, or run .ci/run"
+)]
+fn the_check_script_makes_sv_wait_until_an_epoch_is_ready() {
+    // Epoch N is ready once the test creates ready-N: until then ./check
+    // (hot-restarter-ctl status) says the service is not available.
+    let rt = Runit::start_with(&[], |dir| {
+        let ready = "#!/bin/sh\n[ -e \"$REPORT_DIR/ready-$RESTART_EPOCH\" ]\n";
+        vec![("HOT_RESTARTER_READY_CHECK", script(dir, "ready.sh", ready))]
+    });
+    let pid0 = rt.report(0).pid().unwrap();
+    let wrapper = rt.wrapper_pid().unwrap();
+    // Runs, but is not ready: `sv check` times out (after its 1 s).
+    let (ok, out) = rt.sv(&["-w", "1", "check"]);
+    assert!(!ok, "sv check passed before epoch 0 was ready: {out}");
+    assert!(out.starts_with("timeout: run: "), "{out}");
+    fs::write(rt.dir().join("ready-0"), "").unwrap();
+    let out = rt.sv_ok(&["-w", "10", "check"]);
+    assert!(out.starts_with("ok: run: "), "{out}");
+
+    // `sv restart` waits for the new wrapper's epoch 0 to be ready.
+    fs::remove_file(rt.dir().join("ready-0")).unwrap();
+    let mut restart = rt.sv_command(&["-w", "15", "restart"]);
+    restart.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut restart = spawn_owned(&mut restart);
+    let fresh = rt.report_other_than(0, Some(pid0)).pid().unwrap();
+    let new_wrapper = rt.wrapper_pid().unwrap();
+    assert_ne!(new_wrapper, wrapper);
+    rt.assert_gone(&[pid0, wrapper]);
+    assert!(
+        restart.try_wait().unwrap().is_none(),
+        "sv restart returned before the new epoch 0 was ready"
+    );
+    fs::write(rt.dir().join("ready-0"), "").unwrap();
+    let ended = wait_until(DEADLINE, || restart.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = restart.kill();
+    }
+    let id = restart.id() as i32;
+    let out = restart.wait_with_output().unwrap();
+    unown(id);
+    assert!(ended, "sv restart never returned");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).starts_with("ok: run: "), "{}", text(&out));
+    assert!(running(fresh));
+    rt.wait_log(&format!("epoch 0 (PID={fresh}) is ready after"));
+
+    let out = rt.sv_ok(&["-v", "down"]);
+    assert!(out.starts_with("ok: down: "), "{out}");
+    rt.assert_gone(&[fresh, new_wrapper]);
+    assert_eq!(rt.wait_finishes(2), vec!["0 0", "0 0"]);
+    assert!(!rt.socket().exists(), "the socket outlived the wrapper");
+}
+
+#[test]
+#[cfg_attr(
+    not(has_runit),
+    ignore = "needs runit (runsv, sv, svlogd): apt-get install runit, or run .ci/run"
+)]
+fn hot_restarter_ctl_talks_to_the_wrapper_runsv_started() {
+    let rt = Runit::start(&[]);
+    let pid0 = rt.report(0).pid().unwrap();
+    let wrapper = rt.wrapper_pid().unwrap();
+    let ctl = |args: &[&str]| {
+        output_owned(
+            Command::new(CTL)
+                .env("HOT_RESTARTER_CONTROL_SOCKET", rt.socket())
+                .args(args),
+        )
+    };
+    let out = ctl(&["reload", "--wait", "--timeout", "20"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pid1 = rt.report(1).pid().unwrap();
+    assert_eq!(text(&out), format!("epoch 1 (PID={pid1}) runs\n"));
+    assert_eq!(ppid(pid1), Some(wrapper));
+    let out = ctl(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).starts_with(&format!("hot-restarter PID={wrapper}: running")),
+        "{}",
+        text(&out)
+    );
+    let out = ctl(&["reopen-logs"]);
+    assert!(out.status.success(), "{}", text(&out));
+    rt.wait_event(0, "usr1", 1);
+    rt.wait_event(1, "usr1", 1);
+    assert!(running(pid0));
+    let out = rt.sv_ok(&["-v", "down"]);
+    assert!(out.starts_with("ok: down: "), "{out}");
+    rt.assert_gone(&[pid0, pid1, wrapper]);
+    assert!(!rt.socket().exists());
+    // runsv keeps it down: nothing answers.
+    let out = ctl(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }

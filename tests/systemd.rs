@@ -265,7 +265,11 @@ fn a_notify_socket_nobody_listens_on_is_not_fatal() {
 // ----- the unit files --------------------------------------------------------
 
 const UNIT_BIN: &str = "/usr/local/bin/hot-restarter";
+const UNIT_CTL: &str = "/usr/local/bin/hot-restarter-ctl";
 const UNIT_SCRIPT: &str = "/etc/envoy/start_envoy.sh";
+/// The control socket both units give hot-restarter (`%t`: /run).
+const UNIT_SOCKET: &str = "%t/hot-restarter.sock";
+const CTL: &str = env!("CARGO_BIN_EXE_hot-restarter-ctl");
 
 fn unit(name: &str) -> String {
     fs::read_to_string(examples().join("systemd").join(name)).unwrap()
@@ -353,34 +357,89 @@ fn the_units_stop_through_the_wrapper_within_their_timeout() {
     assert_eq!(unit_value(&reload, "ExecReload"), None);
     let notify = unit("hot-restarter-notify.service");
     assert_eq!(unit_value(&notify, "Type").as_deref(), Some("notify"));
+    // systemctl reload waits for the reload's result, on the socket the
+    // wrapper serves.
     assert_eq!(
-        unit_value(&notify, "ExecReload").as_deref(),
-        Some("/bin/kill -HUP $MAINPID")
+        unit_value(&notify, "ExecReload"),
+        Some(format!("{UNIT_CTL} --socket {UNIT_SOCKET} reload --wait"))
     );
     assert_eq!(exec_start(&reload), exec_start(&notify));
+    let words = exec_start(&notify);
+    let i = words
+        .iter()
+        .position(|w| w == "--control-socket")
+        .expect("ExecStart gives no --control-socket");
+    assert_eq!(words[i + 1], UNIT_SOCKET);
+}
+
+/// A unit's word as systemd would run it here: the built binaries, and
+/// the wrapper's temp dir as the runtime directory `%t`.
+fn unit_word(word: &str, runtime_dir: &Path) -> String {
+    let word = if word == UNIT_CTL {
+        CTL.to_string()
+    } else if word == UNIT_BIN {
+        BIN.to_string()
+    } else {
+        word.to_string()
+    };
+    word.replace("%t", &runtime_dir.to_string_lossy())
 }
 
 /// Run a unit's ExecStart as systemd would (NOTIFY_SOCKET set), on the
-/// reporter fixture and the built binary.
-fn start_unit(text: &str, listener: &Listener) -> Wrapper {
+/// reporter fixture and the built binary, with `extra` flags before the
+/// start script.
+fn start_unit_with(text: &str, listener: &Listener, extra: &[&str]) -> Wrapper {
     let words = exec_start(text);
     let dir = tempfile::tempdir().unwrap();
     let fixture = script(dir.path(), "start.sh", REPORTER);
     let mut cmd = command(dir.path());
+    cmd.env_remove("HOT_RESTARTER_CONTROL_SOCKET");
     for word in &words[1..] {
         if word == UNIT_SCRIPT {
-            cmd.arg(&fixture);
+            cmd.args(extra).arg(&fixture);
         } else {
-            cmd.arg(word);
+            cmd.arg(unit_word(word, dir.path()));
         }
     }
     cmd.env("NOTIFY_SOCKET", &listener.value);
     Wrapper::spawn(dir, cmd)
 }
 
+fn start_unit(text: &str, listener: &Listener) -> Wrapper {
+    start_unit_with(text, listener, &[])
+}
+
+/// Run the unit's ExecReload as systemd would for the wrapper `w`
+/// (`$MAINPID` is its pid), bounded by `DEADLINE`.
+fn exec_reload(text: &str, w: &Wrapper) -> std::process::Output {
+    let line = unit_value(text, "ExecReload").expect("no ExecReload");
+    let words: Vec<String> = line
+        .split_whitespace()
+        .map(|word| unit_word(word, w.path()).replace("$MAINPID", &w.pid.to_string()))
+        .collect();
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..])
+        .env_remove("HOT_RESTARTER_CONTROL_SOCKET")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("cannot run ExecReload");
+    let ended = wait_until(DEADLINE, || child.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        ended,
+        "ExecReload {line} did not end; output:\n{}",
+        w.output()
+    );
+    out
+}
+
 /// `systemctl reload` and `systemctl stop` as systemd carries them out for
-/// `text`: `reload` does what the unit's reload does to the main pid.
-fn unit_lifecycle(text: &str, reload: impl Fn(i32)) {
+/// `text`: `reload` does what the unit's reload does to the wrapper.
+fn unit_lifecycle(text: &str, reload: impl Fn(&Wrapper)) {
     let listener = Listener::path();
     let mut w = start_unit(text, &listener);
     let pid0 = w.report(0).pid().unwrap();
@@ -391,7 +450,7 @@ fn unit_lifecycle(text: &str, reload: impl Fn(i32)) {
     );
 
     let before = monotonic_usec();
-    reload(w.pid);
+    reload(&w);
     let reloading = listener.expect(&w, "RELOADING=1");
     assert_reloading(
         &reloading,
@@ -427,23 +486,78 @@ fn unit_lifecycle(text: &str, reload: impl Fn(i32)) {
 fn notify_reload_unit_reloads_with_its_reload_signal_and_stops() {
     let text = unit("hot-restarter.service");
     let signal = Signal::from_str(&unit_value(&text, "ReloadSignal").unwrap()).unwrap();
-    unit_lifecycle(&text, |main| {
-        kill(Pid::from_raw(main), signal).unwrap();
+    unit_lifecycle(&text, |w| {
+        kill(Pid::from_raw(w.pid), signal).unwrap();
     });
 }
 
 #[test]
 fn notify_unit_reloads_with_its_exec_reload_and_stops() {
     let unit_text = unit("hot-restarter-notify.service");
-    let exec_reload = unit_value(&unit_text, "ExecReload").unwrap();
-    unit_lifecycle(&unit_text, |main| {
-        let words: Vec<String> = exec_reload
-            .split_whitespace()
-            .map(|w| w.replace("$MAINPID", &main.to_string()))
-            .collect();
-        let out = Command::new(&words[0]).args(&words[1..]).output().unwrap();
-        assert!(out.status.success(), "{exec_reload}: {}", text(&out));
+    unit_lifecycle(&unit_text, |w| {
+        let out = exec_reload(&unit_text, w);
+        assert!(out.status.success(), "ExecReload: {}", text(&out));
+        // It returned with the restart done: epoch 1 runs.
+        let pid1 = w.pid_of(1);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("epoch 1 (PID={pid1}) runs\n")
+        );
     });
+}
+
+#[test]
+fn notify_units_exec_reload_fails_when_the_reload_is_skipped() {
+    // With a --preflight that rejects the configuration, ExecReload (and
+    // so `systemctl reload`) fails with the preflight's reason; the unit
+    // keeps serving on the old epoch, and systemd hears READY=1 again.
+    let unit_text = unit("hot-restarter-notify.service");
+    let listener = Listener::path();
+    let preflight = "#!/bin/sh\n\
+        if [ -e \"$REPORT_DIR/reject\" ]; then\n\
+          echo \"envoy.yaml: no such cluster 'backend'\" >&2\n\
+          exit 1\n\
+        fi\n";
+    let dir = tempfile::tempdir().unwrap();
+    let preflight = script(dir.path(), "preflight.sh", preflight);
+    let preflight = preflight.to_string_lossy().into_owned();
+    let mut w = start_unit_with(&unit_text, &listener, &["--preflight", &preflight]);
+    let pid0 = w.report(0).pid().unwrap();
+    listener.expect(&w, "READY=1 for epoch 0");
+
+    let out = exec_reload(&unit_text, &w);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let pid1 = w.pid_of(1);
+    listener.expect(&w, "RELOADING=1 for epoch 1");
+    listener.expect(&w, "READY=1 for epoch 1");
+
+    fs::write(w.path().join("reject"), "").unwrap();
+    let out = exec_reload(&unit_text, &w);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("restart to epoch 2 skipped")
+            && err.contains("envoy.yaml: no such cluster 'backend'"),
+        "{err}"
+    );
+    let reloading = listener.expect(&w, "RELOADING=1 for epoch 2");
+    assert!(
+        reloading.text.contains("STATUS=restarting to epoch 2"),
+        "{reloading:?}"
+    );
+    let ready = listener.expect(&w, "READY=1 after the skip");
+    assert_eq!(
+        ready.text,
+        format!("READY=1\nSTATUS=serving epoch 1 (PID={pid1})\n")
+    );
+    assert!(running(pid0) && running(pid1));
+    assert!(!w.path().join("epoch-2").exists());
+
+    w.signal(Signal::SIGTERM);
+    listener.expect(&w, "STOPPING=1");
+    assert_eq!(w.exit_code(), 0);
+    w.assert_no_children_left();
+    listener.assert_empty();
 }
 
 // ----- systemd-analyze verify -------------------------------------------------
@@ -465,10 +579,11 @@ fn verify(path: &Path) -> (bool, String) {
     (out.status.success(), text(&out))
 }
 
-/// A copy of `text` named `name` in `dir`, pointing at a binary that exists.
+/// A copy of `text` named `name` in `dir`, pointing at binaries that exist.
 fn unit_copy(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
-    fs::write(&path, text.replace(UNIT_BIN, BIN)).unwrap();
+    let text = text.replace(UNIT_CTL, CTL).replace(UNIT_BIN, BIN);
+    fs::write(&path, text).unwrap();
     path
 }
 
