@@ -17,7 +17,7 @@
 //! floor-server mode, answering every request with a line the wrapper gave,
 //! through the same client (`common::floor_server`).
 //!
-//! `cargo bench` runs it (about 60 s on 2 cores). Fewer rounds:
+//! `cargo bench` runs it (about 45 s on 2 cores). Fewer rounds:
 //! `cargo bench --bench hot_restarter -- --quick` (20 rounds; the unit-test
 //! harness `cargo bench` also runs would refuse the flag) or
 //! `HOT_RESTARTER_BENCH_ROUNDS=N cargo bench`. Run without `--bench` (as
