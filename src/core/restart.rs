@@ -187,12 +187,20 @@ impl Core {
 
     /// With --keep-serving: a new epoch failed while older ones run.
     pub(super) fn restart_failed(&mut self, epoch: u32, why: &str) {
-        if let Work::Preflight { epoch: checked, .. } = self.work() {
-            // The preflight ran for an epoch that will not come next now:
-            // stop it and run the restart again for the right epoch.
-            self.kill_helper();
-            self.held = true;
-            log::info!("cancelled the preflight for epoch {checked}; the restart will be retried");
+        match self.work() {
+            Work::Preflight { epoch: checked, .. } => {
+                // The preflight ran for an epoch that will not come next
+                // now: stop it and run the restart again for the right epoch.
+                self.kill_helper();
+                self.held = true;
+                log::info!(
+                    "cancelled the preflight for epoch {checked}; the restart will be retried"
+                );
+            }
+            // The awaited epoch exited in the same batch as an older one
+            // judged first: its ready check must not be left running.
+            Work::Awaiting { .. } => self.kill_helper(),
+            Work::Idle | Work::Forking { .. } => {}
         }
         self.failed = true;
         self.next_epoch = policy::next_epoch_after_failure(self.live().map(|c| c.epoch), epoch);
