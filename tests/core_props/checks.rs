@@ -1,0 +1,290 @@
+//! The checks after every event: the core's views against the model and
+//! the fake world (invariants 2, 5, 6, 7, 9, 10), and what must have been
+//! sent by the end of the event (SIGTERM, SIGKILL, SIGUSR1).
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use hot_restarter::core::{Child, ChildState, Event, PhaseName};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::harness::Harness;
+use crate::model::Mode;
+use crate::world::Kind;
+
+/// Everything the core shows, to tell whether an event changed anything.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    children: Vec<Child>,
+    phase: PhaseName,
+    helpers: Vec<Pid>,
+    next_epoch: u32,
+    held: bool,
+    poll: Option<Instant>,
+    code: Option<i32>,
+}
+
+impl Harness {
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            children: self.core.children().to_vec(),
+            phase: self.core.phase(),
+            helpers: self.core.helpers(),
+            next_epoch: self.core.next_epoch(),
+            held: self.core.held(),
+            poll: self.core.poll_timeout(),
+            code: self.core.exit_code(),
+        }
+    }
+
+    pub fn after(&mut self, ev: &Event, before: Snapshot, poll: Option<Instant>) {
+        if self.w.children().next().is_none() {
+            let code = match self.m.mode {
+                Mode::Running => i32::from(self.m.failure_seen),
+                Mode::Terminating { .. } => 0,
+                Mode::Killing { .. } => 1,
+                Mode::Ended { code, .. } => code,
+            };
+            if !matches!(self.m.mode, Mode::Ended { .. }) {
+                self.m.mode = Mode::Ended { at: self.now, code };
+            }
+            self.m.hup_pending = false;
+            self.m.preflight = None;
+        }
+        if *ev == Event::Tick && poll.is_none_or(|t| self.now < t) {
+            let now = self.snapshot();
+            self.ensure(self.acted == 0 && now == before, || {
+                format!(
+                    "I7: a Tick before poll_timeout ({poll:?}) changed something:\n  before \
+                     {before:?}\n  after {now:?}"
+                )
+            });
+        }
+        self.check_probe(ev);
+        self.check_sent();
+        self.check_views();
+        self.check_helpers();
+        self.check_hups();
+        self.check_end();
+    }
+
+    fn check_sent(&self) {
+        self.ensure(self.regroup.is_empty(), || {
+            format!(
+                "I1: helper(s) {:?} reaped while running, but their process group was not \
+                 killed in the same turn",
+                self.regroup
+            )
+        });
+        self.ensure(self.m.usr1_due.is_empty(), || {
+            format!(
+                "I8: SIGUSR1 not passed on to ready PIDs {:?}",
+                self.m.usr1_due
+            )
+        });
+        if self.m.term_event {
+            let missed: Vec<Pid> = (self.w.children())
+                .filter(|p| !p.termed)
+                .map(|p| p.pid)
+                .collect();
+            self.ensure(missed.is_empty(), || {
+                format!("shutdown began but SIGTERM was not sent to {missed:?}")
+            });
+        }
+        if let Mode::Killing { .. } = self.m.mode {
+            let missed: Vec<Pid> = (self.w.children())
+                .filter(|p| !p.killed)
+                .map(|p| p.pid)
+                .collect();
+            self.ensure(missed.is_empty(), || {
+                format!("every child is to be SIGKILLed, but not {missed:?}")
+            });
+        }
+    }
+
+    fn check_views(&self) {
+        let model: Vec<(Pid, u32)> = self.w.children().map(|p| (p.pid, p.epoch())).collect();
+        let core: Vec<(Pid, u32)> = (self.core.children().iter())
+            .map(|c| (c.pid, c.epoch))
+            .collect();
+        self.ensure(model == core, || {
+            format!(
+                "I9: children() lists {core:?}, the children not reaped are {model:?} (a reaped \
+                 child kept, or a running one dropped)"
+            )
+        });
+        for c in self.core.children() {
+            let p = self.w.get(c.pid).expect("compared above");
+            let starting = !p.ready && !p.abandoned;
+            self.ensure(
+                (c.state == ChildState::Starting) == starting
+                    && (c.state == ChildState::Abandoned) == p.abandoned,
+                || {
+                    format!(
+                        "I9: PID={} (epoch {}) is {:?}, but the model says ready={} \
+                         abandoned={}",
+                        c.pid, c.epoch, c.state, p.ready, p.abandoned
+                    )
+                },
+            );
+        }
+        let starting = (self.core.children().iter())
+            .filter(|c| c.state == ChildState::Starting)
+            .count();
+        self.ensure(starting <= 1, || {
+            format!("I2: {starting} children are starting at once")
+        });
+        let model: BTreeSet<Pid> = self.w.helpers().map(|p| p.pid).collect();
+        let core: BTreeSet<Pid> = self.core.helpers().into_iter().collect();
+        self.ensure(model == core, || {
+            format!("I9: helpers() lists {core:?}, the helpers not reaped are {model:?}")
+        });
+        let expected = match self.m.mode {
+            Mode::Running if self.m.preflight.is_some() => PhaseName::Preflight,
+            Mode::Running if self.w.awaited().is_some() => PhaseName::Starting,
+            Mode::Running => PhaseName::Running,
+            Mode::Terminating { .. } => PhaseName::ShuttingDown,
+            Mode::Killing { .. } => PhaseName::Killing,
+            Mode::Ended { .. } if self.w.helpers().next().is_some() => PhaseName::Exiting,
+            Mode::Ended { .. } => PhaseName::Done,
+        };
+        let phase = self.core.phase();
+        self.ensure(phase == expected, || {
+            format!(
+                "I4/I9: the core is in {phase:?}, the model expects {expected:?} ({:?})",
+                { self.m.mode }
+            )
+        });
+        let idle = matches!(phase, PhaseName::Running | PhaseName::Done);
+        let poll = self.core.poll_timeout();
+        self.ensure(poll.is_none() == idle, || {
+            format!(
+                "I7: poll_timeout is {poll:?} in {phase:?}: it must be None exactly when \
+                 running with no restart in flight, or done"
+            )
+        });
+    }
+
+    /// The awaited epoch's ready check runs again `ready_interval` after a
+    /// failed one: poll_timeout says when, and a Tick from then on runs it.
+    fn check_probe(&self, ev: &Event) {
+        let Some(child) = self.w.awaited() else {
+            return;
+        };
+        let checking = (self.w.helpers()).any(|h| !h.killed && !h.is_child());
+        if !self.m.running() || checking {
+            return;
+        }
+        let Some(due) = self.m.check_due else {
+            self.fail(format!(
+                "no ready check runs or is due for PID={}",
+                child.pid
+            ));
+        };
+        let deadline = child.born + self.s.ready_timeout;
+        let poll = self.core.poll_timeout();
+        self.ensure(poll == Some(due.min(deadline)), || {
+            format!(
+                "I7: poll_timeout is {poll:?}, but the next ready check is due at {due:?} and \
+                 the ready deadline is {deadline:?}"
+            )
+        });
+        self.ensure(*ev != Event::Tick || due > self.now, || {
+            format!(
+                "the ready check due at {due:?} did not run at the Tick at {:?}",
+                self.now
+            )
+        });
+    }
+
+    /// Every helper still running is one the restart in flight needs.
+    fn check_helpers(&self) {
+        let running: Vec<_> = self.w.helpers().filter(|h| !h.killed).collect();
+        self.ensure(running.len() <= 1, || {
+            format!("I2: several helpers run that the core has not killed: {running:?}")
+        });
+        for h in running {
+            let wanted = self.m.running()
+                && match h.kind {
+                    Kind::Preflight(_) => self.m.preflight.is_some_and(|f| f.pid == h.pid),
+                    Kind::ReadyCheck { child, .. } => {
+                        self.w.awaited().map(|c| c.pid) == Some(child)
+                    }
+                    Kind::Child(_) => unreachable!(),
+                };
+            self.ensure(wanted, || {
+                format!(
+                    "PID={} ({:?}) is left running although nothing waits for it (model: {:?})",
+                    h.pid, h.kind, self.m.mode
+                )
+            });
+        }
+        if let Some(f) = self.m.preflight {
+            let alive = self.w.get(f.pid).is_some_and(|p| p.tracked() && !p.killed);
+            self.ensure(alive, || {
+                format!("the preflight in flight (PID={}) was killed", f.pid)
+            });
+        }
+    }
+
+    /// Invariant 10: a SIGHUP is held exactly while one is pending, and a
+    /// pending one waits only for what may hold it back.
+    fn check_hups(&self) {
+        if !self.m.running() {
+            return;
+        }
+        let held = self.core.held();
+        self.ensure(held == self.m.hup_pending, || {
+            format!(
+                "I10: held() is {held} but a SIGHUP pending is {} (a SIGHUP lost, or a \
+                 restart the operator never asked for)",
+                self.m.hup_pending
+            )
+        });
+        if held && self.core.phase() == PhaseName::Running {
+            let draining = self.s.hold_while_draining && self.w.live_children().count() > 1;
+            let killed = self.w.children().any(|p| p.abandoned);
+            self.ensure(draining || killed, || {
+                "I10: a SIGHUP is held with no restart in flight and nothing to wait for".into()
+            });
+        }
+    }
+
+    /// Invariants 5 and 6, once the core is done.
+    fn check_end(&mut self) {
+        let Some(code) = self.core.exit_code() else {
+            return;
+        };
+        let Mode::Ended { code: expected, .. } = self.m.mode else {
+            self.fail(format!("I5: done while the model is {:?}", self.m.mode));
+        };
+        self.ensure(code == expected, || {
+            format!(
+                "I5: exit code {code}, expected {expected} (a failure seen: {})",
+                self.m.failure_seen
+            )
+        });
+        for p in &self.w.procs {
+            self.ensure(p.reaped || p.given_up, || {
+                format!(
+                    "I6: done, but PID={} ({:?}) was neither reaped nor waited for until \
+                     KILL_REAP_WAIT",
+                    p.pid, p.kind
+                )
+            });
+        }
+        for ev in [
+            Event::Signal(Signal::SIGHUP),
+            Event::Signal(Signal::SIGTERM),
+            Event::Tick,
+            Event::Reaped(vec![]),
+        ] {
+            let actions = self.core.handle(ev.clone(), self.now);
+            self.ensure(
+                actions.is_empty() && self.core.exit_code() == Some(code),
+                || format!("once done, {ev:?} still gave {actions:?}"),
+            );
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The fake world the fake driver runs: processes that the core asked for,
+//! with fresh pids, that exit when a step says so or some time after the
+//! core signalled them, and what the model knows about each of them.
+
+use std::time::Instant;
+
+use hot_restarter::policy::Exit;
+use nix::unistd::Pid;
+
+/// What a fake process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The start script for this epoch.
+    Child(u32),
+    /// A preflight for this would-be epoch.
+    Preflight(u32),
+    /// A ready check of `child`, an epoch that has started.
+    ReadyCheck { epoch: u32, child: Pid },
+}
+
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub pid: Pid,
+    pub kind: Kind,
+    pub born: Instant,
+    /// Once SIGKILLed it never exits (uninterruptible sleep): only the
+    /// core's KILL_REAP_WAIT deadline ends the wait for it.
+    pub stuck: bool,
+    /// Ignores SIGTERM.
+    pub deaf: bool,
+    /// Signalled to death: exits with this at some later step.
+    pub dying: Option<Exit>,
+    /// The core sent it SIGTERM.
+    pub termed: bool,
+    /// The core sent it SIGKILL (a child) or KillGroup (a helper).
+    pub killed: bool,
+    /// Its exit was handed to the core.
+    pub reaped: bool,
+    /// The core gave up waiting for it (past KILL_REAP_WAIT); the model
+    /// no longer counts it.
+    pub given_up: bool,
+    /// Model: a child whose readiness is established (its ready check
+    /// passed, or readiness is not checked).
+    pub ready: bool,
+    /// Model: a child the core SIGKILLed because it was not ready in time.
+    pub abandoned: bool,
+}
+
+impl Proc {
+    pub fn is_child(&self) -> bool {
+        matches!(self.kind, Kind::Child(_))
+    }
+
+    pub fn epoch(&self) -> u32 {
+        match self.kind {
+            Kind::Child(e) | Kind::Preflight(e) | Kind::ReadyCheck { epoch: e, .. } => e,
+        }
+    }
+
+    /// Not reaped and not given up: the core must still know it.
+    pub fn tracked(&self) -> bool {
+        !self.reaped && !self.given_up
+    }
+
+    /// Can still exit (a stuck process that was SIGKILLed never does).
+    pub fn can_exit(&self) -> bool {
+        let hung = self.stuck && self.killed;
+        !self.reaped && !hung
+    }
+}
+
+pub struct World {
+    /// Every process ever started, in start order (pids grow).
+    pub procs: Vec<Proc>,
+    next_pid: i32,
+}
+
+impl World {
+    pub fn new() -> World {
+        World {
+            procs: Vec::new(),
+            next_pid: 1000,
+        }
+    }
+
+    /// A pid never used before (also for orphans the core never started).
+    pub fn fresh_pid(&mut self) -> Pid {
+        self.next_pid += 1;
+        Pid::from_raw(self.next_pid)
+    }
+
+    pub fn spawn(&mut self, kind: Kind, born: Instant, stuck: bool, deaf: bool) -> Pid {
+        let pid = self.fresh_pid();
+        self.procs.push(Proc {
+            pid,
+            kind,
+            born,
+            stuck,
+            deaf,
+            dying: None,
+            termed: false,
+            killed: false,
+            reaped: false,
+            given_up: false,
+            ready: false,
+            abandoned: false,
+        });
+        pid
+    }
+
+    pub fn get(&self, pid: Pid) -> Option<&Proc> {
+        self.procs.iter().find(|p| p.pid == pid)
+    }
+
+    pub fn get_mut(&mut self, pid: Pid) -> Option<&mut Proc> {
+        self.procs.iter_mut().find(|p| p.pid == pid)
+    }
+
+    /// Children the core must still list, in start order.
+    pub fn children(&self) -> impl DoubleEndedIterator<Item = &Proc> {
+        self.procs.iter().filter(|p| p.is_child() && p.tracked())
+    }
+
+    /// Children that count as serving: not given up on.
+    pub fn live_children(&self) -> impl DoubleEndedIterator<Item = &Proc> {
+        self.children().filter(|p| !p.abandoned)
+    }
+
+    /// The epoch whose readiness is awaited (at most one).
+    pub fn awaited(&self) -> Option<&Proc> {
+        self.live_children().find(|p| !p.ready)
+    }
+
+    /// Helpers not reaped nor given up.
+    pub fn helpers(&self) -> impl Iterator<Item = &Proc> {
+        self.procs.iter().filter(|p| !p.is_child() && p.tracked())
+    }
+
+    /// The core's SIGKILL (or a KillGroup): dies later, unless stuck.
+    pub fn kill(&mut self, pid: Pid) {
+        let p = self.get_mut(pid).expect("known pid");
+        p.killed = true;
+        if !p.stuck {
+            p.dying = Some(Exit::Signal(libc_sigkill()));
+        }
+    }
+
+    /// The core's SIGTERM: Envoy exits 0 on it, unless this one is deaf.
+    pub fn term(&mut self, pid: Pid) {
+        let p = self.get_mut(pid).expect("known pid");
+        p.termed = true;
+        if !p.deaf && p.dying.is_none() {
+            p.dying = Some(Exit::Code(0));
+        }
+    }
+}
+
+fn libc_sigkill() -> i32 {
+    nix::sys::signal::Signal::SIGKILL as i32
+}
