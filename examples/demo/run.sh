@@ -12,10 +12,11 @@ log="$DEMO_STATE_DIR/hot-restarter.log"
 wrapper=$!
 trap 'kill -KILL $wrapper 2>/dev/null || true' EXIT
 
-# Wait (bounded) until the log shows `count` lines matching `pattern`.
+# Wait (bounded) until the log shows `count` lines matching `pattern`. The
+# log may not exist yet (the background job creates it): that is zero lines.
 wait_for() {
   pattern=$1 count=$2 tries=0
-  while [ "$(grep -c -- "$pattern" "$log" || true)" -lt "$count" ]; do
+  while n=$(grep -c -- "$pattern" "$log" 2>/dev/null || true); [ "${n:-0}" -lt "$count" ]; do
     tries=$((tries + 1))
     if [ "$tries" -gt 200 ]; then
       echo "demo: timed out waiting for '$pattern'" >&2
