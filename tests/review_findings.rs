@@ -331,3 +331,53 @@ wait
     );
     drop(lab.slot1);
 }
+
+// ----- 4. a held handoff turned into a hot restart --------------------------
+
+/// `--keep-serving --preflight` with the drain hold off: a preflight runs
+/// for epoch 2 when SIGUSR2 arrives, so the handoff is held. Then the
+/// serving epoch 1 crashes. `restart_failed` (src/core/restart.rs) cancels
+/// the preflight and sets `held` to `Held::Restart` because the preflight
+/// was for the serving generation, overwriting the held
+/// `Held::Handoff`: the operator's handoff silently becomes a hot restart
+/// (and a `handoff --wait` client gets the hot restart's result). It
+/// should keep the handoff (a held handoff absorbs a restart, as
+/// `on_handoff` does).
+#[test]
+fn a_held_handoff_is_not_downgraded_to_a_restart_when_a_preflight_is_cancelled() {
+    let mut sim = Sim::new(Settings {
+        keep_serving: true,
+        hold_while_draining: false,
+        preflight: Some("/bin/true".into()),
+        ..handoff_settings()
+    });
+    first_live(&mut sim, 100);
+    // Hot restart to epoch 1, through its preflight.
+    let a = sim.ev(Event::Signal(Signal::SIGHUP));
+    assert!(a.contains(&Action::Spawn(Job::new(JobKind::Preflight, 1, 0))));
+    sim.spawned(&a, 900);
+    let a = sim.reaped(900, Exit::Code(0));
+    sim.spawned(&a, 101);
+    sim.live(0, 1);
+    assert_eq!(sim.state_of(101), Some(ChildState::Ready));
+    // The preflight for epoch 2 runs when SIGUSR2 comes: held.
+    let a = sim.ev(Event::Signal(Signal::SIGHUP));
+    assert!(a.contains(&Action::Spawn(Job::new(JobKind::Preflight, 2, 0))));
+    sim.spawned(&a, 901);
+    sim.ev(Event::Signal(Signal::SIGUSR2));
+    assert!(sim.core.held());
+    // Epoch 1 crashes: the preflight is cancelled and the held work retried.
+    let a = sim.reaped(101, Exit::Code(1));
+    let spawned: Vec<Job> = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::Spawn(j) => Some(*j),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        spawned.contains(&Job::new(JobKind::Preflight, 0, 1)),
+        "the held handoff should run now (preflight for generation 1 epoch 0); \
+         spawned instead: {spawned:?}"
+    );
+}
