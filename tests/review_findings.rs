@@ -40,11 +40,6 @@ impl Sim {
         self.core.handle(e, self.now)
     }
 
-    fn advance(&mut self, d: Duration) -> Vec<Action> {
-        self.now += d;
-        self.ev(Event::Tick)
-    }
-
     /// Answer the spawn in `actions` (there must be exactly one) with `pid`.
     fn spawned(&mut self, actions: &[Action], pid: i32) -> Vec<Action> {
         let jobs: Vec<Job> = actions
