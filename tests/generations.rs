@@ -244,7 +244,7 @@ fn handoff_flags_are_checked_at_start_up() {
 }
 
 #[test]
-fn ctl_handoff_waits_for_the_old_generation_to_be_gone() {
+fn ctl_handoff_waits_until_the_new_generation_serves() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("ctl.sock").display().to_string();
     let mut lab = start(&["--control-socket", &sock], &[]);
@@ -261,10 +261,17 @@ fn ctl_handoff_waits_for_the_old_generation_to_be_gone() {
         "{stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("generation 0 has exited"), "{stdout}");
+    // Done once the new generation serves, as a hot restart is done once
+    // the new epoch is ready: the old one drains on.
+    assert!(stdout.contains("generation 1 epoch 0 (PID="), "{stdout}");
     assert!(
-        !running(old),
-        "ctl returned before the old generation was gone"
+        stdout.contains("is LIVE and serves; generation 0 drains"),
+        "{stdout}"
+    );
+    lab.w.wait_for_text("handoff from generation 0 done in");
+    assert!(
+        wait_until(DEADLINE, || !running(old)),
+        "the old generation stayed"
     );
     let status = std::process::Command::new(ctl)
         .args(["--socket", &sock, "status", "--json"])

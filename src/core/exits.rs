@@ -93,6 +93,21 @@ impl Core {
         if !self.s.keep_serving || self.live().next().is_none() {
             return true;
         }
+        if let Work::Awaiting(a) = self.work()
+            && a.generation != self.generation
+        {
+            // The serving generation is being handed off: a failure of one
+            // of its children is not a failed restart, and the handoff goes
+            // on (--keep-serving); once the new generation is LIVE it serves.
+            log::warn!(
+                "generation {} epoch {} (PID={pid}) failed while generation {} starts; the \
+                 handoff goes on (--keep-serving)",
+                child.generation,
+                child.epoch,
+                a.generation
+            );
+            return false;
+        }
         let newest = self.serving().map(|c| c.epoch).max().unwrap_or(0);
         if child.epoch > newest || self.serving().next().is_none() {
             if awaited {

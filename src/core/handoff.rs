@@ -76,7 +76,10 @@ impl Core {
         });
         match query {
             Query::BinaryVersion => binary = Some(version),
-            _ => running = Some(version),
+            Query::HotRestartVersion { generation } if generation == self.generation => {
+                running = Some(version)
+            }
+            _ => return,
         }
         self.set_work(Work::Comparing {
             started,
@@ -142,6 +145,13 @@ impl Core {
             a.pid,
             now.saturating_duration_since(a.started).as_millis()
         );
+        // The reload is done: the new generation serves (as a hot restart
+        // is done once the new epoch is ready, while the old one drains).
+        let detail = format!(
+            "generation {} epoch {} (PID={}) is LIVE and serves; generation {from} drains",
+            a.generation, a.epoch, a.pid
+        );
+        self.reload_ended(Outcome::Done(&detail));
         self.notify_ready();
         self.set_work(Work::Retiring(Retiring {
             from,
@@ -174,6 +184,14 @@ impl Core {
         let Work::Retiring(r) = self.work().clone() else {
             return;
         };
+        let about = match query {
+            Query::Drain { generation } | Query::Listening { generation, .. } => generation,
+            _ => return,
+        };
+        if about != r.from {
+            // A late answer about a generation retired before this one.
+            return;
+        }
         match (query, r.stage, answer) {
             (Query::Drain { .. }, Stage::Draining { limit }, Ok(_)) => {
                 log::info!(
@@ -314,7 +332,6 @@ impl Core {
             r.from
         );
         self.set_work(Work::Idle);
-        self.reload_ended(Outcome::Done(&detail));
     }
 
     /// The new generation did not make it: it is killed (if it still runs)
@@ -322,6 +339,9 @@ impl Core {
     pub(super) fn handoff_failed(&mut self, generation: u32, why: &str) {
         let reason = format!("handoff to generation {generation} failed because {why}");
         log::error!("{reason}; {}", self.serving_description());
+        // A child failed: as with a failed restart under --keep-serving,
+        // the wrapper carries on but exits 1 in the end.
+        self.failed = true;
         self.set_work(Work::Idle);
         self.reload_ended(Outcome::Failed(&reason));
         self.notify_ready();

@@ -204,20 +204,28 @@ impl Core {
     /// With --keep-serving: a new epoch failed while older ones run.
     pub(super) fn restart_failed(&mut self, epoch: u32, why: &str) {
         match self.work() {
-            Work::Preflight(p) => {
-                // The preflight ran for an epoch that will not come next
-                // now: stop it and run the restart again for the right epoch.
-                let checked = p.epoch;
-                self.held = Some(if p.generation != self.generation {
-                    super::Held::Handoff("the handoff is retried".into())
-                } else {
-                    super::Held::Restart
-                });
+            Work::Preflight(_) | Work::Comparing { .. } => {
+                // The preflight (or the version comparison) ran for an epoch
+                // that will not come next now: stop it and run the restart
+                // again for the right epoch. A held handoff stays a handoff:
+                // it absorbs a restart.
+                let retry = match self.work() {
+                    Work::Preflight(p) if p.generation != self.generation => {
+                        super::Held::Handoff("the handoff is retried".into())
+                    }
+                    _ => super::Held::Restart,
+                };
+                let what = match self.work() {
+                    Work::Preflight(p) => format!("the preflight for epoch {}", p.epoch),
+                    _ => "the hot-restart version comparison".to_string(),
+                };
+                self.held = match self.held.take() {
+                    Some(super::Held::Handoff(why)) => Some(super::Held::Handoff(why)),
+                    _ => Some(retry),
+                };
                 self.kill_helper();
                 self.reload_postponed();
-                log::info!(
-                    "cancelled the preflight for epoch {checked}; the restart will be retried"
-                );
+                log::info!("cancelled {what}; the restart will be retried");
             }
             // The awaited epoch exited in the same batch as an older one
             // judged first: its ready check must not be left running.

@@ -22,7 +22,11 @@ impl Driver {
     /// A preflight's stderr goes on to the wrapper's stderr as before, and
     /// its last lines to the core, before its exit is judged. The version
     /// probe's output is its answer.
-    pub(super) fn collect_captures(&mut self, reaped: &[(Pid, Exit)]) {
+    ///
+    /// Returns the version answer to feed *after* the batch's exits: a crash
+    /// in the same batch is judged before a comparison can start an epoch.
+    pub(super) fn collect_captures(&mut self, reaped: &[(Pid, Exit)]) -> Option<Event> {
+        let mut version = None;
         for (pid, exit) in reaped {
             if self
                 .version_probe
@@ -31,7 +35,7 @@ impl Driver {
             {
                 let (_, capture, _) = self.version_probe.take().expect("checked");
                 let answer = version_answer(capture, *exit);
-                self.feed(Event::Answered(Query::BinaryVersion, answer));
+                version = Some(Event::Answered(Query::BinaryVersion, answer));
                 continue;
             }
             let Some(i) = self.captures.iter().position(|(p, _)| p == pid) else {
@@ -45,6 +49,17 @@ impl Driver {
                 }
                 Err(e) => log::warn!("cannot read the stderr of PID={pid}: {e}"),
             }
+        }
+        version
+    }
+
+    /// At exit: a version probe still running is killed with its group and
+    /// reaped, like every other helper.
+    pub(super) fn stop_version_probe(&mut self) {
+        if let Some((pid, _, _)) = self.version_probe.take() {
+            let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
+            // SIGKILL cannot be refused: the wait is short.
+            let _ = nix::sys::wait::waitpid(pid, None);
         }
     }
 

@@ -112,6 +112,7 @@ impl Driver {
         loop {
             if let Some(code) = self.core.exit_code() {
                 // Collect whatever else has exited (orphans, when PID 1).
+                self.stop_version_probe();
                 reap();
                 self.exit(code);
                 return Ok(code);
@@ -182,8 +183,12 @@ impl Driver {
             let event = match sig {
                 Signal::SIGCHLD => {
                     let reaped = reap();
-                    self.collect_captures(&reaped);
-                    Event::Reaped(reaped)
+                    let version = self.collect_captures(&reaped);
+                    self.feed(Event::Reaped(reaped));
+                    match version {
+                        Some(answer) => answer,
+                        None => continue,
+                    }
                 }
                 other => Event::Signal(other),
             };
