@@ -54,8 +54,21 @@ impl Sim {
     }
 
     fn live(&mut self, generation: u32, epoch: u32) -> Vec<Action> {
+        // The question is about the child of that generation and epoch.
+        let pid = self
+            .core
+            .children()
+            .iter()
+            .rev()
+            .find(|c| c.generation == generation && c.epoch == epoch)
+            .map(|c| c.pid)
+            .expect("a child of that generation and epoch");
         self.ev(Event::Answered(
-            Query::ServerInfo { generation, epoch },
+            Query::ServerInfo {
+                generation,
+                epoch,
+                pid,
+            },
             Ok(Answer::ServerInfo {
                 state: "LIVE".into(),
                 restart_epoch: Some(epoch),
@@ -93,7 +106,8 @@ fn first_live(sim: &mut Sim, pid: i32) {
     let a = sim.spawned(&a, pid);
     assert!(a.contains(&Action::Ask(Query::ServerInfo {
         generation: 0,
-        epoch: 0
+        epoch: 0,
+        pid: Pid::from_raw(pid),
     })));
     sim.live(0, 0);
     assert_eq!(sim.state_of(pid), Some(ChildState::Ready));

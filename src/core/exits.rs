@@ -49,6 +49,7 @@ impl Core {
         if teardown && self.phase.is_running() {
             self.teardown();
         }
+        self.check_retired(now);
         self.judge_helper(now);
     }
 
@@ -83,9 +84,18 @@ impl Core {
         }
         if exit.is_clean() {
             if awaited {
-                // It finished before it was ever ready: nothing to wait for.
+                // It finished before it was ever ready: nothing to wait for,
+                // and the restart did not take (the older epochs serve on).
+                // (Found by the property tests.)
                 self.kill_helper();
-                self.restart_done();
+                let reason = format!(
+                    "restart to epoch {} failed because PID={pid} exited with code=0 before it \
+                     was ready",
+                    child.epoch
+                );
+                log::warn!("{reason}; {}", self.serving_description());
+                self.reload_ended(super::report::Outcome::Failed(&reason));
+                self.notify_ready();
             }
             return false;
         }
@@ -93,18 +103,22 @@ impl Core {
         if !self.s.keep_serving || self.live().next().is_none() {
             return true;
         }
-        if let Work::Awaiting(a) = self.work()
-            && a.generation != self.generation
-        {
+        let starting = match self.work() {
+            Work::Awaiting(a) if a.generation != self.generation => Some(a.generation),
+            _ => None,
+        };
+        if let Some(starting) = starting {
             // The serving generation is being handed off: a failure of one
             // of its children is not a failed restart, and the handoff goes
             // on (--keep-serving); once the new generation is LIVE it serves.
+            // A later hot restart of this one follows its newest live epoch.
+            let serving = self.serving().map(|c| c.epoch);
+            self.next_epoch = crate::policy::next_epoch_after_failure(serving, child.epoch);
             log::warn!(
-                "generation {} epoch {} (PID={pid}) failed while generation {} starts; the \
-                 handoff goes on (--keep-serving)",
+                "generation {} epoch {} (PID={pid}) failed while generation {starting} starts; \
+                 the handoff goes on (--keep-serving)",
                 child.generation,
                 child.epoch,
-                a.generation
             );
             return false;
         }
@@ -112,6 +126,11 @@ impl Core {
         if child.epoch > newest || self.serving().next().is_none() {
             if awaited {
                 self.kill_helper();
+            }
+            // Not ready yet: a new epoch died before going live (its
+            // restart may be over already, failed by an older epoch judged
+            // first in the same batch).
+            if child.state == ChildState::Starting {
                 self.wedged = true;
             }
             // envoyproxy/envoy #33446: once a new Envoy has died before
