@@ -79,6 +79,7 @@ impl Core {
                  use HOT_RESTARTER_SLOT for --base-id and the admin address?)",
                 describe(exit)
             );
+            self.failed |= !exit.is_clean();
             self.handoff_failed(child.generation, &why);
             return false;
         }

@@ -340,13 +340,12 @@ impl Core {
     }
 
     /// The new generation did not make it: it is killed (if it still runs)
-    /// and the old one keeps serving.
+    /// and the old one keeps serving. Whether a child *failed* (which makes
+    /// the final exit code 1, as under --keep-serving) is the caller's to
+    /// say: an Envoy that exits 0 before it is LIVE has not.
     pub(super) fn handoff_failed(&mut self, generation: u32, why: &str) {
         let reason = format!("handoff to generation {generation} failed because {why}");
         log::error!("{reason}; {}", self.serving_description());
-        // A child failed: as with a failed restart under --keep-serving,
-        // the wrapper carries on but exits 1 in the end.
-        self.failed = true;
         self.set_work(Work::Idle);
         self.reload_ended(Outcome::Failed(&reason));
         self.notify_ready();

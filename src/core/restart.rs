@@ -73,6 +73,7 @@ impl Core {
                 log::error!("cannot start epoch {epoch}: {why}");
                 self.set_work(Work::Idle);
                 if generation != self.generation {
+                    self.failed = true;
                     self.handoff_failed(generation, "its start script could not be executed");
                 } else {
                     self.start_failed(epoch);
@@ -461,6 +462,7 @@ impl Core {
                 );
                 if a.generation != self.generation {
                     self.abandon(a.pid);
+                    self.failed = true;
                     self.handoff_failed(a.generation, "it was not LIVE in time");
                 } else {
                     self.ready_timed_out(a.pid, a.epoch);
