@@ -1,0 +1,158 @@
+//! Deterministic regressions, each a scripted run of the core: the
+//! --keep-serving exit code, the batch judgement and a ready check left
+//! running by a failed restart.
+
+use std::time::Instant;
+
+use hot_restarter::core::{Action, Core, Event, Job, JobKind, Settings};
+use hot_restarter::policy::Exit;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// A minimal driver: every spawn succeeds with the next pid (100, 101...).
+struct Script {
+    core: Core,
+    now: Instant,
+    next_pid: i32,
+}
+
+impl Script {
+    fn new(settings: Settings) -> Script {
+        let now = Instant::now();
+        let mut s = Script {
+            core: Core::new(settings, now),
+            now,
+            next_pid: 100,
+        };
+        s.feed(Event::Start);
+        s
+    }
+
+    fn feed(&mut self, event: Event) -> Vec<Action> {
+        let mut done = Vec::new();
+        let mut queue: std::collections::VecDeque<Action> =
+            self.core.handle(event, self.now).into();
+        while let Some(action) = queue.pop_front() {
+            assert!(done.len() < 1000, "one event led to 1000 actions");
+            if let Action::Spawn(job) = action {
+                let pid = Pid::from_raw(self.next_pid);
+                self.next_pid += 1;
+                let more = self.core.handle(Event::Spawned(job, Ok(pid)), self.now);
+                for a in more.into_iter().rev() {
+                    queue.push_front(a);
+                }
+            }
+            done.push(action);
+        }
+        done
+    }
+
+    fn hup(&mut self) {
+        let actions = self.feed(Event::Signal(Signal::SIGHUP));
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::Spawn(Job {
+                kind: JobKind::Epoch,
+                ..
+            })
+        )));
+    }
+
+    fn reap(&mut self, batch: &[(i32, Exit)]) -> Vec<Action> {
+        let batch = batch.iter().map(|&(p, e)| (Pid::from_raw(p), e)).collect();
+        self.feed(Event::Reaped(batch))
+    }
+
+    fn epochs(&self) -> Vec<(i32, u32)> {
+        (self.core.children().iter())
+            .map(|c| (c.pid.as_raw(), c.epoch))
+            .collect()
+    }
+}
+
+fn keep_serving() -> Settings {
+    Settings {
+        keep_serving: true,
+        ..Settings::plain()
+    }
+}
+
+#[test]
+fn keep_serving_old_epoch_fails_then_new_one_exits_0_exits_1() {
+    let mut s = Script::new(keep_serving());
+    s.hup();
+    assert_eq!(s.epochs(), [(100, 0), (101, 1)]);
+    s.reap(&[(100, Exit::Code(7))]);
+    assert_eq!(s.epochs(), [(101, 1)], "epoch 1 keeps serving");
+    assert_eq!(s.core.exit_code(), None);
+    s.reap(&[(101, Exit::Code(0))]);
+    assert_eq!(
+        s.core.exit_code(),
+        Some(1),
+        "a kept failure still ends in 1"
+    );
+}
+
+#[test]
+fn keep_serving_new_epoch_fails_then_old_one_exits_0_exits_1() {
+    let mut s = Script::new(keep_serving());
+    s.hup();
+    s.reap(&[(101, Exit::Code(3))]);
+    assert_eq!(s.epochs(), [(100, 0)], "epoch 0 keeps serving");
+    assert_eq!(s.core.next_epoch(), 1, "the failed number is reused");
+    s.reap(&[(100, Exit::Code(0))]);
+    assert_eq!(
+        s.core.exit_code(),
+        Some(1),
+        "a kept failure still ends in 1"
+    );
+}
+
+#[test]
+fn a_batch_of_exits_never_leaves_one_of_its_children_serving() {
+    for batch in [
+        [(102, Exit::Code(1)), (101, Exit::Code(0))],
+        [(101, Exit::Code(0)), (102, Exit::Code(1))],
+        [(102, Exit::Signal(11)), (101, Exit::Signal(9))],
+    ] {
+        let mut s = Script::new(keep_serving());
+        s.hup();
+        s.hup();
+        assert_eq!(s.epochs(), [(100, 0), (101, 1), (102, 2)]);
+        s.reap(&batch);
+        assert_eq!(s.epochs(), [(100, 0)], "after {batch:?}");
+        // Epoch 1 left in the same batch: the next restart follows epoch 0,
+        // which is the one still serving, not epoch 1.
+        assert_eq!(s.core.next_epoch(), 1, "after {batch:?}");
+        assert_eq!(s.core.exit_code(), None, "epoch 0 keeps serving");
+        s.hup();
+        assert_eq!(s.epochs(), [(100, 0), (103, 1)]);
+    }
+}
+
+#[test]
+fn a_ready_check_is_killed_when_its_epoch_fails_in_one_batch_with_an_older_one() {
+    let pid = Pid::from_raw;
+    let mut s = Script::new(Settings {
+        keep_serving: true,
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
+    s.hup();
+    s.reap(&[(103, Exit::Code(0))]); // epoch 1 (102) is ready
+    s.hup();
+    assert_eq!(s.epochs(), [(100, 0), (102, 1), (104, 2)]);
+    assert_eq!(s.core.helpers(), [pid(105)], "epoch 2's ready check runs");
+    // Epoch 1 is judged first: its failure must not drop epoch 2's check.
+    let actions = s.reap(&[(102, Exit::Code(1)), (104, Exit::Code(1))]);
+    assert!(
+        actions.contains(&Action::KillGroup(pid(105))),
+        "{actions:?}"
+    );
+    assert_eq!(s.core.helpers(), [pid(105)], "killed, and waited for");
+    assert_eq!(s.epochs(), [(100, 0)]);
+    assert_eq!(s.core.next_epoch(), 1);
+    s.reap(&[(105, Exit::Signal(9))]);
+    assert!(s.core.helpers().is_empty());
+}
