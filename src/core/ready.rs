@@ -12,7 +12,7 @@ impl Core {
         let Some(a) = self.awaiting_mut() else {
             return;
         };
-        let (epoch, generation) = (a.epoch, a.generation);
+        let (epoch, generation, pid) = (a.epoch, a.generation, a.pid);
         let mut actions = Vec::new();
         if matches!(a.script, Probe::Due(at) if now >= at) {
             a.script = Probe::Running(Helper::Spawning);
@@ -21,7 +21,12 @@ impl Core {
         }
         if matches!(a.admin, Probe::Due(at) if now >= at) {
             a.admin = Probe::Asking;
-            actions.push(Action::Ask(Query::ServerInfo { generation, epoch }));
+            let query = Query::ServerInfo {
+                generation,
+                epoch,
+                pid,
+            };
+            actions.push(Action::Ask(query));
         }
         self.actions.extend(actions);
     }
@@ -32,8 +37,12 @@ impl Core {
     /// address, so `/ready` alone would be a lie.
     pub(super) fn on_answer(&mut self, query: Query, answer: Result<Answer, String>, now: Instant) {
         let interval = self.s.ready_interval;
-        let (generation, epoch) = match query {
-            Query::ServerInfo { generation, epoch } => (generation, epoch),
+        let (generation, epoch, pid) = match query {
+            Query::ServerInfo {
+                generation,
+                epoch,
+                pid,
+            } => (generation, epoch, pid),
             Query::Drain { .. } | Query::Listening { .. } => {
                 return self.on_retiring_answer(query, answer, now);
             }
@@ -44,7 +53,8 @@ impl Core {
         let Some(a) = self.awaiting_mut() else {
             return;
         };
-        if a.epoch != epoch || a.generation != generation || a.admin != Probe::Asking {
+        let asked = (a.generation, a.epoch, a.pid) == (generation, epoch, pid);
+        if !asked || a.admin != Probe::Asking {
             // The answer to a question about an epoch no longer awaited.
             return;
         }

@@ -119,8 +119,16 @@ pub enum Event {
 /// generation's slot) or the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Query {
-    /// `GET /server_info`, asked to see whether `epoch` is LIVE.
-    ServerInfo { generation: u32, epoch: u32 },
+    /// `GET /server_info`, asked to see whether `epoch` is LIVE, about the
+    /// child `pid`: an answer to a question about an earlier child with
+    /// the same numbers (--keep-serving reuses an epoch number, a failed
+    /// handoff is retried at the same generation and epoch) must not count
+    /// for a later one.
+    ServerInfo {
+        generation: u32,
+        epoch: u32,
+        pid: Pid,
+    },
     /// `POST /drain_listeners?graceful`: the old generation stops taking
     /// new connections once the drain time is over.
     Drain { generation: u32 },

@@ -1,10 +1,11 @@
 //! Deterministic regressions, each a scripted run of the core: the
 //! --keep-serving exit code, the batch judgement and a ready check left
-//! running by a failed restart.
+//! running by a failed restart; then the defects the property tests found
+//! with Envoy's admin, generations and control requests.
 
 use std::time::Instant;
 
-use hot_restarter::core::{Action, Core, Event, Job, JobKind, Settings};
+use hot_restarter::core::{Action, Answer, ChildState, Core, Event, Job, JobKind, Query, Settings};
 use hot_restarter::policy::Exit;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -67,6 +68,31 @@ impl Script {
         (self.core.children().iter())
             .map(|c| (c.pid.as_raw(), c.epoch))
             .collect()
+    }
+
+    fn answer(&mut self, query: Query, answer: Result<Answer, String>) -> Vec<Action> {
+        self.feed(Event::Answered(query, answer))
+    }
+
+    /// Envoy's admin says LIVE at `epoch`, to the question about `pid`.
+    fn live(&mut self, generation: u32, epoch: u32, pid: i32) -> Vec<Action> {
+        let pid = Pid::from_raw(pid);
+        let info = Answer::ServerInfo {
+            state: "LIVE".into(),
+            restart_epoch: Some(epoch),
+        };
+        let query = Query::ServerInfo {
+            generation,
+            epoch,
+            pid,
+        };
+        self.answer(query, Ok(info))
+    }
+
+    fn state(&self, pid: i32) -> Option<ChildState> {
+        (self.core.children().iter())
+            .find(|c| c.pid.as_raw() == pid)
+            .map(|c| c.state)
     }
 }
 
@@ -155,4 +181,26 @@ fn a_ready_check_is_killed_when_its_epoch_fails_in_one_batch_with_an_older_one()
     assert_eq!(s.core.next_epoch(), 1);
     s.reap(&[(105, Exit::Signal(9))]);
     assert!(s.core.helpers().is_empty());
+}
+
+// ----- Envoy's admin, generations, control requests -------------------------
+
+/// Found by tests/core_props.rs (A1): a question about epoch 1 that died
+/// was answered after a new epoch 1 had started, and counted for it.
+#[test]
+fn an_answer_about_an_earlier_child_with_the_same_epoch_does_not_count() {
+    let mut s = Script::new(Settings {
+        keep_serving: true,
+        envoy_admin: true,
+        ..Settings::plain()
+    });
+    s.live(0, 0, 100);
+    s.hup(); // epoch 1: PID 101
+    s.reap(&[(101, Exit::Code(1))]);
+    s.hup(); // epoch 1 again: PID 102
+    assert_eq!(s.epochs(), [(100, 0), (102, 1)]);
+    s.live(0, 1, 101); // the late answer to the question about PID 101
+    assert_eq!(s.state(102), Some(ChildState::Starting));
+    s.live(0, 1, 102);
+    assert_eq!(s.state(102), Some(ChildState::Ready));
 }
