@@ -63,9 +63,9 @@ impl Core {
     pub(super) fn reload_begun(&mut self, epoch: u32, now: Instant) {
         let r = &mut self.report;
         if let Some(current) = &mut r.current {
-            // Already begun (the versions were compared first).
+            // Already begun (the versions were compared first). Requests
+            // held meanwhile wait for the restart that follows this one.
             current.epoch = epoch;
-            current.waiters.append(&mut r.held_waiters);
             return;
         }
         let waiters = std::mem::take(&mut r.held_waiters);

@@ -5,6 +5,8 @@
 
 use std::time::Instant;
 
+use hot_restarter::control::proto::{Reply, Request};
+use hot_restarter::control::server::ClientId;
 use hot_restarter::core::{Action, Answer, ChildState, Core, Event, Job, JobKind, Query, Settings};
 use hot_restarter::policy::Exit;
 use nix::sys::signal::Signal;
@@ -87,6 +89,14 @@ impl Script {
             pid,
         };
         self.answer(query, Ok(info))
+    }
+
+    fn control(&mut self, client: u64, request: Request) -> Vec<Action> {
+        self.feed(Event::Control(ClientId(client), request))
+    }
+
+    fn replied(&self, actions: &[Action], client: u64) -> bool {
+        (actions.iter()).any(|a| matches!(a, Action::Reply(ClientId(c), _) if *c == client))
     }
 
     fn state(&self, pid: i32) -> Option<ChildState> {
@@ -185,6 +195,20 @@ fn a_ready_check_is_killed_when_its_epoch_fails_in_one_batch_with_an_older_one()
 
 // ----- Envoy's admin, generations, control requests -------------------------
 
+/// Envoy-aware settings: --envoy-admin and --handoff-admin.
+fn handoff(keep_serving: bool) -> Settings {
+    Settings {
+        keep_serving,
+        envoy_admin: true,
+        handoff: true,
+        ..Settings::plain()
+    }
+}
+
+fn spawns(actions: &[Action], kind: JobKind, epoch: u32, generation: u32) -> bool {
+    actions.contains(&Action::Spawn(Job::new(kind, epoch, generation)))
+}
+
 /// Found by tests/core_props.rs (A1): a question about epoch 1 that died
 /// was answered after a new epoch 1 had started, and counted for it.
 #[test]
@@ -203,4 +227,31 @@ fn an_answer_about_an_earlier_child_with_the_same_epoch_does_not_count() {
     assert_eq!(s.state(102), Some(ChildState::Starting));
     s.live(0, 1, 102);
     assert_eq!(s.state(102), Some(ChildState::Ready));
+}
+
+/// Found by tests/core_props.rs (C2): a handoff requested while the
+/// versions were compared was answered with the hot restart's result.
+#[test]
+fn a_handoff_held_while_versions_are_compared_gets_its_own_result() {
+    let mut s = Script::new(Settings {
+        envoy_bin: true,
+        ..handoff(false)
+    });
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGHUP)); // compares the versions
+    s.control(1, Request::Handoff { wait: true }); // held
+    let v = || Ok(Answer::Version("11.104".into()));
+    s.answer(Query::BinaryVersion, v());
+    s.answer(Query::HotRestartVersion { generation: 0 }, v()); // equal: hot
+    let actions = s.live(0, 1, 101);
+    assert!(!s.replied(&actions, 1), "{actions:?}");
+    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    let actions = s.reap(&[(102, Exit::Code(1))]); // the new generation fails
+    assert!(
+        matches!(
+            &actions[..],
+            [.., Action::Reply(ClientId(1), Reply::Failed { .. }), _]
+        ),
+        "{actions:?}"
+    );
 }
