@@ -93,6 +93,20 @@ impl Core {
         if !self.s.keep_serving || self.live().next().is_none() {
             return true;
         }
+        if matches!(self.work(), Work::Awaiting(a) if a.generation != self.generation) {
+            // A new generation is starting: it takes over once it is LIVE,
+            // whatever happens to this one meanwhile; a later hot restart of
+            // this one follows its newest live epoch.
+            let serving = self.serving().map(|c| c.epoch);
+            self.next_epoch = crate::policy::next_epoch_after_failure(serving, child.epoch);
+            log::warn!(
+                "epoch {} (PID={pid}) failed while generation {} starts; the handoff goes on \
+                 (--keep-serving)",
+                child.epoch,
+                self.generation + 1
+            );
+            return false;
+        }
         let newest = self.serving().map(|c| c.epoch).max().unwrap_or(0);
         if child.epoch > newest || self.serving().next().is_none() {
             if awaited {

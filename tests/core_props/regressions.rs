@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use hot_restarter::control::proto::{Reply, Request};
 use hot_restarter::control::server::ClientId;
-use hot_restarter::core::{Action, Answer, ChildState, Core, Event, Job, JobKind, Query, Settings};
+use hot_restarter::core::{
+    Action, Answer, ChildState, Core, Event, Job, JobKind, PhaseName, Query, Settings,
+};
 use hot_restarter::policy::Exit;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -253,5 +255,27 @@ fn a_handoff_held_while_versions_are_compared_gets_its_own_result() {
             [.., Action::Reply(ClientId(1), Reply::Failed { .. }), _]
         ),
         "{actions:?}"
+    );
+}
+
+/// Found by tests/core_props.rs (I7): with --keep-serving, the serving
+/// generation's failure dropped the handoff in flight, leaving the new
+/// generation starting with nothing awaiting it.
+#[test]
+fn keep_serving_a_handoff_goes_on_when_the_serving_generation_fails() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
+    s.reap(&[(100, Exit::Code(1))]);
+    assert_eq!(s.core.phase(), PhaseName::Starting);
+    assert!(s.core.poll_timeout().is_some(), "the ready timeout applies");
+    s.live(1, 0, 101);
+    assert_eq!(s.core.generation(), 1);
+    assert_eq!(s.state(101), Some(ChildState::Ready));
+    s.reap(&[(101, Exit::Code(0))]);
+    assert_eq!(
+        s.core.exit_code(),
+        Some(1),
+        "a kept failure still ends in 1"
     );
 }
