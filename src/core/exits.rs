@@ -83,9 +83,17 @@ impl Core {
         }
         if exit.is_clean() {
             if awaited {
-                // It finished before it was ever ready: nothing to wait for.
+                // It finished before it was ever ready: nothing to wait for,
+                // and the restart did not take (the older epochs serve on).
                 self.kill_helper();
-                self.restart_done();
+                let reason = format!(
+                    "restart to epoch {} failed because PID={pid} exited with code=0 before it \
+                     was ready",
+                    child.epoch
+                );
+                log::warn!("{reason}; {}", self.serving_description());
+                self.reload_ended(super::report::Outcome::Failed(&reason));
+                self.notify_ready();
             }
             return false;
         }

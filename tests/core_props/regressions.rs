@@ -279,3 +279,23 @@ fn keep_serving_a_handoff_goes_on_when_the_serving_generation_fails() {
         "a kept failure still ends in 1"
     );
 }
+
+/// Found by tests/core_props.rs (C2): `reload --wait` was answered done
+/// (naming the old epoch as ready) when the new epoch exited 0 before it
+/// was ever ready.
+#[test]
+fn a_reload_whose_epoch_exits_0_before_it_is_ready_fails() {
+    let mut s = Script::new(Settings {
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (PID 100) is ready
+    s.control(1, Request::Reload { wait: true }); // epoch 1: PID 102
+    let actions = s.reap(&[(102, Exit::Code(0))]);
+    let failed = actions.iter().any(|a| {
+        matches!(a, Action::Reply(ClientId(1), Reply::Failed { reason })
+            if reason.contains("exited with code=0 before it was ready"))
+    });
+    assert!(failed, "{actions:?}");
+    assert_eq!(s.core.exit_code(), None, "epoch 0 serves on");
+}
