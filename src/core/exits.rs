@@ -49,6 +49,7 @@ impl Core {
         if teardown && self.phase.is_running() {
             self.teardown();
         }
+        self.check_retired(now);
         self.judge_helper(now);
     }
 

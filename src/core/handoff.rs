@@ -280,8 +280,7 @@ impl Core {
         }
     }
 
-    /// A child of the old generation has exited; the handoff is done once
-    /// none is left.
+    /// A child of the old generation has exited; its exit decides nothing.
     pub(super) fn retired(&mut self, child: super::Child, exit: crate::policy::Exit) {
         log::info!(
             "PID={} (generation {} epoch {}, handed off) {}",
@@ -290,10 +289,16 @@ impl Core {
             child.epoch,
             super::describe(exit)
         );
+    }
+
+    /// After a batch of exits: the handoff is done once no child of the old
+    /// generation is left, unless the batch tore everything down (its new
+    /// generation failed in the same batch).
+    pub(super) fn check_retired(&mut self, now: Instant) {
         if self.retiring().next().is_none()
             && let Work::Retiring(_) = self.work()
         {
-            self.handoff_done(self.now);
+            self.handoff_done(now);
         }
     }
 

@@ -101,6 +101,11 @@ impl Script {
         (actions.iter()).any(|a| matches!(a, Action::Reply(ClientId(c), _) if *c == client))
     }
 
+    fn replied_done(&self, actions: &[Action], client: u64) -> bool {
+        (actions.iter())
+            .any(|a| matches!(a, Action::Reply(ClientId(c), Reply::Done { .. }) if *c == client))
+    }
+
     fn state(&self, pid: i32) -> Option<ChildState> {
         (self.core.children().iter())
             .find(|c| c.pid.as_raw() == pid)
@@ -298,4 +303,19 @@ fn a_reload_whose_epoch_exits_0_before_it_is_ready_fails() {
     });
     assert!(failed, "{actions:?}");
     assert_eq!(s.core.exit_code(), None, "epoch 0 serves on");
+}
+
+/// Found by tests/core_props.rs (C2): the old generation's last exit and
+/// the new generation's crash in one batch answered the handoff done
+/// before the teardown.
+#[test]
+fn a_handoff_is_not_done_in_the_batch_where_its_new_generation_fails() {
+    let mut s = Script::new(handoff(false));
+    s.live(0, 0, 100);
+    s.control(1, Request::Handoff { wait: true }); // generation 1: PID 101
+    s.live(1, 0, 101); // generation 0 drains
+    let actions = s.reap(&[(100, Exit::Code(0)), (101, Exit::Code(1))]);
+    assert!(!s.replied_done(&actions, 1), "{actions:?}");
+    assert!(s.replied(&actions, 1), "{actions:?}");
+    assert_eq!(s.core.exit_code(), Some(1));
 }
