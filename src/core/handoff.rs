@@ -174,6 +174,14 @@ impl Core {
         let Work::Retiring(r) = self.work().clone() else {
             return;
         };
+        let about = match query {
+            Query::Drain { generation } | Query::Listening { generation, .. } => generation,
+            _ => return,
+        };
+        if about != r.from {
+            // The answer to a question of an earlier handoff.
+            return;
+        }
         match (query, r.stage, answer) {
             (Query::Drain { .. }, Stage::Draining { limit }, Ok(_)) => {
                 log::info!(

@@ -319,3 +319,23 @@ fn a_handoff_is_not_done_in_the_batch_where_its_new_generation_fails() {
     assert!(s.replied(&actions, 1), "{actions:?}");
     assert_eq!(s.core.exit_code(), Some(1));
 }
+
+/// Found by tests/core_props.rs (A2): the answer to an earlier handoff's
+/// drain request was taken for the current one's.
+#[test]
+fn an_answer_to_an_earlier_handoffs_drain_does_not_count() {
+    let mut s = Script::new(handoff(false));
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
+    s.live(1, 0, 101); // Drain { generation: 0 } is out
+    s.reap(&[(100, Exit::Code(0))]); // handed off
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 2: PID 102
+    s.live(2, 0, 102); // Drain { generation: 1 } is out
+    let stale = s.answer(Query::Drain { generation: 0 }, Err("timed out".into()));
+    assert!(stale.is_empty(), "{stale:?}");
+    assert_eq!(s.core.phase(), PhaseName::HandingOff);
+    let actions = s.answer(Query::Drain { generation: 1 }, Ok(Answer::Ok));
+    let pid = Pid::from_raw(101);
+    let query = Query::Listening { generation: 1, pid };
+    assert_eq!(actions, [Action::Ask(query)]);
+}
