@@ -207,11 +207,12 @@ impl Core {
             Work::Preflight(p) => {
                 // The preflight ran for an epoch that will not come next
                 // now: stop it and run the restart again for the right epoch.
-                let checked = p.epoch;
-                self.held = Some(if p.generation != self.generation {
-                    super::Held::Handoff("the handoff is retried".into())
-                } else {
-                    super::Held::Restart
+                // A handoff requested meanwhile stays one.
+                let (checked, handoff) = (p.epoch, p.generation != self.generation);
+                self.held = Some(match self.held.take() {
+                    Some(super::Held::Handoff(why)) => super::Held::Handoff(why),
+                    _ if handoff => super::Held::Handoff("the handoff is retried".into()),
+                    _ => super::Held::Restart,
                 });
                 self.kill_helper();
                 self.reload_postponed();

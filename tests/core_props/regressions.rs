@@ -339,3 +339,24 @@ fn an_answer_to_an_earlier_handoffs_drain_does_not_count() {
     let query = Query::Listening { generation: 1, pid };
     assert_eq!(actions, [Action::Ask(query)]);
 }
+
+/// Found by tests/core_props.rs (H1): a handoff held during a preflight
+/// became a hot restart when the preflight was cancelled and retried.
+#[test]
+fn a_handoff_held_during_a_preflight_stays_a_handoff_when_it_is_retried() {
+    let mut s = Script::new(Settings {
+        preflight: Some("/fake/preflight".into()),
+        ..handoff(true)
+    });
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGHUP)); // preflight PID 101
+    s.reap(&[(101, Exit::Code(0))]); // epoch 1: PID 102
+    s.live(0, 1, 102);
+    s.feed(Event::Signal(Signal::SIGHUP)); // preflight PID 103, for epoch 2
+    s.feed(Event::Signal(Signal::SIGUSR2)); // held
+    let actions = s.reap(&[(102, Exit::Code(1))]); // the restart is retried
+    assert!(
+        spawns(&actions, JobKind::Preflight, 0, 1),
+        "the held handoff: {actions:?}"
+    );
+}
