@@ -120,6 +120,11 @@ impl Core {
         if child.epoch > newest || self.serving().next().is_none() {
             if awaited {
                 self.kill_helper();
+            }
+            // Not ready yet: a new epoch died before going live (its
+            // restart may be over already, failed by an older epoch judged
+            // first in the same batch).
+            if child.state == ChildState::Starting {
                 self.wedged = true;
             }
             // envoyproxy/envoy #33446: once a new Envoy has died before

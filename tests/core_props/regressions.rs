@@ -360,3 +360,20 @@ fn a_handoff_held_during_a_preflight_stays_a_handoff_when_it_is_retried() {
         "the held handoff: {actions:?}"
     );
 }
+
+/// Found by tests/core_props.rs (H1): a new epoch that died in one batch
+/// with an older one judged first did not mark hot restart as wedged.
+#[test]
+fn a_new_epoch_failing_with_an_older_one_still_wedges_hot_restart() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.hup(); // epoch 1: PID 101
+    s.live(0, 1, 101);
+    s.hup(); // epoch 2: PID 102
+    s.reap(&[(101, Exit::Code(1)), (102, Exit::Code(1))]);
+    let actions = s.feed(Event::Signal(Signal::SIGHUP));
+    assert!(
+        spawns(&actions, JobKind::Epoch, 0, 1),
+        "a handoff: {actions:?}"
+    );
+}
