@@ -5,15 +5,26 @@
 //! event the core is checked against a model built from the events alone
 //! (the numbered invariants, I1-I11, are listed below); each run is then
 //! driven to its end (SIGTERM, every process dies, time passes) and must
-//! reach Done with the exit code the model expects. Also the deterministic
-//! regressions for the --keep-serving exit code, the batch judgement and a
-//! ready check left running by a failed restart.
+//! reach Done with the exit code the model expects. The deterministic
+//! regressions (scripted runs) are in `core_props/regressions.rs`.
 //!
-//! `cargo test` runs 3,000 random runs of up to 60 steps (about 10 s in a
-//! debug build); `cargo test --release --test core_props -- --ignored`
-//! runs 50,000 of up to 160. Each failure prints the numbered invariant,
+//! The Envoy-aware runs add Envoy's admin (`--envoy-admin`: readiness from
+//! ServerInfo answers given late, never, or out of order), generations
+//! (`--handoff-admin`, `--envoy-bin`: SIGUSR2, the drain, the listener
+//! count, the hot-restart versions) and control-socket clients (reload,
+//! handoff and stop with and without --wait, status, reopen-logs, clients
+//! that hang up), with invariants A1-A3 (`core_props/admin.rs`), H1-H7
+//! (`core_props/handoff.rs`) and C1-C4 (`core_props/control.rs`) on top of
+//! I1-I11, which hold there as well (epochs counted per generation).
+//!
+//! `cargo test` runs 3,000 plain runs of up to 60 steps and 2,500
+//! Envoy-aware runs of up to 80 (about 10 s in a debug build, the two in
+//! parallel); `cargo test --release --test core_props -- --ignored` runs
+//! 50,000 of each, of up to 160 and 200 steps, and 50,000 focused on
+//! handoffs (about a minute). Each failure prints the numbered invariant,
 //! the last events and actions, and the shrunk steps; proptest keeps its
-//! seed in `core_props.proptest-regressions` and replays it first.
+//! seed in `core_props.proptest-regressions` and replays it first (the
+//! plain runs' strategy is kept as it was, so that the seeds stay valid).
 //!
 //! A hand-written model and driver rather than proptest-state-machine: the
 //! transitions ("the 2nd running process exits 3") only mean something
@@ -33,13 +44,14 @@
 //! - I2 one restart at a time: at most one child Starting, at most one
 //!   helper running that the core has not killed, no Spawn(Epoch) while a
 //!   child is Starting, no restart while another is in flight.
-//! - I3 epochs: 0 first and once, then the one started last + 1, or a reuse
-//!   (with --keep-serving only) after a failure of that epoch or a higher
-//!   one since it last started; never at or below a live epoch; exactly:
-//!   after a failed restart with --keep-serving, the newest epoch still
-//!   serving + 1, judged once the whole batch has left. A failure is a
-//!   child exiting non-zero or by a signal before shutdown, an epoch not
-//!   ready in time, or a start that failed.
+//! - I3 epochs (of the serving generation; a new one's are H1): 0 first
+//!   and once, then the one started last + 1, or a reuse (with
+//!   --keep-serving only) after a failure of that epoch or a higher one
+//!   since it last started; never at or below a live epoch; exactly: after
+//!   a failed restart with --keep-serving, the newest epoch still serving +
+//!   1, judged once the whole batch has left. A failure is a child exiting
+//!   non-zero or by a signal before shutdown, an epoch not ready in time,
+//!   or a start that failed.
 //! - I4 no spawn once SIGTERM/SIGINT was taken or a teardown began.
 //! - I5 the exit code is the model's: 0 when SIGTERM/SIGINT was taken while
 //!   running and every child was reaped before the term wait was acted on
@@ -51,36 +63,44 @@
 //!   after SIGTERM the core always has a process or a deadline to wait for.
 //! - I7 no panic; poll_timeout is None exactly when running with no restart
 //!   in flight, or done; a Tick before poll_timeout changes nothing; no
-//!   event leads to an endless run of actions; a failed ready check runs
-//!   again ready_interval later (poll_timeout says when, a Tick runs it).
-//! - I8 SIGUSR1 goes to exactly the ready epochs, never a Starting one.
-//! - I9 children(), helpers() and phase() agree with the model.
-//! - I10 held() is true exactly while a SIGHUP is pending; a pending one
-//!   waits only for a draining epoch (--hold-while-draining) or a killed
-//!   epoch not reaped; no restart begins without one.
+//!   event leads to an endless run of actions; a failed ready check (an
+//!   admin answer that was not LIVE) runs (is asked) again ready_interval
+//!   later (poll_timeout says when, a Tick runs it).
+//! - I8 SIGUSR1 goes to exactly the ready epochs (a retiring generation's
+//!   too), never a Starting one.
+//! - I9 children() (their states and generations), helpers() and phase()
+//!   agree with the model.
+//! - I10 held() is true exactly while a SIGHUP or SIGUSR2 (a reload or
+//!   handoff request) is pending; a pending one waits only for a draining
+//!   epoch (--hold-while-draining) or a killed epoch not reaped; no restart
+//!   begins without one.
 //! - I11 with --preflight an epoch starts only when its preflight passed;
 //!   no restart while an older epoch drains (--hold-while-draining) or a
 //!   killed epoch is not reaped.
 
 #[path = "core_props/actions.rs"]
 mod actions;
+#[path = "core_props/admin.rs"]
+mod admin;
 #[path = "core_props/checks.rs"]
 mod checks;
+#[path = "core_props/control.rs"]
+mod control;
+#[path = "core_props/handoff.rs"]
+mod handoff;
 #[path = "core_props/harness.rs"]
 mod harness;
 #[path = "core_props/model.rs"]
 mod model;
 #[path = "core_props/ops.rs"]
 mod ops;
+#[path = "core_props/predict.rs"]
+mod predict;
+#[path = "core_props/regressions.rs"]
+mod regressions;
 #[path = "core_props/world.rs"]
 mod world;
 
-use std::time::Instant;
-
-use hot_restarter::core::{Action, Core, Event, Job, JobKind, Settings};
-use hot_restarter::policy::Exit;
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use proptest::prelude::*;
 
 use harness::Harness;
@@ -104,6 +124,15 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 2500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_envoy_aware_core_keeps_its_invariants(case in ops::envoy_case(80)) {
+        run(&case);
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 50_000, ..ProptestConfig::default() })]
 
     #[test]
@@ -111,154 +140,16 @@ proptest! {
     fn the_core_keeps_its_invariants_long(case in ops::case(160)) {
         run(&case);
     }
-}
 
-// ----- deterministic regressions -------------------------------------------
-
-/// A minimal driver: every spawn succeeds with the next pid (100, 101...).
-struct Script {
-    core: Core,
-    now: Instant,
-    next_pid: i32,
-}
-
-impl Script {
-    fn new(settings: Settings) -> Script {
-        let now = Instant::now();
-        let mut s = Script {
-            core: Core::new(settings, now),
-            now,
-            next_pid: 100,
-        };
-        s.feed(Event::Start);
-        s
+    #[test]
+    #[ignore = "long form: cargo test --release --test core_props -- --ignored"]
+    fn the_envoy_aware_core_keeps_its_invariants_long(case in ops::envoy_case(200)) {
+        run(&case);
     }
 
-    fn feed(&mut self, event: Event) -> Vec<Action> {
-        let mut done = Vec::new();
-        let mut queue: std::collections::VecDeque<Action> =
-            self.core.handle(event, self.now).into();
-        while let Some(action) = queue.pop_front() {
-            assert!(done.len() < 1000, "one event led to 1000 actions");
-            if let Action::Spawn(job) = action {
-                let pid = Pid::from_raw(self.next_pid);
-                self.next_pid += 1;
-                let more = self.core.handle(Event::Spawned(job, Ok(pid)), self.now);
-                for a in more.into_iter().rev() {
-                    queue.push_front(a);
-                }
-            }
-            done.push(action);
-        }
-        done
+    #[test]
+    #[ignore = "long form: cargo test --release --test core_props -- --ignored"]
+    fn the_core_keeps_its_invariants_through_handoffs_long(case in ops::handoff_case(200)) {
+        run(&case);
     }
-
-    fn hup(&mut self) {
-        let actions = self.feed(Event::Signal(Signal::SIGHUP));
-        assert!(actions.iter().any(|a| matches!(
-            a,
-            Action::Spawn(Job {
-                kind: JobKind::Epoch,
-                ..
-            })
-        )));
-    }
-
-    fn reap(&mut self, batch: &[(i32, Exit)]) -> Vec<Action> {
-        let batch = batch.iter().map(|&(p, e)| (Pid::from_raw(p), e)).collect();
-        self.feed(Event::Reaped(batch))
-    }
-
-    fn epochs(&self) -> Vec<(i32, u32)> {
-        (self.core.children().iter())
-            .map(|c| (c.pid.as_raw(), c.epoch))
-            .collect()
-    }
-}
-
-fn keep_serving() -> Settings {
-    Settings {
-        keep_serving: true,
-        ..Settings::plain()
-    }
-}
-
-#[test]
-fn keep_serving_old_epoch_fails_then_new_one_exits_0_exits_1() {
-    let mut s = Script::new(keep_serving());
-    s.hup();
-    assert_eq!(s.epochs(), [(100, 0), (101, 1)]);
-    s.reap(&[(100, Exit::Code(7))]);
-    assert_eq!(s.epochs(), [(101, 1)], "epoch 1 keeps serving");
-    assert_eq!(s.core.exit_code(), None);
-    s.reap(&[(101, Exit::Code(0))]);
-    assert_eq!(
-        s.core.exit_code(),
-        Some(1),
-        "a kept failure still ends in 1"
-    );
-}
-
-#[test]
-fn keep_serving_new_epoch_fails_then_old_one_exits_0_exits_1() {
-    let mut s = Script::new(keep_serving());
-    s.hup();
-    s.reap(&[(101, Exit::Code(3))]);
-    assert_eq!(s.epochs(), [(100, 0)], "epoch 0 keeps serving");
-    assert_eq!(s.core.next_epoch(), 1, "the failed number is reused");
-    s.reap(&[(100, Exit::Code(0))]);
-    assert_eq!(
-        s.core.exit_code(),
-        Some(1),
-        "a kept failure still ends in 1"
-    );
-}
-
-#[test]
-fn a_batch_of_exits_never_leaves_one_of_its_children_serving() {
-    for batch in [
-        [(102, Exit::Code(1)), (101, Exit::Code(0))],
-        [(101, Exit::Code(0)), (102, Exit::Code(1))],
-        [(102, Exit::Signal(11)), (101, Exit::Signal(9))],
-    ] {
-        let mut s = Script::new(keep_serving());
-        s.hup();
-        s.hup();
-        assert_eq!(s.epochs(), [(100, 0), (101, 1), (102, 2)]);
-        s.reap(&batch);
-        assert_eq!(s.epochs(), [(100, 0)], "after {batch:?}");
-        // Epoch 1 left in the same batch: the next restart follows epoch 0,
-        // which is the one still serving, not epoch 1.
-        assert_eq!(s.core.next_epoch(), 1, "after {batch:?}");
-        assert_eq!(s.core.exit_code(), None, "epoch 0 keeps serving");
-        s.hup();
-        assert_eq!(s.epochs(), [(100, 0), (103, 1)]);
-    }
-}
-
-#[test]
-fn a_ready_check_is_killed_when_its_epoch_fails_in_one_batch_with_an_older_one() {
-    let pid = Pid::from_raw;
-    let mut s = Script::new(Settings {
-        keep_serving: true,
-        ready_check: Some("/fake/ready".into()),
-        ..Settings::plain()
-    });
-    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
-    s.hup();
-    s.reap(&[(103, Exit::Code(0))]); // epoch 1 (102) is ready
-    s.hup();
-    assert_eq!(s.epochs(), [(100, 0), (102, 1), (104, 2)]);
-    assert_eq!(s.core.helpers(), [pid(105)], "epoch 2's ready check runs");
-    // Epoch 1 is judged first: its failure must not drop epoch 2's check.
-    let actions = s.reap(&[(102, Exit::Code(1)), (104, Exit::Code(1))]);
-    assert!(
-        actions.contains(&Action::KillGroup(pid(105))),
-        "{actions:?}"
-    );
-    assert_eq!(s.core.helpers(), [pid(105)], "killed, and waited for");
-    assert_eq!(s.epochs(), [(100, 0)]);
-    assert_eq!(s.core.next_epoch(), 1);
-    s.reap(&[(105, Exit::Signal(9))]);
-    assert!(s.core.helpers().is_empty());
 }

@@ -1,13 +1,14 @@
 //! The fake driver's hands: carrying out each action the core returns,
 //! as `src/driver.rs` does, against the fake world, and checking on the
-//! spot that the model allows it (invariants 1-4, 8, 10 and 11).
+//! spot that the model allows it (invariants 1-4, 8, 10 and 11, H1, H2;
+//! questions in admin.rs, replies in control.rs).
 
 use hot_restarter::core::{Action, ChildState, Event, Job, JobKind};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::harness::Harness;
-use crate::model::{Flight, Mode};
+use crate::model::{Flight, Mode, RestartKind};
 use crate::ops::Luck;
 use crate::world::Kind;
 
@@ -23,8 +24,11 @@ impl Harness {
                 self.kill_group(pid, nested);
                 None
             }
-            // Neither Envoy's admin nor the control socket is modelled.
-            Action::Notify(_) | Action::Reply(..) | Action::Ask(_) => None,
+            Action::Ask(query) => self.ask(query),
+            action @ (Action::Notify(_) | Action::Reply(..)) => {
+                self.act_control(&action);
+                None
+            }
         }
     }
 
@@ -45,49 +49,62 @@ impl Harness {
             Job {
                 kind: JobKind::Epoch,
                 epoch: n,
-                ..
+                generation: g,
             } => {
-                self.check_epoch_spawn(n);
+                self.check_epoch_spawn(n, g);
                 if fail {
-                    self.epoch_failed(n);
+                    self.epoch_failed(n, g);
                     return why();
                 }
-                let pid = self.w.spawn(Kind::Child(n), self.now, stuck, deaf);
-                self.w.get_mut(pid).expect("new").ready = self.s.ready_check.is_none();
-                self.m.epochs.started(n);
+                let pid = self.w.spawn(Kind::Child(n), g, self.now, stuck, deaf);
+                let p = self.w.get_mut(pid).expect("new");
+                p.script_ok = self.s.ready_check.is_none();
+                p.admin_ok = !self.s.envoy_admin;
+                if g == self.m.serving {
+                    self.m.epochs.started(n);
+                }
                 self.m.check_due = Some(self.now);
+                self.m.admin_due = self.s.envoy_admin.then_some(self.now);
+                if self.s.ready_check.is_none() && !self.s.envoy_admin {
+                    self.became_ready(pid);
+                }
                 Ok(pid)
             }
             Job {
                 kind: JobKind::Preflight,
                 epoch: n,
-                ..
+                generation: g,
             } => {
                 self.ensure(self.s.preflight.is_some(), || {
                     "Spawn(Preflight) without --preflight".into()
                 });
-                self.restart_begins(job);
+                self.check_generation(n, g, "Preflight");
+                let kind = self.kind_of(g);
+                self.restart_begins(&format!("{job:?}"), kind);
                 if fail {
                     return why(); // the restart is skipped
                 }
-                let pid = self.w.spawn(Kind::Preflight(n), self.now, stuck, deaf);
+                let pid = self.w.spawn(Kind::Preflight(n), g, self.now, stuck, deaf);
                 self.m.preflight = Some(Flight {
                     begun: self.now,
                     pid,
+                    generation: g,
                 });
                 Ok(pid)
             }
             Job {
                 kind: JobKind::ReadyCheck,
                 epoch: n,
-                ..
+                generation: g,
             } => {
                 self.ensure(self.s.ready_check.is_some(), || {
                     "Spawn(ReadyCheck) without --ready-check".into()
                 });
-                let awaited = self.w.awaited().map(|c| (c.pid, c.epoch()));
-                self.ensure(awaited.is_some_and(|(_, e)| e == n), || {
-                    format!("I2: ReadyCheck({n}) spawned while the epoch awaited is {awaited:?}")
+                let awaited = self.w.awaited().map(|c| (c.pid, c.epoch(), c.generation));
+                self.ensure(awaited.is_some_and(|(_, e, eg)| (e, eg) == (n, g)), || {
+                    format!(
+                        "I2: ReadyCheck({n}, generation {g}) spawned while the epoch awaited is                          {awaited:?}"
+                    )
                 });
                 self.ensure(self.w.helpers().all(|h| h.killed), || {
                     "I2: a second helper spawned while one runs".into()
@@ -103,12 +120,12 @@ impl Harness {
                 }
                 let child = awaited.expect("checked").0;
                 let kind = Kind::ReadyCheck { epoch: n, child };
-                Ok(self.w.spawn(kind, self.now, stuck, deaf))
+                Ok(self.w.spawn(kind, g, self.now, stuck, deaf))
             }
         }
     }
 
-    fn check_epoch_spawn(&mut self, n: u32) {
+    fn check_epoch_spawn(&mut self, n: u32, g: u32) {
         if let Some(c) = self.w.awaited() {
             self.fail(format!(
                 "I2: Spawn(Epoch({n})) while epoch {} (PID={}) is still starting",
@@ -124,55 +141,116 @@ impl Harness {
         self.ensure(starting.is_none(), || {
             format!("I2: Spawn(Epoch({n})) while the core lists {starting:?} as starting")
         });
-        let live: Vec<u32> = self.w.children().map(|p| p.epoch()).collect();
-        if let Err(msg) = self.m.epochs.check_spawn(n, self.s.keep_serving, &live) {
-            self.fail(msg);
+        let restart = (n, g) != (0, 0);
+        self.check_generation(n, g, "Epoch");
+        if g == self.m.serving {
+            let live: Vec<u32> = (self.w.children())
+                .filter(|p| p.generation == g)
+                .map(|p| p.epoch())
+                .collect();
+            if let Err(msg) = self.m.epochs.check_spawn(n, self.s.keep_serving, &live) {
+                self.fail(msg);
+            }
         }
-        if n > 0 && self.s.preflight.is_some() {
+        if restart && self.s.preflight.is_some() {
             let passed = self.m.preflight_passed.take();
-            self.ensure(passed == Some(n), || {
+            self.ensure(passed == Some((n, g)), || {
                 format!(
-                    "I11: epoch {n} started without a preflight for it passing in this batch \
-                     (passed: {passed:?})"
+                    "I11: epoch {n} (generation {g}) started without a preflight for it passing \
+                     in this batch (passed: {passed:?})"
                 )
             });
-        } else if n > 0 {
-            self.restart_begins(Job::new(JobKind::Epoch, n, 0));
+        } else if restart {
+            let kind = self.kind_of(g);
+            self.restart_begins(&format!("Epoch({n}, generation {g})"), kind);
         }
     }
 
-    /// A restart begins (its preflight, or its epoch when there is none).
-    fn restart_begins(&mut self, job: Job) {
-        self.ensure(self.m.hup_pending, || {
-            format!("I10: a restart ({job:?}) began with no SIGHUP pending")
+    /// H1: a job of the serving generation, or epoch 0 of the next one.
+    fn check_generation(&self, n: u32, g: u32, what: &str) {
+        let serving = self.m.serving;
+        self.ensure(g == serving || (g == serving + 1 && n == 0), || {
+            format!(
+                "H1: {what}({n}, generation {g}) while generation {serving} serves: a new \
+                 generation is serving + 1 and starts at epoch 0"
+            )
         });
-        self.m.hup_pending = false;
-        self.ensure(
-            self.m.preflight.is_none() && self.w.awaited().is_none(),
-            || format!("I2: a restart ({job:?}) began while another is in flight"),
-        );
+    }
+
+    fn kind_of(&self, g: u32) -> RestartKind {
+        match g == self.m.serving {
+            true => RestartKind::Hot,
+            false => RestartKind::Handoff,
+        }
+    }
+
+    /// A restart begins (its comparison of versions, its preflight, or its
+    /// epoch when there is neither): of the kind requested, or chosen.
+    pub fn restart_begins(&mut self, what: &str, kind: RestartKind) {
+        if let Some(chosen) = self.m.decided.take() {
+            self.ensure(chosen == kind, || {
+                format!("H1: the versions compared chose {chosen:?}, but {what} began")
+            });
+        } else {
+            self.ensure(self.m.hup_pending, || {
+                format!("I10: a restart ({what}) began with no SIGHUP/SIGUSR2 pending")
+            });
+            let expected = if self.m.pending_handoff || (self.s.handoff && self.m.wedged) {
+                RestartKind::Handoff
+            } else if self.s.handoff && self.s.envoy_bin {
+                RestartKind::Compare
+            } else {
+                RestartKind::Hot
+            };
+            self.ensure(kind == expected, || {
+                format!(
+                    "H1: {what} began, a {expected:?} was due (handoff requested: {}, wedged: \
+                     {})",
+                    self.m.pending_handoff, self.m.wedged
+                )
+            });
+            self.m.hup_pending = false;
+            self.m.pending_handoff = false;
+            self.m.begun += 1;
+            self.m.succeeded = None;
+        }
+        let busy = self.m.preflight.is_some() || self.w.awaited().is_some();
+        let busy = busy || self.m.compare.is_some() || self.m.retire.is_some();
+        self.ensure(!busy, || {
+            format!(
+                "I2/H1: a restart ({what}) began while another is in flight, or the old \
+                 generation retires"
+            )
+        });
         self.ensure(self.w.helpers().all(|h| h.killed), || {
-            format!("I2: a restart ({job:?}) began while a helper runs")
+            format!("I2: a restart ({what}) began while a helper runs")
         });
-        let draining = self.s.hold_while_draining && self.w.live_children().count() > 1;
+        let serving = self.m.serving;
+        let draining = self.s.hold_while_draining && self.w.serving(serving).count() > 1;
         self.ensure(!draining, || {
             format!(
-                "I11: a restart ({job:?}) began while an older epoch drains (--hold-while-draining)"
+                "I11: a restart ({what}) began while an older epoch drains (--hold-while-draining)"
             )
         });
         let killed = self.w.children().find(|p| p.abandoned).map(|p| p.pid);
         self.ensure(killed.is_none(), || {
-            format!(
-                "I11: a restart ({job:?}) began while killed epoch PID={killed:?} is not reaped"
-            )
+            format!("I11: a restart ({what}) began while killed epoch PID={killed:?} is not reaped")
         });
     }
 
-    /// Invariant-3 bookkeeping and the model's outcome for a failed start.
-    fn epoch_failed(&mut self, n: u32) {
+    /// Invariant-3 bookkeeping and the model's outcome for a failed start;
+    /// a new generation's is only a failed handoff (H4).
+    fn epoch_failed(&mut self, n: u32, g: u32) {
+        if g != self.m.serving {
+            // A failed start: a failed handoff, and a failure for the exit
+            // code (SPEC section 4: a start failed).
+            self.m.handoff_failed_now = true;
+            self.m.failure_seen = true;
+            return;
+        }
         self.m.failure_seen = true;
         self.m.epochs.failed(n);
-        let newest = self.w.live_children().map(|p| p.epoch()).max();
+        let newest = self.w.serving(g).map(|p| p.epoch()).max();
         if self.w.children().next().is_none() {
             self.m.mode = Mode::Ended {
                 at: self.now,
@@ -220,17 +298,36 @@ impl Harness {
                 self.m.usr1_due.remove(due.expect("checked"));
             }
             Signal::SIGTERM => {
-                self.ensure(self.m.term_event && !p.termed, || {
-                    format!("{what} outside the start of a graceful shutdown, or twice")
-                });
+                let handoff = self.m.term_due.iter().position(|&d| d == pid);
+                if let Some(i) = handoff {
+                    self.m.term_due.remove(i);
+                } else {
+                    // A retiring child may have had the handoff's SIGTERM.
+                    let shutdown = self.m.term_event && (!p.termed || p.retiring);
+                    self.ensure(shutdown, || {
+                        format!(
+                            "{}: {what} outside the start of a graceful shutdown (or twice), \
+                             and not the handoff stopping a generation handed off (retiring: \
+                             {}, handoff: {:?})",
+                            self.unexpected(),
+                            p.retiring,
+                            self.m.retire
+                        )
+                    });
+                }
                 self.w.term(pid);
             }
             Signal::SIGKILL => {
                 let killing = matches!(self.m.mode, Mode::Killing { .. });
-                self.ensure(killing || p.abandoned, || {
+                let handoff = self.m.kill_due.iter().position(|&d| d == pid);
+                if let Some(i) = handoff {
+                    self.m.kill_due.remove(i);
+                }
+                self.ensure(killing || p.abandoned || handoff.is_some(), || {
                     format!(
-                        "{what} outside a teardown, a forced shutdown or a ready timeout \
-                         (model: {:?})",
+                        "{}: {what} outside a teardown, a forced shutdown, a ready timeout or \
+                         the end of a retiring generation's term wait (model: {:?})",
+                        self.unexpected(),
                         self.m.mode
                     )
                 });
@@ -239,6 +336,15 @@ impl Harness {
             _ => self.fail(format!(
                 "{what}: the core sends only SIGUSR1, SIGTERM, SIGKILL"
             )),
+        }
+    }
+
+    /// Which invariant a SIGTERM/SIGKILL the model did not expect breaks.
+    fn unexpected(&self) -> &'static str {
+        match (self.m.handoff_failed_now, self.m.retired_now) {
+            (true, _) => "H4 (a failed new generation takes the others down)",
+            (_, true) => "H5 (a retiring child's exit takes the others down)",
+            _ => "H2",
         }
     }
 

@@ -1,6 +1,7 @@
 //! The checks after every event: the core's views against the model and
 //! the fake world (invariants 2, 5, 6, 7, 9, 10), and what must have been
-//! sent by the end of the event (SIGTERM, SIGKILL, SIGUSR1).
+//! sent by the end of the event (SIGTERM, SIGKILL, SIGUSR1), with those of
+//! handoff.rs and control.rs.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -23,6 +24,7 @@ pub struct Snapshot {
     held: bool,
     poll: Option<Instant>,
     code: Option<i32>,
+    generation: u32,
 }
 
 impl Harness {
@@ -35,6 +37,7 @@ impl Harness {
             held: self.core.held(),
             poll: self.core.poll_timeout(),
             code: self.core.exit_code(),
+            generation: self.core.generation(),
         }
     }
 
@@ -50,8 +53,12 @@ impl Harness {
                 self.m.mode = Mode::Ended { at: self.now, code };
             }
             self.m.hup_pending = false;
+            self.m.pending_handoff = false;
             self.m.preflight = None;
+            self.m.compare = None;
+            self.m.retire = None;
         }
+        self.check_control(ev, &before);
         if *ev == Event::Tick && poll.is_none_or(|t| self.now < t) {
             let now = self.snapshot();
             self.ensure(self.acted == 0 && now == before, || {
@@ -63,6 +70,7 @@ impl Harness {
         }
         self.check_probe(ev);
         self.check_sent();
+        self.check_generations();
         self.check_views();
         self.check_helpers();
         self.check_hups();
@@ -119,12 +127,21 @@ impl Harness {
             let starting = !p.ready && !p.abandoned;
             self.ensure(
                 (c.state == ChildState::Starting) == starting
-                    && (c.state == ChildState::Abandoned) == p.abandoned,
+                    && (c.state == ChildState::Abandoned) == p.abandoned
+                    && (c.state == ChildState::Retiring) == p.retiring
+                    && c.generation == p.generation,
                 || {
                     format!(
-                        "I9: PID={} (epoch {}) is {:?}, but the model says ready={} \
-                         abandoned={}",
-                        c.pid, c.epoch, c.state, p.ready, p.abandoned
+                        "I9: PID={} (generation {} epoch {}) is {:?}, but the model says \
+                         ready={} abandoned={} retiring={} (generation {})",
+                        c.pid,
+                        c.generation,
+                        c.epoch,
+                        c.state,
+                        p.ready,
+                        p.abandoned,
+                        p.retiring,
+                        p.generation
                     )
                 },
             );
@@ -140,9 +157,11 @@ impl Harness {
         self.ensure(model == core, || {
             format!("I9: helpers() lists {core:?}, the helpers not reaped are {model:?}")
         });
+        let comparing = self.m.compare.is_some();
         let expected = match self.m.mode {
-            Mode::Running if self.m.preflight.is_some() => PhaseName::Preflight,
+            Mode::Running if self.m.preflight.is_some() || comparing => PhaseName::Preflight,
             Mode::Running if self.w.awaited().is_some() => PhaseName::Starting,
+            Mode::Running if self.m.retire.is_some() => PhaseName::HandingOff,
             Mode::Running => PhaseName::Running,
             Mode::Terminating { .. } => PhaseName::ShuttingDown,
             Mode::Killing { .. } => PhaseName::Killing,
@@ -166,36 +185,60 @@ impl Harness {
         });
     }
 
-    /// The awaited epoch's ready check runs again `ready_interval` after a
-    /// failed one: poll_timeout says when, and a Tick from then on runs it.
+    /// The awaited epoch's probes run again `ready_interval` after a
+    /// failed one (a ready check that failed or could not start, an admin
+    /// answer that was not LIVE): poll_timeout says when, and a Tick from
+    /// then on runs them.
     fn check_probe(&self, ev: &Event) {
         let Some(child) = self.w.awaited() else {
             return;
         };
-        let checking = (self.w.helpers()).any(|h| !h.killed && !h.is_child());
-        if !self.m.running() || checking {
+        if !self.m.running() {
             return;
         }
-        let Some(due) = self.m.check_due else {
-            self.fail(format!(
-                "no ready check runs or is due for PID={}",
-                child.pid
-            ));
-        };
+        let mut dues = Vec::new();
+        if self.s.ready_check.is_some() && !child.script_ok {
+            let checking = (self.w.helpers()).any(|h| !h.killed && !h.is_child());
+            if !checking {
+                let Some(due) = self.m.check_due else {
+                    self.fail(format!(
+                        "no ready check runs or is due for PID={}",
+                        child.pid
+                    ));
+                };
+                dues.push(due);
+            }
+        }
+        if self.s.envoy_admin && !child.admin_ok {
+            let asking = self.asks.iter().any(|a| a.about == Some(child.pid));
+            if !asking {
+                let Some(due) = self.m.admin_due else {
+                    self.fail(format!(
+                        "A2: no admin question about PID={} is out or due",
+                        child.pid
+                    ));
+                };
+                dues.push(due);
+            }
+        }
         let deadline = child.born + self.s.ready_timeout;
+        let next = dues.iter().copied().chain([deadline]).min();
         let poll = self.core.poll_timeout();
-        self.ensure(poll == Some(due.min(deadline)), || {
+        self.ensure(poll == next, || {
             format!(
-                "I7: poll_timeout is {poll:?}, but the next ready check is due at {due:?} and \
-                 the ready deadline is {deadline:?}"
+                "I7: poll_timeout is {poll:?}, but the next probes are due at {dues:?} and the \
+                 ready deadline is {deadline:?}"
             )
         });
-        self.ensure(*ev != Event::Tick || due > self.now, || {
-            format!(
-                "the ready check due at {due:?} did not run at the Tick at {:?}",
-                self.now
-            )
-        });
+        self.ensure(
+            *ev != Event::Tick || dues.iter().all(|&d| d > self.now),
+            || {
+                format!(
+                    "a probe due at {dues:?} did not run at the Tick at {:?}",
+                    self.now
+                )
+            },
+        );
     }
 
     /// Every helper still running is one the restart in flight needs.
@@ -243,7 +286,8 @@ impl Harness {
             )
         });
         if held && self.core.phase() == PhaseName::Running {
-            let draining = self.s.hold_while_draining && self.w.live_children().count() > 1;
+            let serving = self.m.serving;
+            let draining = self.s.hold_while_draining && self.w.serving(serving).count() > 1;
             let killed = self.w.children().any(|p| p.abandoned);
             self.ensure(draining || killed, || {
                 "I10: a SIGHUP is held with no restart in flight and nothing to wait for".into()
@@ -256,6 +300,7 @@ impl Harness {
         let Some(code) = self.core.exit_code() else {
             return;
         };
+        self.check_clients_at_end();
         let Mode::Ended { code: expected, .. } = self.m.mode else {
             self.fail(format!("I5: done while the model is {:?}", self.m.mode));
         };

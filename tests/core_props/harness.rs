@@ -1,21 +1,25 @@
 //! The fake driver: it turns steps into events, feeds them to the core and
 //! carries out the actions in the order `src/driver.rs` does (a spawn's
 //! outcome goes back to the core at once and what follows from it runs
-//! before the rest of the earlier actions). Before each event it moves the
-//! model on; `actions.rs` carries out and checks each action; `checks.rs`
-//! compares the whole state after the event.
+//! before the rest of the earlier actions; so does the answer to a question
+//! answered at once). Before each event `predict.rs` moves the model on;
+//! `actions.rs` carries out and checks each action (`admin.rs` the
+//! questions, `control.rs` the replies); `checks.rs` and `handoff.rs`
+//! compare the whole state after the event.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use hot_restarter::core::{Action, Core, Event, KILL_REAP_WAIT, Settings};
+use hot_restarter::core::{Action, Core, Event, Settings};
 use hot_restarter::policy::Exit;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::model::{Mode, Model};
+use crate::admin::Asked;
+use crate::control::Client;
+use crate::model::Model;
 use crate::ops::{Luck, Op, Step};
-use crate::world::{Kind, World};
+use crate::world::World;
 
 pub struct Harness {
     pub s: Settings,
@@ -32,6 +36,14 @@ pub struct Harness {
     pub regroup: Vec<Pid>,
     /// Actions carried out for the event being handled.
     pub acted: usize,
+    /// Questions to Envoy's admin (or --envoy-bin) not answered yet.
+    pub asks: Vec<Asked>,
+    /// The question whose answer is the event being handled.
+    pub answering: Option<Asked>,
+    /// Questions answered at once during the event being handled.
+    pub at_once: u32,
+    /// Every control client so far, in order.
+    pub clients: Vec<Client>,
     trace: Vec<String>,
 }
 
@@ -49,6 +61,10 @@ impl Harness {
             spawns: 0,
             regroup: Vec::new(),
             acted: 0,
+            asks: Vec::new(),
+            answering: None,
+            at_once: 0,
+            clients: Vec::new(),
             trace: Vec::new(),
         };
         h.event(Event::Start);
@@ -89,19 +105,25 @@ impl Harness {
             Op::Int => self.event(Event::Signal(Signal::SIGINT)),
             Op::Exit {
                 children,
+                newest,
                 helpers,
                 statuses,
                 orphan,
             } => {
-                let exiting = |child: bool, mask: u8| {
-                    (self.w.procs.iter())
-                        .filter(move |p| p.can_exit() && p.is_child() == child)
-                        .enumerate()
-                        .filter(move |&(i, _)| i < 8 && mask & (1 << i) != 0)
+                // Picked by index (from the newest child with `newest`),
+                // reaped in start order.
+                let exiting = |child: bool, mask: u8, newest: bool| {
+                    let all: Vec<_> = (self.w.procs.iter())
+                        .filter(|p| p.can_exit() && p.is_child() == child)
+                        .collect();
+                    let n = all.len();
+                    let at = move |i: usize| if newest { n - 1 - i } else { i };
+                    (all.into_iter().enumerate())
+                        .filter(move |&(i, _)| at(i) < 8 && mask & (1 << at(i)) != 0)
                         .map(|(_, p)| p)
                 };
-                let mut batch: Vec<(Pid, Exit)> = (exiting(true, *children))
-                    .chain(exiting(false, *helpers))
+                let mut batch: Vec<(Pid, Exit)> = (exiting(true, *children, *newest))
+                    .chain(exiting(false, *helpers, false))
                     .enumerate()
                     .map(|(i, p)| (p.pid, p.dying.unwrap_or(statuses[i % statuses.len()])))
                     .collect();
@@ -133,6 +155,10 @@ impl Harness {
                 self.now += Duration::from_millis(u64::from(*ms));
                 self.event(Event::Tick);
             }
+            Op::Usr2 => self.event(Event::Signal(Signal::SIGUSR2)),
+            Op::Answer { pick, kind } => self.answer(*pick, *kind),
+            Op::Control(request) => self.control(*request),
+            Op::Gone(pick) => self.gone(*pick),
         }
     }
 
@@ -163,7 +189,7 @@ impl Harness {
     }
 
     /// Every process that was signalled to death and has not exited yet.
-    fn dying(&self) -> Vec<(Pid, Exit)> {
+    pub fn dying(&self) -> Vec<(Pid, Exit)> {
         (self.w.procs.iter())
             .filter(|p| !p.reaped)
             .filter_map(|p| Some((p.pid, p.dying?)))
@@ -178,12 +204,14 @@ impl Harness {
         let before = self.snapshot();
         let poll = self.core.poll_timeout();
         self.spawns = 0;
+        self.at_once = 0;
         self.regroup.clear();
         self.acted = 0;
         let at = self.now.duration_since(self.t0).as_millis();
         self.trace.push(format!("+{at}ms {ev:?}"));
         self.predict(&ev);
         let first = self.core.handle(ev.clone(), self.now);
+        self.check_declared();
         let mut queue: VecDeque<(Action, bool)> = first.into_iter().map(|a| (a, false)).collect();
         while let Some((action, nested)) = queue.pop_front() {
             self.acted += 1;
@@ -194,169 +222,13 @@ impl Harness {
             if let Some(reply) = self.act(action, nested) {
                 self.trace.push(format!("    -> {reply:?}"));
                 let more = self.core.handle(reply, self.now);
+                self.check_declared();
                 for a in more.into_iter().rev() {
                     queue.push_front((a, true));
                 }
             }
         }
+        self.answering = None;
         self.after(&ev, before, poll);
-    }
-
-    // ----- the model, before the core sees the event ---------------------
-
-    fn predict(&mut self, ev: &Event) {
-        self.m.term_event = false;
-        self.m.preflight_passed = None;
-        self.m.usr1_due.clear();
-        match ev {
-            Event::Start | Event::Spawned(..) | Event::Signal(_) if !self.m.running() => {}
-            Event::Signal(Signal::SIGTERM | Signal::SIGINT) => {
-                self.m.mode = Mode::Terminating {
-                    deadline: self.now + self.s.term_wait,
-                };
-                self.m.term_event = true;
-                self.m.hup_pending = false;
-                self.m.preflight = None;
-            }
-            Event::Signal(Signal::SIGHUP) => self.m.hup_pending = true,
-            Event::Signal(Signal::SIGUSR1) => {
-                self.m.usr1_due = (self.w.live_children())
-                    .filter(|p| p.ready)
-                    .map(|p| p.pid)
-                    .collect();
-            }
-            Event::Reaped(batch) => self.predict_reaped(batch),
-            Event::Tick => self.predict_tick(),
-            Event::Start | Event::Spawned(..) | Event::Signal(_) => {}
-            // Not generated: the admin and the control socket are outside
-            // this model (tests/admin_readiness.rs, tests/control.rs).
-            Event::Answered(..)
-            | Event::HelperOutput(..)
-            | Event::Control(..)
-            | Event::ControlGone(_) => {}
-        }
-    }
-
-    fn predict_reaped(&mut self, batch: &[(Pid, Exit)]) {
-        let running = self.m.running();
-        let mut failed = Vec::new();
-        let mut helpers = Vec::new();
-        for &(pid, exit) in batch {
-            let Some(p) = self.w.get_mut(pid) else {
-                continue; // an orphan
-            };
-            assert!(!p.reaped, "fake world: PID={pid} reaped twice");
-            p.reaped = true;
-            if p.given_up {
-                continue;
-            }
-            match p.kind {
-                Kind::Child(e) if running && !p.abandoned && !exit.is_clean() => failed.push(e),
-                Kind::Child(_) => {}
-                kind if !p.killed => {
-                    self.regroup.push(pid);
-                    helpers.push((kind, pid, exit));
-                }
-                _ => {}
-            }
-        }
-        if !failed.is_empty() {
-            self.m.failure_seen = true;
-            for &e in &failed {
-                self.m.epochs.failed(e);
-            }
-            let newest = self.w.live_children().map(|p| p.epoch()).max();
-            if !self.s.keep_serving || newest.is_none() {
-                self.tear_down();
-            } else if let Some(newest) = newest
-                && failed.iter().any(|&e| e > newest)
-            {
-                // A failed restart (the newest epoch failed): the next one
-                // follows the newest epoch still serving.
-                self.m.epochs.restart_failed(newest);
-                if self.m.preflight.take().is_some() {
-                    // The preflight checked the number after the failed
-                    // epoch: the restart is tried again.
-                    self.m.hup_pending = true;
-                }
-            }
-        }
-        if !self.m.running() {
-            return;
-        }
-        for (kind, pid, exit) in helpers {
-            match kind {
-                Kind::Preflight(n) if self.m.preflight.is_some_and(|f| f.pid == pid) => {
-                    self.m.preflight = None;
-                    if exit.is_clean() && self.w.live_children().next().is_some() {
-                        self.m.preflight_passed = Some(n);
-                    }
-                }
-                Kind::ReadyCheck { child, .. }
-                    if self.w.awaited().map(|c| c.pid) == Some(child) =>
-                {
-                    if exit.is_clean() {
-                        self.w.get_mut(child).expect("child").ready = true;
-                    } else {
-                        self.m.check_due = Some(self.now + self.s.ready_interval);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn predict_tick(&mut self) {
-        let now = self.now;
-        match self.m.mode {
-            Mode::Terminating { deadline } if now >= deadline => {
-                self.m.mode = Mode::Killing {
-                    deadline: now + KILL_REAP_WAIT,
-                };
-            }
-            Mode::Killing { deadline } if now >= deadline => {
-                for p in self.w.procs.iter_mut() {
-                    if p.is_child() && p.tracked() {
-                        p.given_up = true;
-                    }
-                }
-                self.m.mode = Mode::Ended { at: now, code: 1 };
-            }
-            Mode::Ended { at, .. } if now >= at + KILL_REAP_WAIT => {
-                for p in self.w.procs.iter_mut() {
-                    if !p.is_child() && p.tracked() {
-                        p.given_up = true;
-                    }
-                }
-            }
-            Mode::Running => {
-                let late = (self.w.awaited())
-                    .filter(|c| now >= c.born + self.s.ready_timeout)
-                    .map(|c| c.pid);
-                if let Some(pid) = late {
-                    let p = self.w.get_mut(pid).expect("child");
-                    p.abandoned = true;
-                    let epoch = p.epoch();
-                    self.m.failure_seen = true;
-                    self.m.epochs.failed(epoch);
-                    match self.w.live_children().map(|p| p.epoch()).max() {
-                        Some(newest) if self.s.keep_serving => self.m.epochs.restart_failed(newest),
-                        _ => self.tear_down(),
-                    }
-                } else if let Some(f) = self.m.preflight
-                    && now >= f.begun + self.s.preflight_timeout
-                {
-                    self.m.preflight = None;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    pub fn tear_down(&mut self) {
-        self.m.mode = Mode::Killing {
-            deadline: self.now + KILL_REAP_WAIT,
-        };
-        self.m.preflight = None;
     }
 }

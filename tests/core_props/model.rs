@@ -21,11 +21,54 @@ pub enum Mode {
     Ended { at: Instant, code: i32 },
 }
 
-/// A preflight in flight.
+/// A preflight in flight, for an epoch of `generation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flight {
     pub begun: Instant,
     pub pid: Pid,
+    pub generation: u32,
+}
+
+/// What a restart that begins must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartKind {
+    /// The next epoch of the serving generation.
+    Hot,
+    /// Epoch 0 of the serving generation + 1.
+    Handoff,
+    /// `--envoy-bin`: both hot-restart versions are asked first.
+    Compare,
+}
+
+/// `--envoy-bin`: the versions being compared, until `deadline`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compare {
+    pub deadline: Instant,
+    pub binary: Option<Result<String, String>>,
+    pub running: Option<Result<String, String>>,
+    /// HotRestartVersion was asked.
+    pub asked: bool,
+}
+
+/// The old generation's way out after a handoff, as the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retire {
+    pub from: u32,
+    /// Which handoff (questions asked in an earlier one are stale).
+    pub round: u64,
+    pub stage: Stage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The drain request is (to be) asked.
+    Draining { limit: Instant, asked: bool },
+    /// The listening sockets are to be counted in this event.
+    Counting { limit: Instant },
+    /// Counted again at `next`.
+    Watching { next: Instant, limit: Instant },
+    /// SIGTERMed; SIGKILLed at `deadline`.
+    Stopping { deadline: Instant },
 }
 
 pub struct Model {
@@ -36,9 +79,9 @@ pub struct Model {
     /// A SIGHUP taken while running that no restart has consumed yet.
     pub hup_pending: bool,
     pub preflight: Option<Flight>,
-    /// The epoch whose preflight passed in the batch being handled: it
-    /// must be spawned in the same turn.
-    pub preflight_passed: Option<u32>,
+    /// The epoch (and generation) whose preflight passed in the batch
+    /// being handled: it must be spawned in the same turn.
+    pub preflight_passed: Option<(u32, u32)>,
     /// When the awaited epoch's next ready check is due (at its start, then
     /// `ready_interval` after a check failed or could not be spawned).
     pub check_due: Option<Instant>,
@@ -46,7 +89,40 @@ pub struct Model {
     pub term_event: bool,
     /// Children that must get SIGUSR1 during this event.
     pub usr1_due: Vec<Pid>,
+    /// Epochs of the serving generation.
     pub epochs: Epochs,
+    // ----- Envoy's admin and generations --------------------------------
+    /// The serving generation.
+    pub serving: u32,
+    /// The pending request (`hup_pending`) is a handoff.
+    pub pending_handoff: bool,
+    /// Hot restart is wedged: a new epoch of the serving generation died or
+    /// was killed before it was ready (the next restart hands off).
+    pub wedged: bool,
+    /// When the awaited epoch's next admin question is due.
+    pub admin_due: Option<Instant>,
+    pub compare: Option<Compare>,
+    /// The kind of the restart the comparison chose, to begin in this
+    /// event.
+    pub decided: Option<RestartKind>,
+    pub retire: Option<Retire>,
+    pub rounds: u64,
+    /// Children the handoff must SIGTERM (SIGKILL) in this event.
+    pub term_due: Vec<Pid>,
+    pub kill_due: Vec<Pid>,
+    /// A new generation failed (exited, not LIVE in time, did not start)
+    /// during this event; a child of a retiring generation exited.
+    pub handoff_failed_now: bool,
+    pub retired_now: bool,
+    /// Restarts begun so far (a comparison and the restart it chooses are
+    /// one); a control client waits for the next one to begin.
+    pub begun: u64,
+    /// The restart (by number) that succeeded during this event (its epoch
+    /// is ready, or its handoff is done), if no other has begun since.
+    pub succeeded: Option<u64>,
+    /// Children that became ready, and generations that went LIVE, so far.
+    pub readies: u64,
+    pub lives: u64,
 }
 
 impl Model {
@@ -61,6 +137,22 @@ impl Model {
             term_event: false,
             usr1_due: Vec::new(),
             epochs: Epochs::default(),
+            serving: 0,
+            pending_handoff: false,
+            wedged: false,
+            admin_due: None,
+            compare: None,
+            decided: None,
+            retire: None,
+            rounds: 0,
+            term_due: Vec::new(),
+            kill_due: Vec::new(),
+            handoff_failed_now: false,
+            retired_now: false,
+            begun: 0,
+            succeeded: None,
+            readies: 0,
+            lives: 0,
         }
     }
 
@@ -92,6 +184,16 @@ pub struct Epochs {
 }
 
 impl Epochs {
+    /// A new generation's: its epoch 0 has started.
+    pub fn new_generation() -> Epochs {
+        let mut e = Epochs {
+            attempted: true,
+            ..Epochs::default()
+        };
+        e.started(0);
+        e
+    }
+
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock

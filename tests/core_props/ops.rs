@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hot_restarter::control::proto::Request;
 use hot_restarter::core::Settings;
 use hot_restarter::policy::Exit;
 use proptest::collection::vec;
@@ -22,6 +23,11 @@ pub struct Luck {
     pub stuck: u8,
     /// The process ignores SIGTERM.
     pub deaf: u8,
+    /// Questions the fake driver answers at once (Listening, and
+    /// BinaryVersion when --envoy-bin cannot run): bits 2i and 2i+1 are the
+    /// kind of answer to the i-th such question (see admin.rs); 0 is the
+    /// plain one (no listener left, the binary ran).
+    pub answer: u8,
 }
 
 impl Luck {
@@ -37,12 +43,14 @@ pub enum Op {
     Term,
     Int,
     /// One SIGCHLD: bit i of `children` (of `helpers`) picks the i-th
-    /// child (helper) that can still exit, in start order. A signalled
+    /// child (helper) that can still exit, in start order (children from
+    /// the newest with `newest`), reaped in start order. A signalled
     /// process exits as its signal says, the others with `statuses[i % len]`
     /// (i counted over the whole batch); `orphan` adds a process the core
     /// never started.
     Exit {
         children: u8,
+        newest: bool,
         helpers: u8,
         statuses: Vec<Exit>,
         orphan: Option<Exit>,
@@ -55,6 +63,17 @@ pub enum Op {
     Advance(u16),
     /// Time jumps to the core's next deadline plus this (ms), then a Tick.
     PastDeadline(u16),
+    Usr2,
+    /// Envoy's admin (or `--envoy-bin`) answers the `pick`-th question
+    /// out (modulo how many are out), as `kind` says (see admin.rs).
+    Answer {
+        pick: u8,
+        kind: u8,
+    },
+    /// A control client (a fresh one) sends a request.
+    Control(Request),
+    /// The `pick`-th control client so far hangs up.
+    Gone(u8),
 }
 
 #[derive(Debug, Clone)]
@@ -109,7 +128,17 @@ fn mask(rare: u32) -> impl Strategy<Value = u8> {
 }
 
 pub fn luck() -> impl Strategy<Value = Luck> {
-    (mask(8), mask(16), mask(6)).prop_map(|(fail, stuck, deaf)| Luck { fail, stuck, deaf })
+    (mask(8), mask(16), mask(6)).prop_map(|(fail, stuck, deaf)| Luck {
+        fail,
+        stuck,
+        deaf,
+        answer: 0,
+    })
+}
+
+/// With answers given at once that are not the plain ones.
+pub fn envoy_luck() -> impl Strategy<Value = Luck> {
+    (luck(), mask(2)).prop_map(|(luck, answer)| Luck { answer, ..luck })
 }
 
 /// Mostly nobody, else mostly one of the first few, sometimes anyone.
@@ -127,8 +156,57 @@ fn pick_helpers() -> impl Strategy<Value = u8> {
     prop_oneof![1 => Just(0u8), 6 => Just(1u8), 2 => any::<u8>()]
 }
 
+/// A control request, any of them.
+pub fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        3 => any::<bool>().prop_map(|wait| Request::Reload { wait }),
+        2 => any::<bool>().prop_map(|wait| Request::Handoff { wait }),
+        1 => any::<bool>().prop_map(|wait| Request::Stop { wait }),
+        2 => Just(Request::Status),
+        1 => Just(Request::ReopenLogs),
+    ]
+}
+
+/// The steps of the plain runs (unchanged, so that the seeds kept in
+/// core_props.proptest-regressions replay the same cases).
 pub fn op() -> impl Strategy<Value = Op> {
-    let exit = (
+    signals_time_and(exit_op())
+}
+
+/// With Envoy's admin, generations and control clients: answers are
+/// frequent (a question is out most of the time a restart is).
+pub fn envoy_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        60 => signals_time_and(envoy_exit(pick_helpers())),
+        8 => Just(Op::Usr2),
+        30 => (any::<u8>(), any::<u8>()).prop_map(|(pick, kind)| Op::Answer { pick, kind }),
+        8 => request().prop_map(Op::Control),
+        2 => any::<u8>().prop_map(Op::Gone),
+    ]
+}
+
+/// Children as `pick_children`, or now and then the newest two (a new
+/// epoch failing with the one before it), counted from either end.
+fn envoy_exit(helpers: impl Strategy<Value = u8>) -> impl Strategy<Value = Op> {
+    let children = prop_oneof![50 => pick_children(), 2 => Just(0b11u8)];
+    (
+        children,
+        any::<bool>(),
+        helpers,
+        vec(exit_status(), 1..4),
+        proptest::option::weighted(0.1, exit_status()),
+    )
+        .prop_map(|(children, newest, helpers, statuses, orphan)| Op::Exit {
+            children,
+            newest,
+            helpers,
+            statuses,
+            orphan,
+        })
+}
+
+fn exit_op() -> impl Strategy<Value = Op> {
+    (
         pick_children(),
         pick_helpers(),
         vec(exit_status(), 1..4),
@@ -136,10 +214,14 @@ pub fn op() -> impl Strategy<Value = Op> {
     )
         .prop_map(|(children, helpers, statuses, orphan)| Op::Exit {
             children,
+            newest: false,
             helpers,
             statuses,
             orphan,
-        });
+        })
+}
+
+fn signals_time_and(exit: impl Strategy<Value = Op>) -> impl Strategy<Value = Op> {
     prop_oneof![
         20 => Just(Op::Hup),
         6 => Just(Op::Usr1),
@@ -153,12 +235,65 @@ pub fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Envoy-aware settings: --envoy-admin mostly, --handoff-admin two times
+/// in three, --envoy-bin sometimes (each needs the one before, as on the
+/// command line), over the plain switches.
+/// --keep-serving two times in three: its kept failures are where a
+/// restart in flight meets the serving generation's failures.
+pub fn envoy_settings() -> impl Strategy<Value = Settings> {
+    (settings(), 0..8u8, 0..3u8, 0..3u8, 0..3u8).prop_map(|(s, admin, handoff, bin, keep)| {
+        let envoy_admin = admin != 0;
+        let handoff = envoy_admin && handoff != 0;
+        Settings {
+            keep_serving: keep != 0,
+            envoy_admin,
+            handoff,
+            envoy_bin: handoff && bin == 0,
+            ..s
+        }
+    })
+}
+
 pub fn case(max_steps: usize) -> impl Strategy<Value = Case> {
+    case_of(settings(), op(), luck, max_steps)
+}
+
+pub fn envoy_case(max_steps: usize) -> impl Strategy<Value = Case> {
+    case_of(envoy_settings(), envoy_op(), envoy_luck, max_steps)
+}
+
+/// Focused on handoffs (the long form): --handoff-admin always, mostly
+/// with --keep-serving, SIGUSR2 twice as often, helpers slower to exit.
+pub fn handoff_case(max_steps: usize) -> impl Strategy<Value = Case> {
+    let settings = (envoy_settings(), 0..4u8).prop_map(|(s, keep)| Settings {
+        envoy_admin: true,
+        handoff: true,
+        keep_serving: keep != 0,
+        ..s
+    });
+    // Helpers exit less often: preflights stay in flight for longer.
+    let lazy = prop_oneof![3 => Just(0u8), 2 => Just(1u8), 1 => any::<u8>()];
+    let op = prop_oneof![
+        60 => signals_time_and(envoy_exit(lazy)),
+        16 => Just(Op::Usr2),
+        30 => (any::<u8>(), any::<u8>()).prop_map(|(pick, kind)| Op::Answer { pick, kind }),
+        8 => request().prop_map(Op::Control),
+        2 => any::<u8>().prop_map(Op::Gone),
+    ];
+    case_of(settings, op, envoy_luck, max_steps)
+}
+
+fn case_of<L: Strategy<Value = Luck>>(
+    settings: impl Strategy<Value = Settings>,
+    op: impl Strategy<Value = Op>,
+    luck: fn() -> L,
+    max_steps: usize,
+) -> impl Strategy<Value = Case> {
     (
-        settings(),
+        settings,
         luck(),
         vec(
-            (op(), luck()).prop_map(|(op, luck)| Step { op, luck }),
+            (op, luck()).prop_map(|(op, luck)| Step { op, luck }),
             0..=max_steps,
         ),
     )

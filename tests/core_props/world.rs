@@ -22,6 +22,8 @@ pub enum Kind {
 pub struct Proc {
     pub pid: Pid,
     pub kind: Kind,
+    /// The generation of the job (with --handoff-admin; else 0).
+    pub generation: u32,
     pub born: Instant,
     /// Once SIGKILLed it never exits (uninterruptible sleep): only the
     /// core's KILL_REAP_WAIT deadline ends the wait for it.
@@ -39,9 +41,16 @@ pub struct Proc {
     /// The core gave up waiting for it (past KILL_REAP_WAIT); the model
     /// no longer counts it.
     pub given_up: bool,
-    /// Model: a child whose readiness is established (its ready check
-    /// passed, or readiness is not checked).
+    /// Model: a child whose readiness is established (every configured
+    /// probe passed, or readiness is not checked).
     pub ready: bool,
+    /// Model: its ready check passed (or there is none).
+    pub script_ok: bool,
+    /// Model: Envoy's admin said LIVE for its epoch and generation, to a
+    /// question asked about it (or --envoy-admin is off).
+    pub admin_ok: bool,
+    /// Model: of a generation handed off (draining, then stopped).
+    pub retiring: bool,
     /// Model: a child the core SIGKILLed because it was not ready in time.
     pub abandoned: bool,
 }
@@ -89,11 +98,19 @@ impl World {
         Pid::from_raw(self.next_pid)
     }
 
-    pub fn spawn(&mut self, kind: Kind, born: Instant, stuck: bool, deaf: bool) -> Pid {
+    pub fn spawn(
+        &mut self,
+        kind: Kind,
+        generation: u32,
+        born: Instant,
+        stuck: bool,
+        deaf: bool,
+    ) -> Pid {
         let pid = self.fresh_pid();
         self.procs.push(Proc {
             pid,
             kind,
+            generation,
             born,
             stuck,
             deaf,
@@ -103,6 +120,9 @@ impl World {
             reaped: false,
             given_up: false,
             ready: false,
+            script_ok: false,
+            admin_ok: false,
+            retiring: false,
             abandoned: false,
         });
         pid
@@ -121,9 +141,21 @@ impl World {
         self.procs.iter().filter(|p| p.is_child() && p.tracked())
     }
 
-    /// Children that count as serving: not given up on.
+    /// Children that count (the core's `live()`): not given up on, not of
+    /// a generation handed off.
     pub fn live_children(&self) -> impl DoubleEndedIterator<Item = &Proc> {
-        self.children().filter(|p| !p.abandoned)
+        self.children().filter(|p| !p.abandoned && !p.retiring)
+    }
+
+    /// The live children of generation `generation`.
+    pub fn serving(&self, generation: u32) -> impl DoubleEndedIterator<Item = &Proc> {
+        self.live_children()
+            .filter(move |p| p.generation == generation)
+    }
+
+    /// Children of a generation handed off, not reaped yet.
+    pub fn retiring(&self) -> impl DoubleEndedIterator<Item = &Proc> {
+        self.children().filter(|p| p.retiring)
     }
 
     /// The epoch whose readiness is awaited (at most one).

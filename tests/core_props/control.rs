@@ -1,0 +1,191 @@
+//! Control-socket clients: each `Op::Control` is a fresh client with one
+//! request (reload, handoff and stop with or without --wait, status,
+//! reopen-logs), `Op::Gone` hangs one up. A request does what its signal
+//! does (predict.rs); here the replies are checked. Invariants C1-C4:
+//! - C1 every client gets exactly one Reply: in its own event for status,
+//!   reopen-logs and any request without --wait (or refused at once), else
+//!   when its reload or handoff ends; a client that hung up gets none
+//!   after its ControlGone (which itself changes nothing and does nothing).
+//!   By the end every waiting client not gone has had its Reply.
+//! - C2 a reload --wait is answered Done only if an epoch became ready (or
+//!   started, where readiness is not checked) since the request; a handoff
+//!   --wait only if a new generation went LIVE since; neither once
+//!   shutting down. And not Failed as the restart it waits for (the first
+//!   to begin at or after its request) succeeds (its epoch is ready, its
+//!   handoff done) while the wrapper runs on.
+//! - C3 stop --wait is never answered by the core: at the end
+//!   take_stop_waiters() holds exactly the stop --wait clients not gone,
+//!   for the driver to answer after the exit.
+//! - C4 status changes nothing: its event's only action is its Reply, and
+//!   every view of the core is the same after it.
+
+use hot_restarter::control::proto::{Reply, Request};
+use hot_restarter::control::server::ClientId;
+use hot_restarter::core::{Action, Event};
+
+use crate::checks::Snapshot;
+use crate::harness::Harness;
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: ClientId,
+    pub request: Request,
+    /// Children ready and generations LIVE so far, when it asked.
+    readies: u64,
+    lives: u64,
+    /// The restart it waits for (the next to begin, when it asked).
+    restart: u64,
+    replies: u32,
+    gone: bool,
+    /// Its request is the event being handled.
+    asking: bool,
+}
+
+impl Client {
+    /// Answered when its operation ends, not in its own event.
+    fn waits(&self) -> bool {
+        matches!(
+            self.request,
+            Request::Reload { wait: true } | Request::Handoff { wait: true }
+        )
+    }
+}
+
+impl Harness {
+    pub fn control(&mut self, request: Request) {
+        let id = ClientId(self.clients.len() as u64 + 1);
+        self.clients.push(Client {
+            id,
+            request,
+            readies: self.m.readies,
+            lives: self.m.lives,
+            restart: self.m.begun + 1,
+            replies: 0,
+            gone: false,
+            asking: true,
+        });
+        self.event(Event::Control(id, request));
+        if let Some(c) = self.clients.last_mut() {
+            c.asking = false;
+        }
+    }
+
+    pub fn gone(&mut self, pick: u8) {
+        if self.clients.is_empty() {
+            return;
+        }
+        let i = usize::from(pick) % self.clients.len();
+        self.clients[i].gone = true;
+        let id = self.clients[i].id;
+        self.event(Event::ControlGone(id));
+    }
+
+    /// The core's Reply, checked as it is carried out.
+    pub fn reply(&mut self, id: ClientId, reply: &Reply) {
+        let Some(i) = self.clients.iter().position(|c| c.id == id) else {
+            self.fail(format!("C1: a Reply to client {id:?}, which never asked"));
+        };
+        let c = self.clients[i].clone();
+        let what = format!("{reply:?} to {:?} ({:?})", c.id, c.request);
+        self.ensure(!c.gone, || format!("C1: {what} after it hung up"));
+        self.ensure(c.replies == 0, || format!("C1: a second Reply, {what}"));
+        self.clients[i].replies += 1;
+        let done = matches!(reply, Reply::Done { .. });
+        match c.request {
+            Request::Stop { wait: true } => {
+                self.fail(format!("C3: {what}: stop --wait is answered by the driver"))
+            }
+            Request::Status => self.ensure(matches!(reply, Reply::Status(_)), || {
+                format!("C4: {what}, not a status")
+            }),
+            Request::Reload { wait: true } if done => {
+                self.ensure(self.m.readies > c.readies && self.m.running(), || {
+                    format!(
+                        "C2: {what}, but no epoch became ready since the request (model: {:?})",
+                        self.m.mode
+                    )
+                })
+            }
+            Request::Handoff { wait: true } if done => {
+                self.ensure(self.m.lives > c.lives && self.m.running(), || {
+                    format!(
+                        "C2: {what}, but no generation went LIVE since the request (model: \
+                         {:?})",
+                        self.m.mode
+                    )
+                })
+            }
+            _ => {}
+        }
+        let failed = matches!(reply, Reply::Failed { .. });
+        let succeeded = self.m.succeeded == Some(c.restart) && self.m.running();
+        self.ensure(!(c.waits() && failed && succeeded), || {
+            format!("C2: {what}, as the restart in flight succeeded")
+        });
+        self.ensure(c.asking || c.waits(), || {
+            format!("C1: {what} outside the event of its request")
+        });
+    }
+
+    /// After each event: a request that is not waited for has its Reply;
+    /// status and ControlGone change nothing.
+    pub fn check_control(&self, ev: &Event, before: &Snapshot) {
+        match ev {
+            Event::Control(id, request) => {
+                let c = self.clients.iter().find(|c| c.id == *id).expect("asked");
+                let waiting = c.waits() || *request == (Request::Stop { wait: true });
+                self.ensure(waiting || c.replies == 1, || {
+                    format!("C1: {request:?} from {id:?} was not answered in its event")
+                });
+                if *request == Request::Status {
+                    let after = self.snapshot();
+                    self.ensure(self.acted == 1 && after == *before, || {
+                        format!(
+                            "C4: status did {} actions, or changed the core:\n  before \
+                             {before:?}\n  after {after:?}",
+                            self.acted
+                        )
+                    });
+                }
+            }
+            Event::ControlGone(id) => {
+                let after = self.snapshot();
+                self.ensure(self.acted == 0 && after == *before, || {
+                    format!("C1: ControlGone({id:?}) did or changed something")
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Once done: every client not gone has had its Reply, except stop
+    /// --wait ones, left to the driver.
+    pub fn check_clients_at_end(&mut self) {
+        for c in &self.clients {
+            let stop = c.request == (Request::Stop { wait: true });
+            self.ensure(c.gone || stop || c.replies == 1, || {
+                format!(
+                    "C1: {:?} ({:?}) never had its Reply by the end",
+                    c.id, c.request
+                )
+            });
+        }
+        let mut expected: Vec<ClientId> = (self.clients.iter())
+            .filter(|c| !c.gone && c.request == (Request::Stop { wait: true }))
+            .map(|c| c.id)
+            .collect();
+        let mut waiters = self.core.take_stop_waiters();
+        expected.sort_by_key(|c| c.0);
+        waiters.sort_by_key(|c| c.0);
+        self.ensure(waiters == expected, || {
+            format!("C3: take_stop_waiters() is {waiters:?}, the stop --wait clients not gone are {expected:?}")
+        });
+    }
+
+    /// Replies go to the checks above; notifications are not modelled.
+    pub fn act_control(&mut self, action: &Action) {
+        if let Action::Reply(id, reply) = action {
+            self.reply(*id, reply);
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The model, moved on before the core sees each event: what the event
+//! means from the events and the fake world alone (never from the core's
+//! views). Nested events (a spawn's outcome, an answer given at once) are
+//! predicted where the fake driver produces them, in `actions.rs` and
+//! `admin.rs`.
+
+use hot_restarter::control::proto::Request;
+use hot_restarter::core::{Event, KILL_REAP_WAIT};
+use hot_restarter::policy::Exit;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::harness::Harness;
+use crate::model::{Mode, Stage};
+use crate::world::Kind;
+
+impl Harness {
+    pub fn predict(&mut self, ev: &Event) {
+        self.m.term_event = false;
+        self.m.preflight_passed = None;
+        self.m.usr1_due.clear();
+        self.m.handoff_failed_now = false;
+        self.m.retired_now = false;
+        self.m.succeeded = None;
+        match ev {
+            Event::Start | Event::Spawned(..) | Event::Signal(_) | Event::Control(..)
+                if !self.m.running() => {}
+            Event::Signal(Signal::SIGTERM | Signal::SIGINT) => self.predict_term(),
+            Event::Signal(Signal::SIGHUP) => self.m.hup_pending = true,
+            Event::Signal(Signal::SIGUSR2) => self.predict_handoff_request(),
+            Event::Signal(Signal::SIGUSR1) => self.predict_usr1(),
+            Event::Control(_, request) => match request {
+                Request::Reload { .. } => self.m.hup_pending = true,
+                Request::Handoff { .. } => self.predict_handoff_request(),
+                Request::ReopenLogs => self.predict_usr1(),
+                Request::Stop { .. } => self.predict_term(),
+                Request::Status => {}
+            },
+            Event::Reaped(batch) => self.predict_reaped(batch),
+            Event::Tick => self.predict_tick(),
+            Event::Answered(_, answer) => self.predict_answer(answer),
+            Event::Start | Event::Spawned(..) | Event::Signal(_) => {}
+            // Not generated.
+            Event::HelperOutput(..) | Event::ControlGone(_) => {}
+        }
+    }
+
+    fn predict_term(&mut self) {
+        self.m.mode = Mode::Terminating {
+            deadline: self.now + self.s.term_wait,
+        };
+        self.m.term_event = true;
+        self.stop_restarts();
+    }
+
+    /// Shutdown or teardown: no restart is pending or in flight any more.
+    fn stop_restarts(&mut self) {
+        self.m.hup_pending = false;
+        self.m.pending_handoff = false;
+        self.m.preflight = None;
+        self.m.compare = None;
+        self.m.decided = None;
+        self.m.retire = None;
+    }
+
+    /// SIGUSR2 or `handoff`: ignored without --handoff-admin.
+    fn predict_handoff_request(&mut self) {
+        if self.s.handoff {
+            self.m.hup_pending = true;
+            self.m.pending_handoff = true;
+        }
+    }
+
+    /// SIGUSR1 goes to every child that is ready (a retiring generation's
+    /// too), never to one whose readiness is still checked.
+    fn predict_usr1(&mut self) {
+        self.m.usr1_due = (self.w.children())
+            .filter(|p| p.ready && !p.abandoned)
+            .map(|p| p.pid)
+            .collect();
+    }
+
+    fn predict_reaped(&mut self, batch: &[(Pid, Exit)]) {
+        let running = self.m.running();
+        let serving = self.m.serving;
+        // (epoch, was it awaited)
+        let mut failed: Vec<(u32, bool)> = Vec::new();
+        let mut helpers = Vec::new();
+        for &(pid, exit) in batch {
+            let Some(p) = self.w.get_mut(pid) else {
+                continue; // an orphan
+            };
+            assert!(!p.reaped, "fake world: PID={pid} reaped twice");
+            p.reaped = true;
+            if p.given_up {
+                continue;
+            }
+            match p.kind {
+                Kind::Child(_) if !running || p.abandoned => {}
+                // Handed off: its exit is expected and decides nothing.
+                Kind::Child(_) if p.retiring => self.m.retired_now = true,
+                // A new generation before it was LIVE, whatever its exit.
+                // A non-zero exit is a failed child for the exit code too.
+                Kind::Child(_) if p.generation != serving => {
+                    self.m.handoff_failed_now = true;
+                    self.m.failure_seen |= !exit.is_clean();
+                }
+                Kind::Child(e) if !exit.is_clean() => failed.push((e, !p.ready)),
+                Kind::Child(_) => {}
+                kind if !p.killed => {
+                    self.regroup.push(pid);
+                    helpers.push((kind, pid, exit));
+                }
+                _ => {}
+            }
+        }
+        if !failed.is_empty() {
+            self.m.failure_seen = true;
+            for &(e, _) in &failed {
+                self.m.epochs.failed(e);
+            }
+            if failed.iter().any(|&(_, awaited)| awaited) {
+                // A new epoch died before it was ready: Envoy refuses every
+                // further hot restart of this generation (#33446).
+                self.m.wedged = true;
+            }
+            let newest = self.w.serving(serving).map(|p| p.epoch()).max();
+            let handing_off = self.w.awaited().is_some_and(|c| c.generation != serving);
+            if !self.s.keep_serving || self.w.live_children().next().is_none() {
+                self.tear_down();
+            } else if let Some(newest) = newest
+                && !failed.iter().any(|&(e, _)| e > newest)
+            {
+                // An older epoch failed while newer ones run.
+            } else if handing_off {
+                // The serving generation lost its newest epoch (or every
+                // epoch) while a new generation starts: the handoff goes on,
+                // and a later hot restart follows the newest live epoch.
+                if let Some(newest) = newest {
+                    self.m.epochs.restart_failed(newest);
+                }
+            } else {
+                // A failed restart (the newest epoch failed): the next one
+                // follows the newest epoch still serving.
+                self.m
+                    .epochs
+                    .restart_failed(newest.expect("live, not handing off"));
+                self.m.compare = None;
+                if let Some(f) = self.m.preflight.take() {
+                    // The preflight checked the number after the failed
+                    // epoch: the restart (or handoff) is tried again, and a
+                    // handoff requested meanwhile stays one.
+                    self.m.hup_pending = true;
+                    self.m.pending_handoff |= f.generation != serving;
+                }
+            }
+        }
+        self.retirees_gone();
+        if !self.m.running() {
+            return;
+        }
+        for (kind, pid, exit) in helpers {
+            match kind {
+                Kind::Preflight(n) if self.m.preflight.is_some_and(|f| f.pid == pid) => {
+                    let g = self.m.preflight.expect("checked").generation;
+                    self.m.preflight = None;
+                    if exit.is_clean() && self.w.live_children().next().is_some() {
+                        self.m.preflight_passed = Some((n, g));
+                    }
+                }
+                Kind::ReadyCheck { child, .. }
+                    if self.w.awaited().map(|c| c.pid) == Some(child) =>
+                {
+                    if exit.is_clean() {
+                        let c = self.w.get_mut(child).expect("child");
+                        c.script_ok = true;
+                        if c.admin_ok {
+                            self.became_ready(child);
+                        }
+                    } else {
+                        self.m.check_due = Some(self.now + self.s.ready_interval);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn predict_tick(&mut self) {
+        let now = self.now;
+        match self.m.mode {
+            Mode::Terminating { deadline } if now >= deadline => {
+                self.m.mode = Mode::Killing {
+                    deadline: now + KILL_REAP_WAIT,
+                };
+            }
+            Mode::Killing { deadline } if now >= deadline => {
+                for p in self.w.procs.iter_mut() {
+                    if p.is_child() && p.tracked() {
+                        p.given_up = true;
+                    }
+                }
+                self.m.mode = Mode::Ended { at: now, code: 1 };
+            }
+            Mode::Ended { at, .. } if now >= at + KILL_REAP_WAIT => {
+                for p in self.w.procs.iter_mut() {
+                    if !p.is_child() && p.tracked() {
+                        p.given_up = true;
+                    }
+                }
+            }
+            Mode::Running => {
+                let late = (self.w.awaited())
+                    .filter(|c| now >= c.born + self.s.ready_timeout)
+                    .map(|c| c.pid);
+                if let Some(pid) = late {
+                    self.ready_timed_out(pid);
+                } else if let Some(f) = self.m.preflight
+                    && now >= f.begun + self.s.preflight_timeout
+                {
+                    self.m.preflight = None;
+                } else if let Some(c) = &self.m.compare
+                    && now >= c.deadline
+                {
+                    // Missing versions are errors: a hot restart.
+                    self.m.compare = None;
+                    self.m.decided = Some(crate::model::RestartKind::Hot);
+                } else if let Some(r) = self.m.retire {
+                    self.retire_deadlines(r.stage);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The awaited epoch was not ready in time: SIGKILLed. A new
+    /// generation's failure takes nothing else down.
+    fn ready_timed_out(&mut self, pid: Pid) {
+        let serving = self.m.serving;
+        let p = self.w.get_mut(pid).expect("child");
+        p.abandoned = true;
+        if p.generation != serving {
+            // Killed for not being LIVE in time: a failed child too.
+            self.m.handoff_failed_now = true;
+            self.m.failure_seen = true;
+            return;
+        }
+        let epoch = p.epoch();
+        self.m.failure_seen = true;
+        self.m.wedged = true;
+        self.m.epochs.failed(epoch);
+        match self.w.serving(serving).map(|p| p.epoch()).max() {
+            Some(newest) if self.s.keep_serving => self.m.epochs.restart_failed(newest),
+            _ => self.tear_down(),
+        }
+    }
+
+    fn retire_deadlines(&mut self, stage: Stage) {
+        let now = self.now;
+        match stage {
+            Stage::Draining { limit, .. } | Stage::Counting { limit } if now >= limit => {
+                self.stop_retiring()
+            }
+            Stage::Watching { limit, .. } if now >= limit => self.stop_retiring(),
+            Stage::Watching { next, limit } if now >= next => {
+                self.set_stage(Stage::Counting { limit });
+            }
+            Stage::Stopping { deadline } if now >= deadline => {
+                self.m.kill_due = self.w.retiring().map(|p| p.pid).collect();
+                let wait = KILL_REAP_WAIT.max(self.s.term_wait);
+                self.set_stage(Stage::Stopping {
+                    deadline: now + wait,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    pub fn tear_down(&mut self) {
+        self.m.mode = Mode::Killing {
+            deadline: self.now + KILL_REAP_WAIT,
+        };
+        self.stop_restarts();
+    }
+}

@@ -1,0 +1,381 @@
+//! Deterministic regressions, each a scripted run of the core: the
+//! --keep-serving exit code, the batch judgement and a ready check left
+//! running by a failed restart; then the defects the property tests found
+//! with Envoy's admin, generations and control requests.
+
+use std::time::Instant;
+
+use hot_restarter::control::proto::{Reply, Request};
+use hot_restarter::control::server::ClientId;
+use hot_restarter::core::{
+    Action, Answer, ChildState, Core, Event, Job, JobKind, PhaseName, Query, Settings,
+};
+use hot_restarter::policy::Exit;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+/// A minimal driver: every spawn succeeds with the next pid (100, 101...).
+struct Script {
+    core: Core,
+    now: Instant,
+    next_pid: i32,
+}
+
+impl Script {
+    fn new(settings: Settings) -> Script {
+        let now = Instant::now();
+        let mut s = Script {
+            core: Core::new(settings, now),
+            now,
+            next_pid: 100,
+        };
+        s.feed(Event::Start);
+        s
+    }
+
+    fn feed(&mut self, event: Event) -> Vec<Action> {
+        let mut done = Vec::new();
+        let mut queue: std::collections::VecDeque<Action> =
+            self.core.handle(event, self.now).into();
+        while let Some(action) = queue.pop_front() {
+            assert!(done.len() < 1000, "one event led to 1000 actions");
+            if let Action::Spawn(job) = action {
+                let pid = Pid::from_raw(self.next_pid);
+                self.next_pid += 1;
+                let more = self.core.handle(Event::Spawned(job, Ok(pid)), self.now);
+                for a in more.into_iter().rev() {
+                    queue.push_front(a);
+                }
+            }
+            done.push(action);
+        }
+        done
+    }
+
+    fn hup(&mut self) {
+        let actions = self.feed(Event::Signal(Signal::SIGHUP));
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::Spawn(Job {
+                kind: JobKind::Epoch,
+                ..
+            })
+        )));
+    }
+
+    fn reap(&mut self, batch: &[(i32, Exit)]) -> Vec<Action> {
+        let batch = batch.iter().map(|&(p, e)| (Pid::from_raw(p), e)).collect();
+        self.feed(Event::Reaped(batch))
+    }
+
+    fn epochs(&self) -> Vec<(i32, u32)> {
+        (self.core.children().iter())
+            .map(|c| (c.pid.as_raw(), c.epoch))
+            .collect()
+    }
+
+    fn answer(&mut self, query: Query, answer: Result<Answer, String>) -> Vec<Action> {
+        self.feed(Event::Answered(query, answer))
+    }
+
+    /// Envoy's admin says LIVE at `epoch`, to the question about `pid`.
+    fn live(&mut self, generation: u32, epoch: u32, pid: i32) -> Vec<Action> {
+        let pid = Pid::from_raw(pid);
+        let info = Answer::ServerInfo {
+            state: "LIVE".into(),
+            restart_epoch: Some(epoch),
+        };
+        let query = Query::ServerInfo {
+            generation,
+            epoch,
+            pid,
+        };
+        self.answer(query, Ok(info))
+    }
+
+    fn control(&mut self, client: u64, request: Request) -> Vec<Action> {
+        self.feed(Event::Control(ClientId(client), request))
+    }
+
+    fn replied(&self, actions: &[Action], client: u64) -> bool {
+        (actions.iter()).any(|a| matches!(a, Action::Reply(ClientId(c), _) if *c == client))
+    }
+
+    fn replied_done(&self, actions: &[Action], client: u64) -> bool {
+        (actions.iter())
+            .any(|a| matches!(a, Action::Reply(ClientId(c), Reply::Done { .. }) if *c == client))
+    }
+
+    fn state(&self, pid: i32) -> Option<ChildState> {
+        (self.core.children().iter())
+            .find(|c| c.pid.as_raw() == pid)
+            .map(|c| c.state)
+    }
+}
+
+fn keep_serving() -> Settings {
+    Settings {
+        keep_serving: true,
+        ..Settings::plain()
+    }
+}
+
+#[test]
+fn keep_serving_old_epoch_fails_then_new_one_exits_0_exits_1() {
+    let mut s = Script::new(keep_serving());
+    s.hup();
+    assert_eq!(s.epochs(), [(100, 0), (101, 1)]);
+    s.reap(&[(100, Exit::Code(7))]);
+    assert_eq!(s.epochs(), [(101, 1)], "epoch 1 keeps serving");
+    assert_eq!(s.core.exit_code(), None);
+    s.reap(&[(101, Exit::Code(0))]);
+    assert_eq!(
+        s.core.exit_code(),
+        Some(1),
+        "a kept failure still ends in 1"
+    );
+}
+
+#[test]
+fn keep_serving_new_epoch_fails_then_old_one_exits_0_exits_1() {
+    let mut s = Script::new(keep_serving());
+    s.hup();
+    s.reap(&[(101, Exit::Code(3))]);
+    assert_eq!(s.epochs(), [(100, 0)], "epoch 0 keeps serving");
+    assert_eq!(s.core.next_epoch(), 1, "the failed number is reused");
+    s.reap(&[(100, Exit::Code(0))]);
+    assert_eq!(
+        s.core.exit_code(),
+        Some(1),
+        "a kept failure still ends in 1"
+    );
+}
+
+#[test]
+fn a_batch_of_exits_never_leaves_one_of_its_children_serving() {
+    for batch in [
+        [(102, Exit::Code(1)), (101, Exit::Code(0))],
+        [(101, Exit::Code(0)), (102, Exit::Code(1))],
+        [(102, Exit::Signal(11)), (101, Exit::Signal(9))],
+    ] {
+        let mut s = Script::new(keep_serving());
+        s.hup();
+        s.hup();
+        assert_eq!(s.epochs(), [(100, 0), (101, 1), (102, 2)]);
+        s.reap(&batch);
+        assert_eq!(s.epochs(), [(100, 0)], "after {batch:?}");
+        // Epoch 1 left in the same batch: the next restart follows epoch 0,
+        // which is the one still serving, not epoch 1.
+        assert_eq!(s.core.next_epoch(), 1, "after {batch:?}");
+        assert_eq!(s.core.exit_code(), None, "epoch 0 keeps serving");
+        s.hup();
+        assert_eq!(s.epochs(), [(100, 0), (103, 1)]);
+    }
+}
+
+#[test]
+fn a_ready_check_is_killed_when_its_epoch_fails_in_one_batch_with_an_older_one() {
+    let pid = Pid::from_raw;
+    let mut s = Script::new(Settings {
+        keep_serving: true,
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
+    s.hup();
+    s.reap(&[(103, Exit::Code(0))]); // epoch 1 (102) is ready
+    s.hup();
+    assert_eq!(s.epochs(), [(100, 0), (102, 1), (104, 2)]);
+    assert_eq!(s.core.helpers(), [pid(105)], "epoch 2's ready check runs");
+    // Epoch 1 is judged first: its failure must not drop epoch 2's check.
+    let actions = s.reap(&[(102, Exit::Code(1)), (104, Exit::Code(1))]);
+    assert!(
+        actions.contains(&Action::KillGroup(pid(105))),
+        "{actions:?}"
+    );
+    assert_eq!(s.core.helpers(), [pid(105)], "killed, and waited for");
+    assert_eq!(s.epochs(), [(100, 0)]);
+    assert_eq!(s.core.next_epoch(), 1);
+    s.reap(&[(105, Exit::Signal(9))]);
+    assert!(s.core.helpers().is_empty());
+}
+
+// ----- Envoy's admin, generations, control requests -------------------------
+
+/// Envoy-aware settings: --envoy-admin and --handoff-admin.
+fn handoff(keep_serving: bool) -> Settings {
+    Settings {
+        keep_serving,
+        envoy_admin: true,
+        handoff: true,
+        ..Settings::plain()
+    }
+}
+
+fn spawns(actions: &[Action], kind: JobKind, epoch: u32, generation: u32) -> bool {
+    actions.contains(&Action::Spawn(Job::new(kind, epoch, generation)))
+}
+
+/// Found by tests/core_props.rs (A1): a question about epoch 1 that died
+/// was answered after a new epoch 1 had started, and counted for it.
+#[test]
+fn an_answer_about_an_earlier_child_with_the_same_epoch_does_not_count() {
+    let mut s = Script::new(Settings {
+        keep_serving: true,
+        envoy_admin: true,
+        ..Settings::plain()
+    });
+    s.live(0, 0, 100);
+    s.hup(); // epoch 1: PID 101
+    s.reap(&[(101, Exit::Code(1))]);
+    s.hup(); // epoch 1 again: PID 102
+    assert_eq!(s.epochs(), [(100, 0), (102, 1)]);
+    s.live(0, 1, 101); // the late answer to the question about PID 101
+    assert_eq!(s.state(102), Some(ChildState::Starting));
+    s.live(0, 1, 102);
+    assert_eq!(s.state(102), Some(ChildState::Ready));
+}
+
+/// Found by tests/core_props.rs (C2): a handoff requested while the
+/// versions were compared was answered with the hot restart's result.
+#[test]
+fn a_handoff_held_while_versions_are_compared_gets_its_own_result() {
+    let mut s = Script::new(Settings {
+        envoy_bin: true,
+        ..handoff(false)
+    });
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGHUP)); // compares the versions
+    s.control(1, Request::Handoff { wait: true }); // held
+    let v = || Ok(Answer::Version("11.104".into()));
+    s.answer(Query::BinaryVersion, v());
+    s.answer(Query::HotRestartVersion { generation: 0 }, v()); // equal: hot
+    let actions = s.live(0, 1, 101);
+    assert!(!s.replied(&actions, 1), "{actions:?}");
+    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    let actions = s.reap(&[(102, Exit::Code(1))]); // the new generation fails
+    assert!(
+        matches!(
+            &actions[..],
+            [.., Action::Reply(ClientId(1), Reply::Failed { .. }), _]
+        ),
+        "{actions:?}"
+    );
+}
+
+/// Found by tests/core_props.rs (I7): with --keep-serving, the serving
+/// generation's failure dropped the handoff in flight, leaving the new
+/// generation starting with nothing awaiting it.
+#[test]
+fn keep_serving_a_handoff_goes_on_when_the_serving_generation_fails() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
+    s.reap(&[(100, Exit::Code(1))]);
+    assert_eq!(s.core.phase(), PhaseName::Starting);
+    assert!(s.core.poll_timeout().is_some(), "the ready timeout applies");
+    s.live(1, 0, 101);
+    assert_eq!(s.core.generation(), 1);
+    assert_eq!(s.state(101), Some(ChildState::Ready));
+    s.reap(&[(101, Exit::Code(0))]);
+    assert_eq!(
+        s.core.exit_code(),
+        Some(1),
+        "a kept failure still ends in 1"
+    );
+}
+
+/// Found by tests/core_props.rs (C2): `reload --wait` was answered done
+/// (naming the old epoch as ready) when the new epoch exited 0 before it
+/// was ever ready.
+#[test]
+fn a_reload_whose_epoch_exits_0_before_it_is_ready_fails() {
+    let mut s = Script::new(Settings {
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (PID 100) is ready
+    s.control(1, Request::Reload { wait: true }); // epoch 1: PID 102
+    let actions = s.reap(&[(102, Exit::Code(0))]);
+    let failed = actions.iter().any(|a| {
+        matches!(a, Action::Reply(ClientId(1), Reply::Failed { reason })
+            if reason.contains("exited with code=0 before it was ready"))
+    });
+    assert!(failed, "{actions:?}");
+    assert_eq!(s.core.exit_code(), None, "epoch 0 serves on");
+}
+
+/// Found by tests/core_props.rs (C2): the old generation's last exit and
+/// the new generation's crash in one batch answered the handoff done
+/// before the teardown.
+#[test]
+fn a_handoff_is_not_done_in_the_batch_where_its_new_generation_fails() {
+    let mut s = Script::new(handoff(false));
+    s.live(0, 0, 100);
+    s.control(1, Request::Handoff { wait: true }); // generation 1: PID 101
+    // The handoff is done (and answered) once generation 1 is LIVE, as a
+    // hot restart is once its epoch is ready; generation 0 drains.
+    let live = s.live(1, 0, 101);
+    assert!(s.replied_done(&live, 1), "{live:?}");
+    let actions = s.reap(&[(100, Exit::Code(0)), (101, Exit::Code(1))]);
+    assert!(!s.replied(&actions, 1), "answered twice: {actions:?}");
+    assert_eq!(s.core.exit_code(), Some(1));
+}
+
+/// Found by tests/core_props.rs (A2): the answer to an earlier handoff's
+/// drain request was taken for the current one's.
+#[test]
+fn an_answer_to_an_earlier_handoffs_drain_does_not_count() {
+    let mut s = Script::new(handoff(false));
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
+    s.live(1, 0, 101); // Drain { generation: 0 } is out
+    s.reap(&[(100, Exit::Code(0))]); // handed off
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 2: PID 102
+    s.live(2, 0, 102); // Drain { generation: 1 } is out
+    let stale = s.answer(Query::Drain { generation: 0 }, Err("timed out".into()));
+    assert!(stale.is_empty(), "{stale:?}");
+    assert_eq!(s.core.phase(), PhaseName::HandingOff);
+    let actions = s.answer(Query::Drain { generation: 1 }, Ok(Answer::Ok));
+    let pid = Pid::from_raw(101);
+    let query = Query::Listening { generation: 1, pid };
+    assert_eq!(actions, [Action::Ask(query)]);
+}
+
+/// Found by tests/core_props.rs (H1): a handoff held during a preflight
+/// became a hot restart when the preflight was cancelled and retried.
+#[test]
+fn a_handoff_held_during_a_preflight_stays_a_handoff_when_it_is_retried() {
+    let mut s = Script::new(Settings {
+        preflight: Some("/fake/preflight".into()),
+        ..handoff(true)
+    });
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGHUP)); // preflight PID 101
+    s.reap(&[(101, Exit::Code(0))]); // epoch 1: PID 102
+    s.live(0, 1, 102);
+    s.feed(Event::Signal(Signal::SIGHUP)); // preflight PID 103, for epoch 2
+    s.feed(Event::Signal(Signal::SIGUSR2)); // held
+    let actions = s.reap(&[(102, Exit::Code(1))]); // the restart is retried
+    assert!(
+        spawns(&actions, JobKind::Preflight, 0, 1),
+        "the held handoff: {actions:?}"
+    );
+}
+
+/// Found by tests/core_props.rs (H1): a new epoch that died in one batch
+/// with an older one judged first did not mark hot restart as wedged.
+#[test]
+fn a_new_epoch_failing_with_an_older_one_still_wedges_hot_restart() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.hup(); // epoch 1: PID 101
+    s.live(0, 1, 101);
+    s.hup(); // epoch 2: PID 102
+    s.reap(&[(101, Exit::Code(1)), (102, Exit::Code(1))]);
+    let actions = s.feed(Event::Signal(Signal::SIGHUP));
+    assert!(
+        spawns(&actions, JobKind::Epoch, 0, 1),
+        "a handoff: {actions:?}"
+    );
+}
