@@ -186,8 +186,9 @@ fn parse_admin(text: &str) -> Result<AdminAddr, String> {
 
 /// Parse a number of seconds such as `30` or `0.5`, from 0 to
 /// [`MAX_SECONDS`]. clap puts the flag and the value in front of the
-/// message, so it only says what is wrong with the value.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
+/// message, so it only says what is wrong with the value. Shared with
+/// hot-restarter-ctl's `--timeout`.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = match text.trim().parse() {
         Ok(secs) if !f64::is_nan(secs) => secs,
         _ => return Err(format!("'{text}' is not a number of seconds")),

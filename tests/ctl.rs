@@ -152,7 +152,7 @@ fn nothing_answering_is_exit_3() {
 fn usage_errors_are_exit_2() {
     let (_dir, socket) = dir();
     let s = socket.to_str().unwrap();
-    let cases: [(Option<&Path>, &[&str], &str); 7] = [
+    let cases: [(Option<&Path>, &[&str], &str); 8] = [
         (None, &["status"], "no control socket: give --socket PATH"),
         (
             None,
@@ -170,6 +170,11 @@ fn usage_errors_are_exit_2() {
             "'soon' is not a number",
         ),
         (None, &["--socket", s, "reload", "--timeout", "-1"], "'-1'"),
+        (
+            None,
+            &["--socket", s, "reload", "--wait", "--timeout", "1e19"],
+            "'1e19' is too large",
+        ),
         (Some(&socket), &["start"], "HOT_RESTARTER_ARGS"),
         (None, &["start", "--", "start.sh"], "no control socket"),
     ];

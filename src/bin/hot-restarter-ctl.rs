@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
+use hot_restarter::cli::parse_seconds;
 use hot_restarter::control::client::{self, ClientError};
 use hot_restarter::control::proto::{Reply, Request, Status};
 
@@ -432,14 +433,4 @@ fn secs(d: Duration) -> String {
     } else {
         format!("{s}")
     }
-}
-
-/// A non-negative number of seconds such as `30` or `0.5`.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("'{text}' is not a non-negative, finite number of seconds"))
 }
