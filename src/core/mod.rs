@@ -16,6 +16,7 @@
 mod commands;
 mod exits;
 mod handoff;
+mod helpers;
 mod ready;
 mod report;
 mod restart;

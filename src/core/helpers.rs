@@ -1,0 +1,126 @@
+//! The helper processes of a restart (the preflight and the ready-check
+//! script): which one runs, noting its exit within a batch, killing its
+//! process group, and judging its exit once the batch's children have been.
+
+use std::time::Instant;
+
+use nix::unistd::Pid;
+
+use super::{Action, Awaiting, Core, Helper, Preflight, Probe, Work, later};
+use crate::policy::Exit;
+
+impl Core {
+    /// The helper of the restart in flight (preflight or ready check).
+    pub(super) fn helper_mut(&mut self) -> Option<&mut Helper> {
+        match &mut self.phase {
+            super::Phase::Running(Work::Preflight(p)) => Some(&mut p.helper),
+            super::Phase::Running(Work::Awaiting(Awaiting {
+                script: Probe::Running(h),
+                ..
+            })) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// The running helper, if any.
+    pub(super) fn helper_pid(&self) -> Option<Pid> {
+        match self.work() {
+            Work::Preflight(Preflight {
+                helper: Helper::Running(pid),
+                ..
+            })
+            | Work::Awaiting(Awaiting {
+                script: Probe::Running(Helper::Running(pid)),
+                ..
+            }) => Some(*pid),
+            _ => None,
+        }
+    }
+
+    /// If `pid` is the running helper, note its exit, to be judged once the
+    /// rest of its batch has been. Returns whether it was.
+    pub(super) fn helper_reaped(&mut self, reaped: Pid, exit: Exit) -> bool {
+        match self.helper_mut() {
+            Some(h) if *h == Helper::Running(reaped) => *h = Helper::Exited(reaped, exit),
+            _ => return false,
+        }
+        // Whatever the helper left running in its process group goes with
+        // it. Its pid cannot have been reused yet: the group keeps it while
+        // any member lives, and this runs in the same turn as the reaping.
+        self.actions.push(Action::KillGroup(reaped));
+        true
+    }
+
+    /// SIGKILL a helper's group; it is reaped later.
+    pub(super) fn kill_group(&mut self, pid: Pid) {
+        self.actions.push(Action::KillGroup(pid));
+        self.killed_helpers.push(pid);
+    }
+
+    /// Stop the restart in flight: SIGKILL its helper (unless it has exited
+    /// already) and forget the work.
+    pub(super) fn kill_helper(&mut self) {
+        if let Some(pid) = self.helper_pid() {
+            self.kill_group(pid);
+        }
+        self.set_work(Work::Idle);
+    }
+
+    /// A helper reaped in the last batch, judged now.
+    pub(super) fn judge_helper(&mut self, now: Instant) {
+        match self.work().clone() {
+            Work::Preflight(Preflight {
+                epoch,
+                generation,
+                started,
+                helper: Helper::Exited(pid, exit),
+                ..
+            }) => {
+                if !exit.is_clean() {
+                    log::error!(
+                        "preflight for epoch {epoch} (PID={pid}) failed: {}",
+                        super::describe(exit)
+                    );
+                    let said = match self.helper_said.take() {
+                        Some((p, text)) if p == pid && !text.is_empty() => format!(": {text}"),
+                        _ => String::new(),
+                    };
+                    let detail = format!(" (PID={pid} {}){said}", super::describe(exit));
+                    self.restart_skipped_because(epoch, "its preflight failed", &detail);
+                    return;
+                }
+                log::info!(
+                    "preflight for epoch {epoch} passed in {} ms",
+                    now.saturating_duration_since(started).as_millis()
+                );
+                self.set_work(Work::Idle);
+                if self.live().next().is_some() {
+                    self.start_epoch(epoch, generation);
+                }
+                // else: the serving epoch is gone meanwhile; nothing to
+                // hot-restart from, and the wrapper is about to end.
+            }
+            Work::Awaiting(Awaiting {
+                epoch,
+                pid,
+                script: Probe::Running(Helper::Exited(check, exit)),
+                ..
+            }) => {
+                let script = if exit.is_clean() {
+                    Probe::Passed
+                } else {
+                    log::debug!(
+                        "ready check for epoch {epoch} (PID={pid}, check PID={check}): {}",
+                        super::describe(exit)
+                    );
+                    Probe::Due(later(now, self.s.ready_interval))
+                };
+                if let Some(a) = self.awaiting_mut() {
+                    a.script = script;
+                }
+                self.check_ready(now);
+            }
+            _ => {}
+        }
+    }
+}
