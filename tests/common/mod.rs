@@ -538,6 +538,17 @@ pub fn why_required() -> &'static str {
     }
 }
 
+/// The Envoy binary (see components::find_envoy). The tests that call
+/// this are ignored unless build.rs found Envoy or CI=true, so a missing
+/// Envoy fails them.
+#[track_caller]
+pub fn need_envoy() -> PathBuf {
+    match components::find_envoy() {
+        Ok(path) => path,
+        Err(why) => panic!("{why}; {}", why_required()),
+    }
+}
+
 /// `tool` on PATH. Tests that call this are ignored unless build.rs found
 /// the tool (their `has_*` cfg) or CI=true, so a missing tool fails them.
 #[track_caller]

@@ -18,7 +18,7 @@ pub use lab::*;
 use std::env;
 use std::fs;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
@@ -37,21 +37,6 @@ pub const STILL_INITIALIZING: &str = "previous envoy process is still initializi
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
 // ----- tools ---------------------------------------------------------------
-
-pub fn in_ci() -> bool {
-    crate::common::components::in_ci()
-}
-
-/// The Envoy binary (see common::components::find_envoy). The tests that
-/// call this are ignored unless build.rs found Envoy or CI=true, so a
-/// missing Envoy fails them.
-#[track_caller]
-pub fn need_envoy() -> PathBuf {
-    match crate::common::components::find_envoy() {
-        Ok(path) => path,
-        Err(why) => panic!("{why}; {}", crate::common::why_required()),
-    }
-}
 
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

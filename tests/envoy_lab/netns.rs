@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::{SERIAL, in_ci};
+use super::SERIAL;
 use crate::common::need_tool;
 
 /// Set, to the test's name, for the run inside the namespace.
@@ -114,7 +114,7 @@ pub fn in_private_netns_with(test: &str, wanted: u8) -> bool {
     let host_before = migrate_req();
     if host_before.is_none() && wanted == 1 {
         let why = "the kernel has no net.ipv4.tcp_migrate_req (Linux 5.14+)";
-        if in_ci() {
+        if crate::common::components::in_ci() {
             panic!("{why}; required in CI");
         }
         eprintln!("skipping: {why} (CI would fail here)");
@@ -193,7 +193,7 @@ pub fn in_private_netns_with(test: &str, wanted: u8) -> bool {
         // unshare or the set-up failed (no user namespaces, say): the
         // test could not run here.
         let why = format!("cannot set up a private network namespace ({status})");
-        if in_ci() {
+        if crate::common::components::in_ci() {
             panic!("{why}; required in CI");
         }
         eprintln!("skipping: {why} (CI would fail here)");
