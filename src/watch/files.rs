@@ -81,8 +81,12 @@ fn real_parent(path: &Path) -> Option<PathBuf> {
 /// that do not exist yet still count (their creation matters).
 pub fn deps(path: &Path) -> BTreeSet<Dep> {
     let mut out = BTreeSet::new();
-    let Some(name) = path.file_name() else { return out };
-    let Some(dir) = real_parent(path) else { return out };
+    let Some(name) = path.file_name() else {
+        return out;
+    };
+    let Some(dir) = real_parent(path) else {
+        return out;
+    };
     let mut todo = vec![(dir, name.to_os_string())];
     let mut hops = 0;
     while let Some((dir, name)) = todo.pop() {
@@ -90,7 +94,9 @@ pub fn deps(path: &Path) -> BTreeSet<Dep> {
             continue;
         }
         let entry = dir.join(&name);
-        let Ok(target) = std::fs::read_link(&entry) else { continue };
+        let Ok(target) = std::fs::read_link(&entry) else {
+            continue;
+        };
         hops += 1;
         if target.is_absolute() {
             if let (Some(parent), Some(last)) = (real_parent(&target), target.file_name()) {
@@ -109,7 +115,9 @@ pub fn deps(path: &Path) -> BTreeSet<Dep> {
                         todo.push((cur.clone(), n.to_os_string()));
                     } else {
                         let step = cur.join(n);
-                        if std::fs::symlink_metadata(&step).is_ok_and(|m| m.file_type().is_symlink()) {
+                        if std::fs::symlink_metadata(&step)
+                            .is_ok_and(|m| m.file_type().is_symlink())
+                        {
                             todo.push((cur.clone(), n.to_os_string()));
                         } else {
                             out.insert((cur.clone(), n.to_os_string()));

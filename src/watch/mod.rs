@@ -84,13 +84,19 @@ impl Watcher {
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
             };
-            let meta = std::fs::metadata(parent)
-                .with_context(|| format!("--watch {}: directory {}", path.display(), parent.display()))?;
+            let meta = std::fs::metadata(parent).with_context(|| {
+                format!("--watch {}: directory {}", path.display(), parent.display())
+            })?;
             if !meta.is_dir() {
-                bail!("--watch {}: {} is not a directory", path.display(), parent.display());
+                bail!(
+                    "--watch {}: {} is not a directory",
+                    path.display(),
+                    parent.display()
+                );
             }
         }
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).context("inotify_init1")?;
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .context("inotify_init1")?;
         let mut watcher = Watcher {
             inotify,
             tracked: Vec::new(),
@@ -101,9 +107,15 @@ impl Watcher {
         };
         // Watches first, then the first look: a change in between is seen.
         let unseen = Snapshot::Missing(String::new());
-        watcher.tracked = paths.iter().map(|p| Tracked::new(p.clone(), &unseen)).collect();
+        watcher.tracked = paths
+            .iter()
+            .map(|p| Tracked::new(p.clone(), &unseen))
+            .collect();
         watcher.resync().context("--watch")?;
-        watcher.tracked = paths.iter().map(|p| Tracked::new(p.clone(), &files::snapshot(p))).collect();
+        watcher.tracked = paths
+            .iter()
+            .map(|p| Tracked::new(p.clone(), &files::snapshot(p)))
+            .collect();
         Ok(watcher)
     }
 
@@ -119,7 +131,10 @@ impl Watcher {
 
     /// Paths that cannot be read now (for a warning at start).
     pub fn missing(&self) -> impl Iterator<Item = &Path> {
-        self.tracked.iter().filter(|t| !t.present()).map(|t| t.path.as_path())
+        self.tracked
+            .iter()
+            .filter(|t| !t.present())
+            .map(|t| t.path.as_path())
     }
 
     /// The directories watched now (for status and tests).
@@ -144,7 +159,12 @@ impl Watcher {
         }
     }
 
-    fn matters(&mut self, wd: WatchDescriptor, mask: AddWatchFlags, name: Option<&std::ffi::OsStr>) -> bool {
+    fn matters(
+        &mut self,
+        wd: WatchDescriptor,
+        mask: AddWatchFlags,
+        name: Option<&std::ffi::OsStr>,
+    ) -> bool {
         if mask.intersects(self_events()) {
             if mask.contains(AddWatchFlags::IN_IGNORED)
                 && let Some(dir) = self.by_wd.remove(&wd)
@@ -183,7 +203,12 @@ impl Watcher {
     fn resync(&mut self) -> Result<()> {
         self.deps = self.tracked.iter().flat_map(|t| deps(&t.path)).collect();
         let wanted: BTreeSet<PathBuf> = self.deps.iter().map(|(dir, _)| dir.clone()).collect();
-        let stale: Vec<PathBuf> = self.dirs.keys().filter(|d| !wanted.contains(*d)).cloned().collect();
+        let stale: Vec<PathBuf> = self
+            .dirs
+            .keys()
+            .filter(|d| !wanted.contains(*d))
+            .cloned()
+            .collect();
         for dir in stale {
             if let Some(wd) = self.dirs.remove(&dir) {
                 self.by_wd.remove(&wd);
@@ -202,7 +227,8 @@ impl Watcher {
                     self.dirs.insert(dir, wd);
                 }
                 Err(e) => {
-                    first_error.get_or_insert_with(|| format!("cannot watch {}: {e}", dir.display()));
+                    first_error
+                        .get_or_insert_with(|| format!("cannot watch {}: {e}", dir.display()));
                 }
             }
         }

@@ -42,7 +42,10 @@ pub struct Debouncer {
 
 impl Debouncer {
     pub fn new(debounce: Duration) -> Self {
-        Debouncer { debounce, pending: None }
+        Debouncer {
+            debounce,
+            pending: None,
+        }
     }
 
     /// Something that may matter happened at `now`.
@@ -83,8 +86,16 @@ impl Tracked {
     /// Starts from a first look; no event for it.
     pub fn new(path: PathBuf, first: &Snapshot) -> Self {
         match first {
-            Snapshot::Content(hash) => Tracked { path, last: Some(*hash), present: true },
-            Snapshot::Missing(_) => Tracked { path, last: None, present: false },
+            Snapshot::Content(hash) => Tracked {
+                path,
+                last: Some(*hash),
+                present: true,
+            },
+            Snapshot::Missing(_) => Tracked {
+                path,
+                last: None,
+                present: false,
+            },
         }
     }
 
@@ -99,7 +110,10 @@ impl Tracked {
             Snapshot::Missing(why) => {
                 if self.present {
                     self.present = false;
-                    events.push(WatchEvent::Gone { path: self.path.clone(), why: why.clone() });
+                    events.push(WatchEvent::Gone {
+                        path: self.path.clone(),
+                        why: why.clone(),
+                    });
                 }
                 false
             }
@@ -119,7 +133,10 @@ impl Tracked {
 /// Looks at every tracked file once (`look` does the reading) and says what
 /// differs: `Gone`/`Back` first, then one `Changed` naming every file whose
 /// contents changed.
-pub fn compare(tracked: &mut [Tracked], mut look: impl FnMut(&PathBuf) -> Snapshot) -> Vec<WatchEvent> {
+pub fn compare(
+    tracked: &mut [Tracked],
+    mut look: impl FnMut(&PathBuf) -> Snapshot,
+) -> Vec<WatchEvent> {
     let mut events = Vec::new();
     let mut changed = Vec::new();
     for t in tracked.iter_mut() {
