@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::hash::Hasher;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::state::Snapshot;
@@ -35,10 +36,26 @@ pub fn snapshot(path: &Path) -> Snapshot {
 /// SipHash (std's `DefaultHasher`, fixed keys) over the contents, read in
 /// small chunks so a big file costs no memory.
 pub fn content_hash(path: &Path) -> io::Result<u64> {
-    let file = File::open(path)?;
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+    // writer and stall the loop; only regular files are read.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
     let meta = file.metadata()?;
-    if meta.is_dir() {
-        return Err(io::Error::from_raw_os_error(libc::EISDIR));
+    if !meta.is_file() {
+        let errno = if meta.is_dir() {
+            libc::EISDIR
+        } else {
+            libc::EINVAL
+        };
+        return Err(io::Error::new(
+            io::Error::from_raw_os_error(errno).kind(),
+            format!(
+                "not a regular file ({})",
+                io::Error::from_raw_os_error(errno)
+            ),
+        ));
     }
     let mut hasher = std::hash::DefaultHasher::new();
     let mut limited = file.take(HASH_LIMIT);

@@ -47,16 +47,6 @@ fn entry_events() -> AddWatchFlags {
         | AddWatchFlags::IN_ONLYDIR
 }
 
-/// Events about the watch itself or the queue: each makes every path worth
-/// a new look.
-fn self_events() -> AddWatchFlags {
-    AddWatchFlags::IN_DELETE_SELF
-        | AddWatchFlags::IN_MOVE_SELF
-        | AddWatchFlags::IN_IGNORED
-        | AddWatchFlags::IN_Q_OVERFLOW
-        | AddWatchFlags::IN_UNMOUNT
-}
-
 /// Watches a few files for content changes; see the module comment.
 pub struct Watcher {
     inotify: Inotify,
@@ -165,18 +155,30 @@ impl Watcher {
         mask: AddWatchFlags,
         name: Option<&std::ffi::OsStr>,
     ) -> bool {
-        if mask.intersects(self_events()) {
-            if mask.contains(AddWatchFlags::IN_IGNORED)
-                && let Some(dir) = self.by_wd.remove(&wd)
-            {
-                self.dirs.remove(&dir);
-            }
+        if mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
             return true;
         }
-        match (self.by_wd.get(&wd), name) {
-            (Some(dir), Some(name)) => self.deps.contains(&(dir.clone(), name.to_os_string())),
-            _ => false,
+        if mask.contains(AddWatchFlags::IN_IGNORED) {
+            // The kernel dropped a watch (its directory is gone). One that
+            // `resync` removed itself is forgotten already: no new look.
+            return match self.by_wd.remove(&wd) {
+                Some(dir) => {
+                    self.dirs.remove(&dir);
+                    true
+                }
+                None => false,
+            };
         }
+        let Some(dir) = self.by_wd.get(&wd) else {
+            // Queued before `resync` removed the watch.
+            return false;
+        };
+        if mask.intersects(
+            AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF | AddWatchFlags::IN_UNMOUNT,
+        ) {
+            return true;
+        }
+        name.is_some_and(|name| self.deps.contains(&(dir.clone(), name.to_os_string())))
     }
 
     /// The next deadline, `None` while nothing is pending.

@@ -480,3 +480,12 @@ fn a_watcher_costs_little_memory_and_sleeps_while_idle() {
     .unwrap();
     assert!(ready.is_empty(), "nothing wakes an idle watcher");
 }
+
+#[test]
+fn a_fifo_is_not_read_and_does_not_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let err = content_hash(&fifo).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}
