@@ -489,3 +489,34 @@ fn a_fifo_is_not_read_and_does_not_block() {
     let err = content_hash(&fifo).unwrap_err();
     assert!(err.to_string().contains("not a regular file"), "{err}");
 }
+
+/// Twenty different writes of a real file within one (simulated) second,
+/// with the default debounce: inotify queues each event when the write
+/// returns, so the clock can be passed in and the count is exact.
+#[test]
+fn twenty_real_writes_in_a_second_give_one_change_with_the_final_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("envoy.yaml");
+    fs::write(&f, "gen: 0\n").unwrap();
+    let mut w = Watcher::new(std::slice::from_ref(&f), DEFAULT_DEBOUNCE).unwrap();
+    let t0 = Instant::now();
+    let mut events = Vec::new();
+    for i in 1..=20u32 {
+        let now = t0 + i * 50 * MS;
+        fs::write(&f, format!("gen: {i}\n")).unwrap();
+        w.on_readable(now).unwrap();
+        events.extend(w.on_timeout(now));
+    }
+    assert_eq!(events, vec![], "nothing while the writes go on");
+    let deadline = w.poll_timeout().expect("armed");
+    assert_eq!(deadline, t0 + 1000 * MS + DEFAULT_DEBOUNCE);
+    events.extend(w.on_timeout(deadline));
+    assert_eq!(events, changed(&f));
+    assert_eq!(fs::read_to_string(&f).unwrap(), "gen: 20\n");
+    assert_eq!(w.poll_timeout(), None);
+    // The look took the final contents: writing them again is no change.
+    fs::write(&f, "gen: 20\n").unwrap();
+    let later = deadline + DEFAULT_DEBOUNCE * 4;
+    w.on_readable(later).unwrap();
+    assert_eq!(w.on_timeout(later + DEFAULT_DEBOUNCE), vec![]);
+}
