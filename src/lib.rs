@@ -17,3 +17,4 @@ pub mod setup;
 pub mod signals;
 pub mod sockets;
 pub mod spawn;
+pub mod watch;
