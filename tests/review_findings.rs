@@ -15,8 +15,8 @@ use common::fake_admin::{FakeAdmin, initializing, live};
 use common::*;
 use hot_restarter::control::proto::{Reply, Request};
 use hot_restarter::control::server::ClientId;
+use hot_restarter::core::Exit;
 use hot_restarter::core::{Action, Answer, ChildState, Core, Event, Job, JobKind, Query, Settings};
-use hot_restarter::policy::Exit;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 

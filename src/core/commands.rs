@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
+use super::policy::{self, HupAction};
 use super::{Action, ChildState, Core, Held, Notify, Phase};
 use crate::control::proto::{Reply, Request};
 use crate::control::server::ClientId;
-use crate::policy::{self, HupAction};
 
 impl Core {
     pub(super) fn on_signal(&mut self, sig: Signal, now: Instant) {

@@ -6,8 +6,8 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::policy::{Ending, Exit};
 use super::{Action, ChildState, Core, KILL_REAP_WAIT, Notify, Phase, Work, describe, later};
-use crate::policy::{Ending, Exit};
 
 impl Core {
     /// One SIGCHLD's worth of reaped processes: our children, helpers, and
@@ -114,7 +114,7 @@ impl Core {
             // on (--keep-serving); once the new generation is LIVE it serves.
             // A later hot restart of this one follows its newest live epoch.
             let serving = self.serving().map(|c| c.epoch);
-            self.next_epoch = crate::policy::next_epoch_after_failure(serving, child.epoch);
+            self.next_epoch = crate::core::policy::next_epoch_after_failure(serving, child.epoch);
             log::warn!(
                 "generation {} epoch {} (PID={pid}) failed while generation {starting} starts; \
                  the handoff goes on (--keep-serving)",

@@ -299,7 +299,7 @@ impl Core {
     }
 
     /// A child of the old generation has exited; its exit decides nothing.
-    pub(super) fn retired(&mut self, child: super::Child, exit: crate::policy::Exit) {
+    pub(super) fn retired(&mut self, child: super::Child, exit: crate::core::policy::Exit) {
         log::info!(
             "PID={} (generation {} epoch {}, handed off) {}",
             child.pid,

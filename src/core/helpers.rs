@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use nix::unistd::Pid;
 
+use super::Exit;
 use super::{Action, Awaiting, Core, Helper, Preflight, Probe, Work, later};
-use crate::policy::Exit;
 
 impl Core {
     /// The helper of the restart in flight (preflight or ready check).

@@ -17,6 +17,7 @@ mod commands;
 mod exits;
 mod handoff;
 mod helpers;
+pub mod policy;
 mod ready;
 mod report;
 mod restart;
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
-use crate::policy::{Ending, Exit};
+pub use policy::{Ending, Exit};
 
 /// How long SIGKILLed processes may take to be reaped before the wrapper
 /// gives up on them. SIGKILL cannot be refused, so this only matters for a

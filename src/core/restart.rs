@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use nix::unistd::Pid;
 
+use super::policy::{self, Ending};
 use super::report::Outcome;
 use super::{
     Action, Awaiting, Child, ChildState, Core, Helper, Job, JobKind, Notify, Preflight, Probe,
     Work, later,
 };
-use crate::policy::{self, Ending};
 
 impl Core {
     /// A restart begins: run the preflight if there is one, else start the

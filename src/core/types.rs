@@ -7,9 +7,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::Exit;
 use crate::control::proto::{Reply, Request};
 use crate::control::server::ClientId;
-use crate::policy::Exit;
 
 /// What the core needs to know of the configuration: the switches and
 /// durations that decide, and the helper paths for log lines.

@@ -10,10 +10,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::Driver;
-use crate::capture::{self, Capture};
+use crate::core::Exit;
 use crate::core::{Answer, Event, Job, JobKind, Query, slot};
-use crate::policy::Exit;
-use crate::spawn::{self, Spec};
+use crate::os::spawn::{self, Spec};
+use crate::os::stderr_capture::{self, Capture};
 
 /// How long `--envoy-bin --hot-restart-version` may run.
 const VERSION_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,7 +45,7 @@ impl Driver {
             match capture.take() {
                 Ok(text) => {
                     let _ = std::io::stderr().write_all(&text);
-                    self.feed(Event::HelperOutput(pid, capture::last_words(&text)));
+                    self.feed(Event::HelperOutput(pid, stderr_capture::last_words(&text)));
                 }
                 Err(e) => log::warn!("cannot read the stderr of PID={pid}: {e}"),
             }

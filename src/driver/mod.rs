@@ -22,15 +22,15 @@ mod admin;
 mod control;
 mod jobs;
 
-use crate::capture::Capture;
-use crate::cli::Config;
+use crate::config::Config;
 use crate::control::server::{ClientId, ControlServer};
+use crate::core::Exit;
 use crate::core::{Action, Core, Event, Notify, Settings};
-use crate::notify::Notifier;
-use crate::pidfile::PidFile;
-use crate::policy::Exit;
-use crate::poller::{self, Interest};
-use crate::signals::Signals;
+use crate::os::pid_file::PidFile;
+use crate::os::poller::{self, Interest};
+use crate::os::sd_notify::Notifier;
+use crate::os::signals::Signals;
+use crate::os::stderr_capture::Capture;
 
 /// What a ready descriptor stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use hot_restarter::core::Exit;
 use hot_restarter::core::{Action, Core, Event, Settings};
-use hot_restarter::policy::Exit;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hot_restarter::control::proto::Request;
+use hot_restarter::core::Exit;
 use hot_restarter::core::Settings;
-use hot_restarter::policy::Exit;
 use proptest::collection::vec;
 use proptest::prelude::*;
 

@@ -5,8 +5,8 @@
 //! `admin.rs`.
 
 use hot_restarter::control::proto::Request;
+use hot_restarter::core::Exit;
 use hot_restarter::core::{Event, KILL_REAP_WAIT};
-use hot_restarter::policy::Exit;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 

@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use hot_restarter::control::proto::{Reply, Request};
 use hot_restarter::control::server::ClientId;
+use hot_restarter::core::Exit;
 use hot_restarter::core::{
     Action, Answer, ChildState, Core, Event, Job, JobKind, PhaseName, Query, Settings,
 };
-use hot_restarter::policy::Exit;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 

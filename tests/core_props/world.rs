@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use hot_restarter::policy::Exit;
+use hot_restarter::core::Exit;
 use nix::unistd::Pid;
 
 /// What a fake process is.

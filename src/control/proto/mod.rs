@@ -334,5 +334,4 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
 }
 
 #[cfg(test)]
-#[path = "proto_tests.rs"]
 mod tests;

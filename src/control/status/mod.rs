@@ -337,5 +337,4 @@ fn one_line(text: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "status_tests.rs"]
 mod tests;
