@@ -8,9 +8,7 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 
 use super::policy::{self, HupAction};
-use super::{Action, ChildState, Core, Held, Notify, Phase};
-use crate::control::proto::{Reply, Request};
-use crate::control::server::ClientId;
+use super::{Action, ChildState, Command, Core, Held, Notify, Phase, Reply, WaiterId};
 
 impl Core {
     pub(super) fn on_signal(&mut self, sig: Signal, now: Instant) {
@@ -34,29 +32,26 @@ impl Core {
         }
     }
 
-    pub(super) fn on_control(&mut self, client: ClientId, request: Request, now: Instant) {
-        if request != Request::Status {
-            log::info!("control socket: {}", request.to_line().trim_end());
-        }
-        match request {
-            Request::Status => {
-                let status = self.status(now);
+    pub(super) fn on_control(&mut self, client: WaiterId, command: Command, now: Instant) {
+        match command {
+            Command::Status => {
+                let status = self.status();
                 self.reply(client, Reply::Status(status));
             }
-            Request::Reload { wait } => match self.on_hup(now) {
+            Command::Reload { wait } => match self.on_hup(now) {
                 HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),
                 _ if !wait => self.reply_done(client, "reload requested"),
                 HupAction::Restart => self.wait_for_current_reload(client),
                 HupAction::Hold | HupAction::Coalesce => self.wait_for_held_reload(client),
             },
-            Request::ReopenLogs => {
+            Command::ReopenLogs => {
                 let sent = self.on_usr1();
                 match sent {
                     Some(n) => self.reply_done(client, &format!("SIGUSR1 sent to {n} children")),
                     None => self.reply_failed(client, "the wrapper is shutting down"),
                 }
             }
-            Request::Stop { wait } => {
+            Command::Stop { wait } => {
                 self.on_stop(now);
                 if wait {
                     self.wait_for_exit(client);
@@ -64,7 +59,7 @@ impl Core {
                     self.reply_done(client, "stopping");
                 }
             }
-            Request::Handoff { wait } => {
+            Command::Handoff { wait } => {
                 match self.on_handoff("requested on the control socket", now) {
                     HupAction::Ignore if !self.s.handoff => {
                         self.reply_failed(client, "handoff needs --envoy-admin and --handoff-admin")
@@ -165,16 +160,16 @@ impl Core {
         Some(sent)
     }
 
-    pub(super) fn reply(&mut self, client: ClientId, reply: Reply) {
+    pub(super) fn reply(&mut self, client: WaiterId, reply: Reply) {
         self.actions.push(Action::Reply(client, reply));
     }
 
-    pub(super) fn reply_done(&mut self, client: ClientId, detail: &str) {
+    pub(super) fn reply_done(&mut self, client: WaiterId, detail: &str) {
         let detail = detail.to_string();
         self.reply(client, Reply::Done { detail });
     }
 
-    pub(super) fn reply_failed(&mut self, client: ClientId, reason: &str) {
+    pub(super) fn reply_failed(&mut self, client: WaiterId, reason: &str) {
         let reason = reason.to_string();
         self.reply(client, Reply::Failed { reason });
     }

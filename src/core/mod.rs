@@ -23,6 +23,7 @@ mod report;
 mod restart;
 mod types;
 
+pub use report::{Counters, LastReload, ReloadResult, StatusView};
 pub use types::*;
 
 use std::time::{Duration, Instant};

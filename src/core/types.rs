@@ -1,5 +1,7 @@
 //! The core's vocabulary: its settings, the events it takes, the actions
-//! it returns, and the children it reports.
+//! it returns, the children it reports, and the commands and replies of
+//! its control-socket clients (`crate::control` turns them into the wire
+//! protocol and back).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,8 +10,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::Exit;
-use crate::control::proto::{Reply, Request};
-use crate::control::server::ClientId;
+use super::report::StatusView;
 
 /// What the core needs to know of the configuration: the switches and
 /// durations that decide, and the helper paths for log lines.
@@ -108,9 +109,9 @@ pub enum Event {
     /// The last lines a helper wrote to stderr, sent just before its exit.
     HelperOutput(Pid, String),
     /// A request on the control socket.
-    Control(ClientId, Request),
+    Control(WaiterId, Command),
     /// A control client hung up before its answer.
-    ControlGone(ClientId),
+    ControlGone(WaiterId),
     /// Time has passed: act on every deadline up to `now`.
     Tick,
 }
@@ -169,7 +170,7 @@ pub enum Action {
     /// Tell systemd (when `NOTIFY_SOCKET` is set).
     Notify(Notify),
     /// Answer a control-socket client.
-    Reply(ClientId, Reply),
+    Reply(WaiterId, Reply),
     /// Ask Envoy's admin; the driver answers with `Event::Answered`, within
     /// a short timeout.
     Ask(Query),
@@ -218,4 +219,37 @@ pub struct Child {
     pub epoch: u32,
     pub generation: u32,
     pub state: ChildState,
+}
+
+/// Who waits for an answer (a control-socket client). The number is the
+/// driver's; the core only keeps it, compares it and gives it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WaiterId(pub u64);
+
+/// What an operator asks for on the control socket; each does what its
+/// signal does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Report the wrapper's state.
+    Status,
+    /// As SIGHUP; with `wait`, answered when that restart has ended.
+    Reload { wait: bool },
+    /// As SIGUSR2 (`--handoff-admin`); with `wait`, answered when the
+    /// handoff has ended.
+    Handoff { wait: bool },
+    /// As SIGUSR1.
+    ReopenLogs,
+    /// As SIGTERM; with `wait`, answered as the wrapper's last act.
+    Stop { wait: bool },
+}
+
+/// The core's answer to a [`Command`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The answer to [`Command::Status`].
+    Status(StatusView),
+    /// Carried out, e.g. "epoch 3 (PID=123) is ready".
+    Done { detail: String },
+    /// Refused, or it failed, e.g. "restart to epoch 2 skipped because ...".
+    Failed { reason: String },
 }

@@ -229,10 +229,8 @@ impl Driver {
                 None
             }
             Action::Ask(query) => self.ask(query),
-            Action::Reply(client, reply) => {
-                if let Some(server) = &mut self.control {
-                    server.reply(client, &reply, Instant::now());
-                }
+            Action::Reply(waiter, reply) => {
+                self.reply(waiter, &reply);
                 None
             }
             Action::Notify(n) => {

@@ -5,12 +5,12 @@
 
 use std::time::Instant;
 
-use hot_restarter::control::proto::{Reply, Request};
-use hot_restarter::control::server::ClientId;
 use hot_restarter::core::Exit;
+use hot_restarter::core::WaiterId;
 use hot_restarter::core::{
     Action, Answer, ChildState, Core, Event, Job, JobKind, PhaseName, Query, Settings,
 };
+use hot_restarter::core::{Command, Reply};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -93,17 +93,17 @@ impl Script {
         self.answer(query, Ok(info))
     }
 
-    fn control(&mut self, client: u64, request: Request) -> Vec<Action> {
-        self.feed(Event::Control(ClientId(client), request))
+    fn control(&mut self, client: u64, request: Command) -> Vec<Action> {
+        self.feed(Event::Control(WaiterId(client), request))
     }
 
     fn replied(&self, actions: &[Action], client: u64) -> bool {
-        (actions.iter()).any(|a| matches!(a, Action::Reply(ClientId(c), _) if *c == client))
+        (actions.iter()).any(|a| matches!(a, Action::Reply(WaiterId(c), _) if *c == client))
     }
 
     fn replied_done(&self, actions: &[Action], client: u64) -> bool {
         (actions.iter())
-            .any(|a| matches!(a, Action::Reply(ClientId(c), Reply::Done { .. }) if *c == client))
+            .any(|a| matches!(a, Action::Reply(WaiterId(c), Reply::Done { .. }) if *c == client))
     }
 
     fn state(&self, pid: i32) -> Option<ChildState> {
@@ -246,7 +246,7 @@ fn a_handoff_held_while_versions_are_compared_gets_its_own_result() {
     });
     s.live(0, 0, 100);
     s.feed(Event::Signal(Signal::SIGHUP)); // compares the versions
-    s.control(1, Request::Handoff { wait: true }); // held
+    s.control(1, Command::Handoff { wait: true }); // held
     let v = || Ok(Answer::Version("11.104".into()));
     s.answer(Query::BinaryVersion, v());
     s.answer(Query::HotRestartVersion { generation: 0 }, v()); // equal: hot
@@ -257,7 +257,7 @@ fn a_handoff_held_while_versions_are_compared_gets_its_own_result() {
     assert!(
         matches!(
             &actions[..],
-            [.., Action::Reply(ClientId(1), Reply::Failed { .. }), _]
+            [.., Action::Reply(WaiterId(1), Reply::Failed { .. }), _]
         ),
         "{actions:?}"
     );
@@ -295,10 +295,10 @@ fn a_reload_whose_epoch_exits_0_before_it_is_ready_fails() {
         ..Settings::plain()
     });
     s.reap(&[(101, Exit::Code(0))]); // epoch 0 (PID 100) is ready
-    s.control(1, Request::Reload { wait: true }); // epoch 1: PID 102
+    s.control(1, Command::Reload { wait: true }); // epoch 1: PID 102
     let actions = s.reap(&[(102, Exit::Code(0))]);
     let failed = actions.iter().any(|a| {
-        matches!(a, Action::Reply(ClientId(1), Reply::Failed { reason })
+        matches!(a, Action::Reply(WaiterId(1), Reply::Failed { reason })
             if reason.contains("exited with code=0 before it was ready"))
     });
     assert!(failed, "{actions:?}");
@@ -312,7 +312,7 @@ fn a_reload_whose_epoch_exits_0_before_it_is_ready_fails() {
 fn a_handoff_is_not_done_in_the_batch_where_its_new_generation_fails() {
     let mut s = Script::new(handoff(false));
     s.live(0, 0, 100);
-    s.control(1, Request::Handoff { wait: true }); // generation 1: PID 101
+    s.control(1, Command::Handoff { wait: true }); // generation 1: PID 101
     // The handoff is done (and answered) once generation 1 is LIVE, as a
     // hot restart is once its epoch is ready; generation 0 drains.
     let live = s.live(1, 0, 101);
