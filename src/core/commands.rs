@@ -3,42 +3,40 @@
 //! (SIGTERM/SIGINT, `stop`), and `status`. A control request does exactly
 //! what its signal does, and is answered when that is done.
 
-use std::time::Instant;
-
 use nix::sys::signal::Signal;
 
 use super::policy::{self, HupAction};
 use super::{Action, ChildState, Command, Core, Held, Notify, Phase, Reply, WaiterId};
 
 impl Core {
-    pub(super) fn on_signal(&mut self, sig: Signal, now: Instant) {
+    pub(super) fn on_signal(&mut self, sig: Signal) {
         match sig {
             Signal::SIGTERM | Signal::SIGINT => {
                 log::warn!("got {}", sig.as_str());
-                self.on_stop(now);
+                self.on_stop();
             }
             Signal::SIGHUP => {
                 log::info!("got SIGHUP");
-                self.on_hup(now);
+                self.on_hup();
             }
             Signal::SIGUSR1 => {
                 self.on_usr1();
             }
             Signal::SIGUSR2 => {
                 log::info!("got SIGUSR2");
-                self.on_handoff("SIGUSR2", now);
+                self.on_handoff("SIGUSR2");
             }
             other => log::debug!("ignoring {}", other.as_str()),
         }
     }
 
-    pub(super) fn on_control(&mut self, client: WaiterId, command: Command, now: Instant) {
+    pub(super) fn on_control(&mut self, client: WaiterId, command: Command) {
         match command {
             Command::Status => {
                 let status = self.status();
                 self.reply(client, Reply::Status(status));
             }
-            Command::Reload { wait } => match self.on_hup(now) {
+            Command::Reload { wait } => match self.on_hup() {
                 HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),
                 _ if !wait => self.reply_done(client, "reload requested"),
                 HupAction::Restart => self.wait_for_current_reload(client),
@@ -52,30 +50,28 @@ impl Core {
                 }
             }
             Command::Stop { wait } => {
-                self.on_stop(now);
+                self.on_stop();
                 if wait {
                     self.wait_for_exit(client);
                 } else {
                     self.reply_done(client, "stopping");
                 }
             }
-            Command::Handoff { wait } => {
-                match self.on_handoff("requested on the control socket", now) {
-                    HupAction::Ignore if !self.s.handoff => {
-                        self.reply_failed(client, "handoff needs --envoy-admin and --handoff-admin")
-                    }
-                    HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),
-                    _ if !wait => self.reply_done(client, "handoff requested"),
-                    HupAction::Restart => self.wait_for_current_reload(client),
-                    HupAction::Hold | HupAction::Coalesce => self.wait_for_held_reload(client),
+            Command::Handoff { wait } => match self.on_handoff("requested on the control socket") {
+                HupAction::Ignore if !self.s.handoff => {
+                    self.reply_failed(client, "handoff needs --envoy-admin and --handoff-admin")
                 }
-            }
+                HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),
+                _ if !wait => self.reply_done(client, "handoff requested"),
+                HupAction::Restart => self.wait_for_current_reload(client),
+                HupAction::Hold | HupAction::Coalesce => self.wait_for_held_reload(client),
+            },
         }
     }
 
-    fn on_stop(&mut self, now: Instant) {
+    fn on_stop(&mut self) {
         if let Phase::Running(_) = self.phase {
-            self.shutdown(now);
+            self.shutdown();
         } else {
             log::info!("already shutting down, ignoring the stop request");
         }
@@ -83,12 +79,12 @@ impl Core {
 
     /// A restart request: start one now, hold it, fold it into the held
     /// one, or ignore it while stopping.
-    fn on_hup(&mut self, now: Instant) -> HupAction {
+    fn on_hup(&mut self) -> HupAction {
         let stopping = !matches!(self.phase, Phase::Running(_));
         let action = policy::on_hup(stopping, self.restart_blocked(), self.held.is_some());
         match action {
             HupAction::Ignore => log::info!("shutting down, ignoring SIGHUP"),
-            HupAction::Restart => self.begin_restart(now),
+            HupAction::Restart => self.begin_restart(),
             HupAction::Hold => {
                 self.held = Some(Held::Restart);
                 log::info!("holding SIGHUP until {}", self.describe_wait());
@@ -107,7 +103,7 @@ impl Core {
     /// A handoff request: as a restart request, but to a new generation; a
     /// held handoff absorbs a held restart (the new generation reads the
     /// configuration afresh too).
-    fn on_handoff(&mut self, why: &str, now: Instant) -> HupAction {
+    fn on_handoff(&mut self, why: &str) -> HupAction {
         if !self.s.handoff {
             log::warn!("ignoring the handoff request: --handoff-admin is not set");
             return HupAction::Ignore;
@@ -117,7 +113,7 @@ impl Core {
         let action = policy::on_hup(stopping, self.restart_blocked(), held_handoff);
         match action {
             HupAction::Ignore => log::info!("shutting down, ignoring the handoff request"),
-            HupAction::Restart => self.begin_handoff(why, now),
+            HupAction::Restart => self.begin_handoff(why),
             HupAction::Hold => {
                 self.held = Some(Held::Handoff(why.to_string()));
                 log::info!("holding the handoff until {}", self.describe_wait());

@@ -1,8 +1,6 @@
 //! Exits and endings: judging reaped processes, the teardown after a
 //! failure, the graceful shutdown, and the deadlines that end each of them.
 
-use std::time::Instant;
-
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -12,7 +10,7 @@ use super::{Action, ChildState, Core, KILL_REAP_WAIT, Notify, Phase, Work, descr
 impl Core {
     /// One SIGCHLD's worth of reaped processes: our children, helpers, and
     /// orphans re-parented to us.
-    pub(super) fn on_reaped(&mut self, batch: Vec<(Pid, Exit)>, now: Instant) {
+    pub(super) fn on_reaped(&mut self, batch: Vec<(Pid, Exit)>) {
         let helper = self.helper_pid();
         // The Python wrapper logs every SIGCHLD; ready checks exit several
         // times a second, so their exits alone are logged only at debug.
@@ -49,8 +47,8 @@ impl Core {
         if teardown && self.phase.is_running() {
             self.teardown();
         }
-        self.check_retired(now);
-        self.judge_helper(now);
+        self.check_retired();
+        self.judge_helper();
     }
 
     /// Judge one child's exit. Returns true when it means a teardown.
@@ -209,7 +207,8 @@ impl Core {
     }
 
     /// SIGTERM/SIGINT: pass SIGTERM on and wait up to the term wait.
-    pub(super) fn shutdown(&mut self, now: Instant) {
+    pub(super) fn shutdown(&mut self) {
+        let now = self.now;
         self.notify(Notify::Stopping);
         self.reloads_abandoned("the wrapper is shutting down");
         self.kill_helper();
@@ -241,7 +240,8 @@ impl Core {
     }
 
     /// Act on every deadline that has passed.
-    pub(super) fn on_time(&mut self, now: Instant) {
+    pub(super) fn on_time(&mut self) {
+        let now = self.now;
         match self.phase.clone() {
             Phase::ShuttingDown { deadline } if now >= deadline => {
                 for c in &self.children {
@@ -268,7 +268,7 @@ impl Core {
                 self.killed_helpers.clear();
                 self.phase = Phase::Done(ending);
             }
-            Phase::Running(_) => self.restart_deadlines(now),
+            Phase::Running(_) => self.restart_deadlines(),
             _ => {}
         }
     }

@@ -29,7 +29,7 @@ const VERSION_WAIT: Duration = Duration::from_secs(10);
 
 impl Core {
     /// Hand off to a new generation.
-    pub(super) fn begin_handoff(&mut self, why: &str, now: Instant) {
+    pub(super) fn begin_handoff(&mut self, why: &str) {
         let to = self.generation + 1;
         log::info!(
             "handing off from generation {} to generation {to} (slot {}): {why}",
@@ -37,12 +37,13 @@ impl Core {
             slot(to)
         );
         self.reload_is_handoff();
-        self.begin_restart_to(0, to, now);
+        self.begin_restart_to(0, to);
     }
 
     /// `--envoy-bin`: ask both hot-restart versions before choosing.
-    pub(super) fn begin_comparing(&mut self, now: Instant) {
-        self.reload_begun(self.next_epoch, now);
+    pub(super) fn begin_comparing(&mut self) {
+        let now = self.now;
+        self.reload_begun(self.next_epoch);
         self.set_work(Work::Comparing {
             started: now,
             deadline: later(now, VERSION_WAIT),
@@ -55,12 +56,7 @@ impl Core {
             .push(Action::Ask(Query::HotRestartVersion { generation }));
     }
 
-    pub(super) fn on_version(
-        &mut self,
-        query: Query,
-        answer: Result<Answer, String>,
-        now: Instant,
-    ) {
+    pub(super) fn on_version(&mut self, query: Query, answer: Result<Answer, String>) {
         let Work::Comparing {
             started,
             deadline,
@@ -88,7 +84,7 @@ impl Core {
             running: running.clone(),
         });
         if let (Some(binary), Some(running)) = (binary, running) {
-            self.compared(binary, running, now);
+            self.compared(binary, running);
         }
     }
 
@@ -98,7 +94,6 @@ impl Core {
         &mut self,
         binary: Result<String, String>,
         running: Result<String, String>,
-        now: Instant,
     ) {
         self.set_work(Work::Idle);
         match (binary, running) {
@@ -107,11 +102,11 @@ impl Core {
                     "the Envoy binary's hot-restart version {b} differs from the running \
                      Envoy's {r}"
                 );
-                self.begin_handoff(&why, now);
+                self.begin_handoff(&why);
             }
             (Ok(_), Ok(_)) => {
                 let (epoch, generation) = (self.next_epoch, self.generation);
-                self.begin_restart_to(epoch, generation, now);
+                self.begin_restart_to(epoch, generation);
             }
             (b, r) => {
                 let error = [b.err(), r.err()].into_iter().flatten().collect::<Vec<_>>();
@@ -120,13 +115,14 @@ impl Core {
                     error.join("; ")
                 );
                 let (epoch, generation) = (self.next_epoch, self.generation);
-                self.begin_restart_to(epoch, generation, now);
+                self.begin_restart_to(epoch, generation);
             }
         }
     }
 
     /// The new generation is LIVE: it serves now, and the old one drains.
-    pub(super) fn handoff_live(&mut self, a: Awaiting, now: Instant) {
+    pub(super) fn handoff_live(&mut self, a: Awaiting) {
+        let now = self.now;
         let from = self.generation;
         self.generation = a.generation;
         self.next_epoch = a.epoch + 1;
@@ -161,7 +157,7 @@ impl Core {
             },
         }));
         if self.retiring().next().is_none() {
-            self.handoff_done(now);
+            self.handoff_done();
             return;
         }
         self.actions
@@ -175,12 +171,8 @@ impl Core {
     }
 
     /// The old generation answered the drain request, or counted sockets.
-    pub(super) fn on_retiring_answer(
-        &mut self,
-        query: Query,
-        answer: Result<Answer, String>,
-        now: Instant,
-    ) {
+    pub(super) fn on_retiring_answer(&mut self, query: Query, answer: Result<Answer, String>) {
+        let now = self.now;
         let Work::Retiring(r) = self.work().clone() else {
             return;
         };
@@ -206,11 +198,11 @@ impl Core {
                      SIGTERM now: requests in flight on it may be cut",
                     r.from
                 );
-                self.stop_retiring(r, now);
+                self.stop_retiring(r);
             }
             (Query::Listening { .. }, Stage::Counting { limit }, Ok(Answer::Listening(0))) => {
                 log::info!("generation {} has closed its listeners", r.from);
-                self.stop_retiring(r, now);
+                self.stop_retiring(r);
                 let _ = limit;
             }
             (Query::Listening { .. }, Stage::Counting { limit }, other) => {
@@ -245,7 +237,8 @@ impl Core {
     }
 
     /// SIGTERM the old generation; its exits are expected.
-    fn stop_retiring(&mut self, r: Retiring, now: Instant) {
+    fn stop_retiring(&mut self, r: Retiring) {
+        let now = self.now;
         let pids: Vec<(Pid, u32)> = self.retiring().map(|c| (c.pid, c.epoch)).collect();
         for (pid, epoch) in pids {
             log::info!(
@@ -263,7 +256,8 @@ impl Core {
     }
 
     /// Deadlines of the old generation's way out.
-    pub(super) fn retiring_deadlines(&mut self, r: Retiring, now: Instant) {
+    pub(super) fn retiring_deadlines(&mut self, r: Retiring) {
+        let now = self.now;
         match r.stage {
             Stage::Draining { limit }
             | Stage::Watching { limit, .. }
@@ -275,7 +269,7 @@ impl Core {
                     r.from,
                     DRAIN_LIMIT.as_secs()
                 );
-                self.stop_retiring(r, now);
+                self.stop_retiring(r);
             }
             Stage::Watching { next, limit } if now >= next => self.count_listeners(r, limit),
             Stage::Stopping { deadline } if now >= deadline => {
@@ -312,15 +306,16 @@ impl Core {
     /// After a batch of exits: the handoff is done once no child of the old
     /// generation is left, unless the batch tore everything down (its new
     /// generation failed in the same batch).
-    pub(super) fn check_retired(&mut self, now: Instant) {
+    pub(super) fn check_retired(&mut self) {
         if self.retiring().next().is_none()
             && let Work::Retiring(_) = self.work()
         {
-            self.handoff_done(now);
+            self.handoff_done();
         }
     }
 
-    fn handoff_done(&mut self, now: Instant) {
+    fn handoff_done(&mut self) {
+        let now = self.now;
         let Work::Retiring(r) = self.work().clone() else {
             return;
         };

@@ -2,8 +2,6 @@
 //! script): which one runs, noting its exit within a batch, killing its
 //! process group, and judging its exit once the batch's children have been.
 
-use std::time::Instant;
-
 use nix::unistd::Pid;
 
 use super::Exit;
@@ -67,7 +65,8 @@ impl Core {
     }
 
     /// A helper reaped in the last batch, judged now.
-    pub(super) fn judge_helper(&mut self, now: Instant) {
+    pub(super) fn judge_helper(&mut self) {
+        let now = self.now;
         match self.work().clone() {
             Work::Preflight(Preflight {
                 epoch,
@@ -118,7 +117,7 @@ impl Core {
                 if let Some(a) = self.awaiting_mut() {
                     a.script = script;
                 }
-                self.check_ready(now);
+                self.check_ready();
             }
             _ => {}
         }

@@ -234,16 +234,16 @@ impl Core {
         if !matches!(self.phase, Phase::Done(_)) {
             match event {
                 Event::Start => self.start_epoch(0, 0),
-                Event::Signal(sig) => self.on_signal(sig, now),
-                Event::Reaped(batch) => self.on_reaped(batch, now),
-                Event::Spawned(job, result) => self.on_spawned(job, result, now),
-                Event::Answered(query, answer) => self.on_answer(query, answer, now),
-                Event::Control(client, request) => self.on_control(client, request, now),
+                Event::Signal(sig) => self.on_signal(sig),
+                Event::Reaped(batch) => self.on_reaped(batch),
+                Event::Spawned(job, result) => self.on_spawned(job, result),
+                Event::Answered(query, answer) => self.on_answer(query, answer),
+                Event::Control(client, request) => self.on_control(client, request),
                 Event::ControlGone(client) => self.on_control_gone(client),
                 Event::HelperOutput(pid, text) => self.helper_said = Some((pid, text)),
-                Event::Tick => self.on_time(now),
+                Event::Tick => self.on_time(),
             }
-            self.settle(now);
+            self.settle();
         }
         std::mem::take(&mut self.actions)
     }
@@ -328,7 +328,7 @@ impl Core {
     /// What follows from any event: end the run when no child is left, and
     /// start a held restart once nothing holds it any more. Done once per
     /// event, after the whole event (a batch of exits) has been judged.
-    fn settle(&mut self, now: Instant) {
+    fn settle(&mut self) {
         self.check_children_left();
         if self.held.is_some()
             && matches!(self.phase, Phase::Running(_))
@@ -338,11 +338,11 @@ impl Core {
             match self.held.take() {
                 Some(Held::Handoff(why)) => {
                     log::info!("starting the held handoff");
-                    self.begin_handoff(&why, now);
+                    self.begin_handoff(&why);
                 }
                 _ => {
                     log::info!("starting the held restart");
-                    self.begin_restart(now);
+                    self.begin_restart();
                 }
             }
         }

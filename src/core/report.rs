@@ -108,7 +108,8 @@ pub(super) enum Outcome<'a> {
 impl Core {
     /// A reload to `epoch` begins; clients waiting for a held reload now
     /// wait for this one.
-    pub(super) fn reload_begun(&mut self, epoch: u32, now: Instant) {
+    pub(super) fn reload_begun(&mut self, epoch: u32) {
+        let now = self.now;
         let r = &mut self.report;
         if let Some(current) = &mut r.current {
             // Already begun (the versions were compared first). Requests
@@ -127,8 +128,7 @@ impl Core {
 
     /// The reload in flight (or about to begin) is a handoff.
     pub(super) fn reload_is_handoff(&mut self) {
-        let now = self.now;
-        self.reload_begun(0, now);
+        self.reload_begun(0);
         if let Some(current) = &mut self.report.current {
             current.handoff = true;
         }

@@ -2,8 +2,6 @@
 //! (done, skipped, or failed with --keep-serving); the helper processes
 //! that serve them are in `helpers.rs`.
 
-use std::time::Instant;
-
 use nix::unistd::Pid;
 
 use super::policy::{self, Ending};
@@ -16,24 +14,25 @@ use super::{
 impl Core {
     /// A restart begins: run the preflight if there is one, else start the
     /// next epoch at once.
-    pub(super) fn begin_restart(&mut self, now: Instant) {
+    pub(super) fn begin_restart(&mut self) {
         if self.s.handoff && self.wedged {
             let why = "hot restart is wedged: a new epoch died before it was ready, and Envoy \
                        refuses every further hot restart of this generation \
                        (envoyproxy/envoy #33446)";
-            self.begin_handoff(why, now);
+            self.begin_handoff(why);
         } else if self.s.handoff && self.s.envoy_bin {
-            self.begin_comparing(now);
+            self.begin_comparing();
         } else {
             let (epoch, generation) = (self.next_epoch, self.generation);
-            self.begin_restart_to(epoch, generation, now);
+            self.begin_restart_to(epoch, generation);
         }
     }
 
     /// Restart to `epoch` of `generation` (a new generation: a handoff):
     /// run the preflight if there is one, else start it at once.
-    pub(super) fn begin_restart_to(&mut self, epoch: u32, generation: u32, now: Instant) {
-        self.reload_begun(epoch, now);
+    pub(super) fn begin_restart_to(&mut self, epoch: u32, generation: u32) {
+        let now = self.now;
+        self.reload_begun(epoch);
         self.notify(Notify::Reloading(format!("restarting to epoch {epoch}")));
         let Some(script) = &self.s.preflight else {
             self.start_epoch(epoch, generation);
@@ -65,10 +64,11 @@ impl Core {
         self.actions.push(Action::Spawn(job));
     }
 
-    pub(super) fn on_spawned(&mut self, job: Job, result: Result<Pid, String>, now: Instant) {
+    pub(super) fn on_spawned(&mut self, job: Job, result: Result<Pid, String>) {
+        let now = self.now;
         let (epoch, generation) = (job.epoch, job.generation);
         match (job.kind, result) {
-            (JobKind::Epoch, Ok(pid)) => self.epoch_started(epoch, generation, pid, now),
+            (JobKind::Epoch, Ok(pid)) => self.epoch_started(epoch, generation, pid),
             (JobKind::Epoch, Err(why)) => {
                 log::error!("cannot start epoch {epoch}: {why}");
                 self.set_work(Work::Idle);
@@ -103,7 +103,8 @@ impl Core {
         }
     }
 
-    fn epoch_started(&mut self, epoch: u32, generation: u32, pid: Pid, now: Instant) {
+    fn epoch_started(&mut self, epoch: u32, generation: u32, pid: Pid) {
+        let now = self.now;
         log::info!("forked new child process with PID={pid}");
         let checked = self.readiness_checked();
         self.children.push(Child {
@@ -135,7 +136,7 @@ impl Core {
             admin_said: None,
         }));
         // The first checks run now rather than at the next wake-up.
-        self.run_due_probes(now);
+        self.run_due_probes();
     }
 
     /// A start that failed before any child ran.
@@ -317,7 +318,8 @@ impl Core {
     }
 
     /// Deadlines of the restart in flight.
-    pub(super) fn restart_deadlines(&mut self, now: Instant) {
+    pub(super) fn restart_deadlines(&mut self) {
+        let now = self.now;
         match self.work().clone() {
             Work::Preflight(p) if now >= p.deadline => {
                 self.kill_helper();
@@ -352,7 +354,7 @@ impl Core {
                     self.ready_timed_out(a.pid, a.epoch);
                 }
             }
-            Work::Awaiting(_) => self.run_due_probes(now),
+            Work::Awaiting(_) => self.run_due_probes(),
             Work::Comparing {
                 deadline,
                 binary,
@@ -363,10 +365,9 @@ impl Core {
                 self.compared(
                     binary.unwrap_or_else(missing),
                     running.unwrap_or_else(missing),
-                    now,
                 );
             }
-            Work::Retiring(r) => self.retiring_deadlines(r, now),
+            Work::Retiring(r) => self.retiring_deadlines(r),
             _ => {}
         }
     }
