@@ -5,7 +5,9 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::policy::{Ending, Exit};
-use super::{Action, ChildState, Core, KILL_REAP_WAIT, Notify, Phase, Work, describe, later};
+use super::report::Outcome;
+use super::transition::Settle;
+use super::{Action, ChildState, Core, KILL_REAP_WAIT, Phase, Work, describe, later};
 
 impl Core {
     /// One SIGCHLD's worth of reaped processes: our children, helpers, and
@@ -71,7 +73,6 @@ impl Core {
         if child.generation != self.generation {
             // The new generation of a handoff, before it was LIVE: the old
             // one keeps serving, whatever the flags.
-            self.kill_helper();
             let why = format!(
                 "PID={pid} {} before it was LIVE (if it failed at once: does the start script \
                  use HOT_RESTARTER_SLOT for --base-id and the admin address?)",
@@ -85,16 +86,13 @@ impl Core {
             if awaited {
                 // It finished before it was ever ready: nothing to wait for,
                 // and the restart did not take (the older epochs serve on).
-                // (Found by the property tests.)
-                self.kill_helper();
                 let reason = format!(
                     "restart to epoch {} failed because PID={pid} exited with code=0 before it \
                      was ready",
                     child.epoch
                 );
                 log::warn!("{reason}; {}", self.serving_description());
-                self.reload_ended(super::report::Outcome::Failed(&reason));
-                self.notify_ready();
+                self.set_work(Work::Idle, Settle::Ended(Outcome::Failed(&reason)));
             }
             return false;
         }
@@ -123,9 +121,6 @@ impl Core {
         }
         let newest = self.serving().map(|c| c.epoch).max().unwrap_or(0);
         if child.epoch > newest || self.serving().next().is_none() {
-            if awaited {
-                self.kill_helper();
-            }
             // Not ready yet: a new epoch died before going live (its
             // restart may be over already, failed by an older epoch judged
             // first in the same batch).
@@ -179,7 +174,7 @@ impl Core {
                 self.finish(ending);
             }
             Phase::Exiting { ending, .. } if self.killed_helpers.is_empty() => {
-                self.phase = Phase::Done(ending);
+                self.set_state(Phase::Done(ending), Settle::Keep);
             }
             Phase::Exiting { .. } | Phase::Done(_) => {}
         }
@@ -189,54 +184,39 @@ impl Core {
     /// reaped.
     pub(super) fn teardown(&mut self) {
         log::warn!("Due to abnormal exit, force killing all child processes and exiting");
-        self.reloads_abandoned("a child failed: the wrapper is killing every child and exiting 1");
-        self.kill_helper();
         self.force_kill_all(Ending::Failure);
     }
 
     fn force_kill_all(&mut self, ending: Ending) {
+        let killing = Phase::Killing {
+            deadline: later(self.now, KILL_REAP_WAIT),
+            ending,
+        };
+        self.set_state(killing, Settle::Keep);
         for i in 0..self.children.len() {
             let pid = self.children[i].pid;
             log::warn!("force killing PID={pid}");
             self.actions.push(Action::Signal(pid, Signal::SIGKILL));
         }
-        self.phase = Phase::Killing {
-            deadline: later(self.now, KILL_REAP_WAIT),
-            ending,
-        };
     }
 
     /// SIGTERM/SIGINT: pass SIGTERM on and wait up to the term wait.
     pub(super) fn shutdown(&mut self) {
-        let now = self.now;
-        self.notify(Notify::Stopping);
-        self.reloads_abandoned("the wrapper is shutting down");
-        self.kill_helper();
-        self.held = None;
+        let shutting_down = Phase::ShuttingDown {
+            deadline: later(self.now, self.s.term_wait),
+        };
+        self.set_state(shutting_down, Settle::Keep);
         for i in 0..self.children.len() {
             let pid = self.children[i].pid;
             log::info!("sending TERM to PID={pid}");
             self.actions.push(Action::Signal(pid, Signal::SIGTERM));
         }
-        self.phase = Phase::ShuttingDown {
-            deadline: later(now, self.s.term_wait),
-        };
     }
 
     /// No child is left: stop whatever helper runs, and be done once every
     /// killed helper has been reaped.
     pub(super) fn finish(&mut self, ending: Ending) {
-        self.reloads_abandoned("the wrapper is exiting: no child is left");
-        self.kill_helper();
-        self.held = None;
-        self.phase = if self.killed_helpers.is_empty() {
-            Phase::Done(ending)
-        } else {
-            Phase::Exiting {
-                deadline: later(self.now, KILL_REAP_WAIT),
-                ending,
-            }
-        };
+        self.set_state(Phase::Done(ending), Settle::Keep);
     }
 
     /// Act on every deadline that has passed.
@@ -266,7 +246,7 @@ impl Core {
                     );
                 }
                 self.killed_helpers.clear();
-                self.phase = Phase::Done(ending);
+                self.set_state(Phase::Done(ending), Settle::Keep);
             }
             Phase::Running(_) => self.restart_deadlines(),
             _ => {}

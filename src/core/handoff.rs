@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::report::Outcome;
+use super::transition::Settle;
 use super::{
     Action, Answer, Awaiting, ChildState, Core, KILL_REAP_WAIT, Query, Retiring, Stage, Work,
     later, slot,
@@ -44,12 +45,15 @@ impl Core {
     pub(super) fn begin_comparing(&mut self) {
         let now = self.now;
         self.reload_begun(self.next_epoch);
-        self.set_work(Work::Comparing {
-            started: now,
-            deadline: later(now, VERSION_WAIT),
-            binary: None,
-            running: None,
-        });
+        self.set_work(
+            Work::Comparing {
+                started: now,
+                deadline: later(now, VERSION_WAIT),
+                binary: None,
+                running: None,
+            },
+            Settle::Keep,
+        );
         self.actions.push(Action::Ask(Query::BinaryVersion));
         let generation = self.generation;
         self.actions
@@ -77,12 +81,15 @@ impl Core {
             }
             _ => return,
         }
-        self.set_work(Work::Comparing {
-            started,
-            deadline,
-            binary: binary.clone(),
-            running: running.clone(),
-        });
+        self.set_work(
+            Work::Comparing {
+                started,
+                deadline,
+                binary: binary.clone(),
+                running: running.clone(),
+            },
+            Settle::Keep,
+        );
         if let (Some(binary), Some(running)) = (binary, running) {
             self.compared(binary, running);
         }
@@ -95,7 +102,7 @@ impl Core {
         binary: Result<String, String>,
         running: Result<String, String>,
     ) {
-        self.set_work(Work::Idle);
+        self.set_work(Work::Idle, Settle::Keep);
         match (binary, running) {
             (Ok(b), Ok(r)) if b != r => {
                 let why = format!(
@@ -147,15 +154,17 @@ impl Core {
             "generation {} epoch {} (PID={}) is LIVE and serves; generation {from} drains",
             a.generation, a.epoch, a.pid
         );
-        self.reload_ended(Outcome::Done(&detail));
-        self.notify_ready();
-        self.set_work(Work::Retiring(Retiring {
+        let retiring = Retiring {
             from,
             started: a.started,
             stage: Stage::Draining {
                 limit: later(now, DRAIN_LIMIT),
             },
-        }));
+        };
+        self.set_work(
+            Work::Retiring(retiring),
+            Settle::Ended(Outcome::Done(&detail)),
+        );
         if self.retiring().next().is_none() {
             self.handoff_done();
             return;
@@ -209,13 +218,16 @@ impl Core {
                 if let Err(e) = other {
                     log::debug!("cannot count generation {}'s listeners: {e}", r.from);
                 }
-                self.set_work(Work::Retiring(Retiring {
-                    stage: Stage::Watching {
-                        next: later(now, LISTEN_POLL),
-                        limit,
-                    },
-                    ..r
-                }));
+                self.set_work(
+                    Work::Retiring(Retiring {
+                        stage: Stage::Watching {
+                            next: later(now, LISTEN_POLL),
+                            limit,
+                        },
+                        ..r
+                    }),
+                    Settle::Keep,
+                );
             }
             _ => {}
         }
@@ -226,10 +238,13 @@ impl Core {
         let Some(pid) = self.retiring().last().map(|c| c.pid) else {
             return;
         };
-        self.set_work(Work::Retiring(Retiring {
-            stage: Stage::Counting { limit },
-            ..r
-        }));
+        self.set_work(
+            Work::Retiring(Retiring {
+                stage: Stage::Counting { limit },
+                ..r
+            }),
+            Settle::Keep,
+        );
         self.actions.push(Action::Ask(Query::Listening {
             generation: r.from,
             pid,
@@ -247,12 +262,15 @@ impl Core {
             );
             self.actions.push(Action::Signal(pid, Signal::SIGTERM));
         }
-        self.set_work(Work::Retiring(Retiring {
-            stage: Stage::Stopping {
-                deadline: later(now, self.s.term_wait),
-            },
-            ..r
-        }));
+        self.set_work(
+            Work::Retiring(Retiring {
+                stage: Stage::Stopping {
+                    deadline: later(now, self.s.term_wait),
+                },
+                ..r
+            }),
+            Settle::Keep,
+        );
     }
 
     /// Deadlines of the old generation's way out.
@@ -281,12 +299,15 @@ impl Core {
                     );
                     self.actions.push(Action::Signal(pid, Signal::SIGKILL));
                 }
-                self.set_work(Work::Retiring(Retiring {
-                    stage: Stage::Stopping {
-                        deadline: later(now, KILL_REAP_WAIT.max(self.s.term_wait)),
-                    },
-                    ..r
-                }));
+                self.set_work(
+                    Work::Retiring(Retiring {
+                        stage: Stage::Stopping {
+                            deadline: later(now, KILL_REAP_WAIT.max(self.s.term_wait)),
+                        },
+                        ..r
+                    }),
+                    Settle::Keep,
+                );
             }
             _ => {}
         }
@@ -331,7 +352,7 @@ impl Core {
             "handoff from generation {} done in {ms} ms: {detail}",
             r.from
         );
-        self.set_work(Work::Idle);
+        self.set_work(Work::Idle, Settle::Keep);
     }
 
     /// The new generation did not make it: it is killed (if it still runs)
@@ -341,8 +362,6 @@ impl Core {
     pub(super) fn handoff_failed(&mut self, generation: u32, why: &str) {
         let reason = format!("handoff to generation {generation} failed because {why}");
         log::error!("{reason}; {}", self.serving_description());
-        self.set_work(Work::Idle);
-        self.reload_ended(Outcome::Failed(&reason));
-        self.notify_ready();
+        self.set_work(Work::Idle, Settle::Ended(Outcome::Failed(&reason)));
     }
 }

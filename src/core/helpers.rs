@@ -55,15 +55,6 @@ impl Core {
         self.killed_helpers.push(pid);
     }
 
-    /// Stop the restart in flight: SIGKILL its helper (unless it has exited
-    /// already) and forget the work.
-    pub(super) fn kill_helper(&mut self) {
-        if let Some(pid) = self.helper_pid() {
-            self.kill_group(pid);
-        }
-        self.set_work(Work::Idle);
-    }
-
     /// A helper reaped in the last batch, judged now.
     pub(super) fn judge_helper(&mut self) {
         let now = self.now;
@@ -92,7 +83,7 @@ impl Core {
                     "preflight for epoch {epoch} passed in {} ms",
                     now.saturating_duration_since(started).as_millis()
                 );
-                self.set_work(Work::Idle);
+                self.drop_work();
                 if self.live().next().is_some() {
                     self.start_epoch(epoch, generation);
                 }

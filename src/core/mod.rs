@@ -21,6 +21,7 @@ pub mod policy;
 mod ready;
 mod report;
 mod restart;
+mod transition;
 mod types;
 
 pub use report::{Counters, LastReload, ReloadResult, StatusView};
@@ -207,6 +208,8 @@ pub struct Core {
     /// The time of the event being handled.
     now: Instant,
     report: report::Reporting,
+    /// Changes of state refused as senseless (see `transition.rs`).
+    refused: u32,
 }
 
 impl Core {
@@ -225,6 +228,7 @@ impl Core {
             helper_said: None,
             actions: Vec::new(),
             now,
+            refused: 0,
         }
     }
 
@@ -323,6 +327,12 @@ impl Core {
         self.generation
     }
 
+    /// How many changes of state were refused as senseless: always 0
+    /// unless the core has a bug (debug builds panic at the first).
+    pub fn refused(&self) -> u32 {
+        self.refused
+    }
+
     // ----- after every event ---------------------------------------------
 
     /// What follows from any event: end the run when no child is left, and
@@ -408,12 +418,6 @@ impl Core {
         match &mut self.phase {
             Phase::Running(Work::Awaiting(a)) => Some(a),
             _ => None,
-        }
-    }
-
-    fn set_work(&mut self, work: Work) {
-        if let Phase::Running(_) = self.phase {
-            self.phase = Phase::Running(work);
         }
     }
 }

@@ -6,6 +6,7 @@ use nix::unistd::Pid;
 
 use super::policy::{self, Ending};
 use super::report::Outcome;
+use super::transition::Settle;
 use super::{
     Action, Awaiting, Child, ChildState, Core, Helper, Job, JobKind, Notify, Preflight, Probe,
     Work, later,
@@ -39,13 +40,16 @@ impl Core {
             return;
         };
         log::info!("running preflight {} for epoch {epoch}", script.display());
-        self.set_work(Work::Preflight(Preflight {
-            epoch,
-            generation,
-            started: now,
-            deadline: later(now, self.s.preflight_timeout),
-            helper: Helper::Spawning,
-        }));
+        self.set_work(
+            Work::Preflight(Preflight {
+                epoch,
+                generation,
+                started: now,
+                deadline: later(now, self.s.preflight_timeout),
+                helper: Helper::Spawning,
+            }),
+            Settle::Keep,
+        );
         let job = Job::new(JobKind::Preflight, epoch, generation);
         self.actions.push(Action::Spawn(job));
     }
@@ -59,7 +63,7 @@ impl Core {
                 super::slot(generation)
             );
         }
-        self.set_work(Work::Forking { epoch, generation });
+        self.set_work(Work::Forking { epoch, generation }, Settle::Keep);
         let job = Job::new(JobKind::Epoch, epoch, generation);
         self.actions.push(Action::Spawn(job));
     }
@@ -71,7 +75,7 @@ impl Core {
             (JobKind::Epoch, Ok(pid)) => self.epoch_started(epoch, generation, pid),
             (JobKind::Epoch, Err(why)) => {
                 log::error!("cannot start epoch {epoch}: {why}");
-                self.set_work(Work::Idle);
+                self.set_work(Work::Idle, Settle::Keep);
                 if generation != self.generation {
                     self.failed = true;
                     self.handoff_failed(generation, "its start script could not be executed");
@@ -125,16 +129,19 @@ impl Core {
             return;
         }
         let probe = |on: bool| if on { Probe::Due(now) } else { Probe::Off };
-        self.set_work(Work::Awaiting(Awaiting {
-            epoch,
-            generation,
-            pid,
-            started: now,
-            deadline: later(now, self.s.ready_timeout),
-            script: probe(self.s.ready_check.is_some()),
-            admin: probe(self.s.envoy_admin),
-            admin_said: None,
-        }));
+        self.set_work(
+            Work::Awaiting(Awaiting {
+                epoch,
+                generation,
+                pid,
+                started: now,
+                deadline: later(now, self.s.ready_timeout),
+                script: probe(self.s.ready_check.is_some()),
+                admin: probe(self.s.envoy_admin),
+                admin_said: None,
+            }),
+            Settle::Keep,
+        );
         // The first checks run now rather than at the next wake-up.
         self.run_due_probes();
     }
@@ -155,7 +162,6 @@ impl Core {
     /// The restart is complete (the new epoch runs, and is ready if that is
     /// checked). The newest live epoch serves; the older ones drain.
     pub(super) fn restart_done(&mut self) {
-        self.set_work(Work::Idle);
         let newest = self.serving().last().map(|c| c.pid);
         let generation = self.generation;
         for c in &mut self.children {
@@ -169,15 +175,18 @@ impl Core {
                 };
             }
         }
-        if let Some(c) = self.serving().last() {
-            let detail = if c.state == ChildState::Ready && self.readiness_checked() {
+        let detail = self.serving().last().map(|c| {
+            if c.state == ChildState::Ready && self.readiness_checked() {
                 format!("epoch {} (PID={}) is ready", c.epoch, c.pid)
             } else {
                 format!("epoch {} (PID={}) runs", c.epoch, c.pid)
-            };
-            self.reload_ended(Outcome::Done(&detail));
-        }
-        self.notify_ready();
+            }
+        });
+        let settle = match &detail {
+            Some(detail) => Settle::Ended(Outcome::Done(detail)),
+            None => Settle::Keep,
+        };
+        self.set_work(Work::Idle, settle);
         if let (true, Some(old)) = (self.held.is_some(), self.draining()) {
             log::info!(
                 "the held restart waits until epoch {} (PID={}) has drained and exited",
@@ -196,16 +205,15 @@ impl Core {
     /// The same, with `detail` (what the preflight said) added to the
     /// reason reported on the control socket; the log line keeps its words.
     pub(super) fn restart_skipped_because(&mut self, epoch: u32, why: &str, detail: &str) {
-        self.set_work(Work::Idle);
         let reason = format!("restart to epoch {epoch} skipped because {why}");
         log::error!("{reason}; {}", self.serving_description());
-        self.reload_ended(Outcome::Skipped(&format!("{reason}{detail}")));
-        self.notify_ready();
+        let reported = format!("{reason}{detail}");
+        self.set_work(Work::Idle, Settle::Ended(Outcome::Skipped(&reported)));
     }
 
     /// With --keep-serving: a new epoch failed while older ones run.
     pub(super) fn restart_failed(&mut self, epoch: u32, why: &str) {
-        match self.work() {
+        let retried = match self.work() {
             Work::Preflight(_) | Work::Comparing { .. } => {
                 // The preflight (or the version comparison) ran for an epoch
                 // that will not come next now: stop it and run the restart
@@ -225,16 +233,14 @@ impl Core {
                     Some(super::Held::Handoff(why)) => Some(super::Held::Handoff(why)),
                     _ => Some(retry),
                 };
-                self.kill_helper();
-                self.reload_postponed();
                 log::info!("cancelled {what}; the restart will be retried");
+                true
             }
-            // The awaited epoch exited in the same batch as an older one
-            // judged first: its ready check must not be left running.
-            // (Found by tests/core_props.rs.)
-            Work::Awaiting(_) => self.kill_helper(),
-            _ => {}
-        }
+            // The awaited epoch's ready check goes with the work (it may
+            // still run when an older epoch of the same batch was judged
+            // first).
+            _ => false,
+        };
         self.failed = true;
         self.next_epoch = policy::next_epoch_after_failure(self.serving().map(|c| c.epoch), epoch);
         log::warn!(
@@ -243,11 +249,12 @@ impl Core {
             self.serving_description(),
             self.next_epoch
         );
-        self.reload_ended(Outcome::Failed(&format!(
-            "restart to epoch {epoch} failed because {why}"
-        )));
-        self.set_work(Work::Idle);
-        self.notify_ready();
+        let reason = format!("restart to epoch {epoch} failed because {why}");
+        let settle = match retried {
+            true => Settle::Postponed,
+            false => Settle::Ended(Outcome::Failed(&reason)),
+        };
+        self.set_work(Work::Idle, settle);
     }
 
     /// Is a new epoch's readiness checked (script or Envoy's admin)?
@@ -322,7 +329,6 @@ impl Core {
         let now = self.now;
         match self.work().clone() {
             Work::Preflight(p) if now >= p.deadline => {
-                self.kill_helper();
                 let pid = match p.helper {
                     Helper::Running(pid) | Helper::Exited(pid, _) => pid.to_string(),
                     Helper::Spawning => "?".into(),
@@ -335,7 +341,9 @@ impl Core {
                 self.restart_skipped(p.epoch, "its preflight timed out");
             }
             Work::Awaiting(a) if now >= a.deadline => {
-                self.kill_helper();
+                // Given up on: the ready check goes now, the reload is
+                // settled below.
+                self.drop_work();
                 let said = match &a.admin_said {
                     Some(said) => format!(" (Envoy's admin said: {said})"),
                     None => String::new(),

@@ -210,8 +210,7 @@ impl Harness {
         let at = self.now.duration_since(self.t0).as_millis();
         self.trace.push(format!("+{at}ms {ev:?}"));
         self.predict(&ev);
-        let first = self.core.handle(ev.clone(), self.now);
-        self.check_declared();
+        let first = self.handle(ev.clone());
         let mut queue: VecDeque<(Action, bool)> = first.into_iter().map(|a| (a, false)).collect();
         while let Some((action, nested)) = queue.pop_front() {
             self.acted += 1;
@@ -221,8 +220,7 @@ impl Harness {
             self.trace.push(format!("    {action:?}"));
             if let Some(reply) = self.act(action, nested) {
                 self.trace.push(format!("    -> {reply:?}"));
-                let more = self.core.handle(reply, self.now);
-                self.check_declared();
+                let more = self.handle(reply);
                 for a in more.into_iter().rev() {
                     queue.push_front((a, true));
                 }
@@ -230,5 +228,16 @@ impl Harness {
         }
         self.answering = None;
         self.after(&ev, before, poll);
+    }
+
+    /// One call of the core, and what is checked after each: no change of
+    /// state was refused as senseless (I7), Envoy's readiness (A1).
+    fn handle(&mut self, ev: Event) -> Vec<Action> {
+        let actions = self.core.handle(ev, self.now);
+        self.ensure(self.core.refused() == 0, || {
+            "I7: the core refused a change of state as senseless".into()
+        });
+        self.check_declared();
+        actions
     }
 }
