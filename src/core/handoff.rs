@@ -13,8 +13,8 @@ use nix::unistd::Pid;
 use super::report::Outcome;
 use super::transition::Settle;
 use super::{
-    Action, Answer, Awaiting, ChildState, Core, KILL_REAP_WAIT, Query, Retiring, Stage, Work,
-    later, slot,
+    Action, Answer, Awaiting, ChildState, Core, Helper, Job, JobKind, KILL_REAP_WAIT, Query,
+    Retiring, Stage, Work, later, slot,
 };
 
 /// How long the old generation may keep its listeners open after the
@@ -41,50 +41,66 @@ impl Core {
         self.begin_restart_to(0, to);
     }
 
-    /// `--envoy-bin`: ask both hot-restart versions before choosing.
+    /// `--envoy-bin`: learn both hot-restart versions before choosing, the
+    /// binary's from `--envoy-bin PATH --hot-restart-version` (a helper
+    /// job), the running Envoy's from its admin.
     pub(super) fn begin_comparing(&mut self) {
         let now = self.now;
-        self.reload_begun(self.next_epoch);
+        let (epoch, generation) = (self.next_epoch, self.generation);
+        self.reload_begun(epoch);
         self.set_work(
             Work::Comparing {
                 started: now,
                 deadline: later(now, VERSION_WAIT),
+                probe: Helper::Spawning,
                 binary: None,
                 running: None,
             },
             Settle::Keep,
         );
-        self.actions.push(Action::Ask(Query::BinaryVersion));
-        let generation = self.generation;
+        let job = Job::new(JobKind::VersionProbe, epoch, generation);
+        self.actions.push(Action::Spawn(job));
         self.actions
             .push(Action::Ask(Query::HotRestartVersion { generation }));
     }
 
+    /// The running Envoy's admin answered `/hot_restart_version`.
     pub(super) fn on_version(&mut self, query: Query, answer: Result<Answer, String>) {
-        let Work::Comparing {
-            started,
-            deadline,
-            mut binary,
-            mut running,
-        } = self.work().clone()
-        else {
-            return;
-        };
+        match query {
+            Query::HotRestartVersion { generation } if generation == self.generation => {}
+            _ => return,
+        }
         let version = answer.and_then(|a| match a {
             Answer::Version(v) => Ok(v),
             other => Err(format!("unexpected answer {other:?}")),
         });
-        match query {
-            Query::BinaryVersion => binary = Some(version),
-            Query::HotRestartVersion { generation } if generation == self.generation => {
-                running = Some(version)
-            }
-            _ => return,
-        }
+        self.version_known(None, Some(version));
+    }
+
+    /// One of the versions is known (`binary` from the probe, `running`
+    /// from the admin); once both are, choose.
+    pub(super) fn version_known(
+        &mut self,
+        binary: Option<Result<String, String>>,
+        running: Option<Result<String, String>>,
+    ) {
+        let Work::Comparing {
+            started,
+            deadline,
+            probe,
+            binary: had_binary,
+            running: had_running,
+        } = self.work().clone()
+        else {
+            return;
+        };
+        let binary = binary.or(had_binary);
+        let running = running.or(had_running);
         self.set_work(
             Work::Comparing {
                 started,
                 deadline,
+                probe,
                 binary: binary.clone(),
                 running: running.clone(),
             },

@@ -5,6 +5,7 @@
 use nix::unistd::Pid;
 
 use super::Exit;
+use super::policy::last_words;
 use super::{Action, Awaiting, Core, Helper, Preflight, Probe, Work, later};
 
 impl Core {
@@ -12,6 +13,7 @@ impl Core {
     pub(super) fn helper_mut(&mut self) -> Option<&mut Helper> {
         match &mut self.phase {
             super::Phase::Running(Work::Preflight(p)) => Some(&mut p.helper),
+            super::Phase::Running(Work::Comparing { probe, .. }) => Some(probe),
             super::Phase::Running(Work::Awaiting(Awaiting {
                 script: Probe::Running(h),
                 ..
@@ -22,17 +24,7 @@ impl Core {
 
     /// The running helper, if any.
     pub(super) fn helper_pid(&self) -> Option<Pid> {
-        match self.work() {
-            Work::Preflight(Preflight {
-                helper: Helper::Running(pid),
-                ..
-            })
-            | Work::Awaiting(Awaiting {
-                script: Probe::Running(Helper::Running(pid)),
-                ..
-            }) => Some(*pid),
-            _ => None,
-        }
+        super::transition::helper_of(&self.phase)
     }
 
     /// If `pid` is the running helper, note its exit, to be judged once the
@@ -71,8 +63,8 @@ impl Core {
                         "preflight for epoch {epoch} (PID={pid}) failed: {}",
                         super::describe(exit)
                     );
-                    let said = match self.helper_said.take() {
-                        Some((p, text)) if p == pid && !text.is_empty() => format!(": {text}"),
+                    let said = match self.output_of(pid).map(|text| last_words(&text)) {
+                        Some(text) if !text.is_empty() => format!(": {text}"),
                         _ => String::new(),
                     };
                     let detail = format!(" (PID={pid} {}){said}", super::describe(exit));
@@ -110,7 +102,32 @@ impl Core {
                 }
                 self.check_ready();
             }
+            Work::Comparing {
+                probe: Helper::Exited(pid, exit),
+                ..
+            } => {
+                // Envoy prints the version alone, on its last line.
+                let said = self.output_of(pid).unwrap_or_default();
+                let last = said.lines().map(str::trim).rfind(|l| !l.is_empty());
+                let version = match last {
+                    Some(version) if exit.is_clean() => Ok(version.to_string()),
+                    _ => Err(format!(
+                        "--envoy-bin --hot-restart-version {}: {}",
+                        super::describe(exit),
+                        last_words(&said)
+                    )),
+                };
+                self.version_known(Some(version), None);
+            }
             _ => {}
+        }
+    }
+
+    /// What `pid` wrote, if it was the last helper to say anything.
+    fn output_of(&mut self, pid: Pid) -> Option<String> {
+        match self.helper_said.take() {
+            Some((p, text)) if p == pid => Some(text),
+            _ => None,
         }
     }
 }

@@ -106,6 +106,8 @@ enum Work {
     Comparing {
         started: Instant,
         deadline: Instant,
+        /// `--envoy-bin PATH --hot-restart-version`.
+        probe: Helper,
         binary: Option<Result<String, String>>,
         running: Option<Result<String, String>>,
     },

@@ -46,7 +46,7 @@ impl Core {
             Query::Drain { .. } | Query::Listening { .. } => {
                 return self.on_retiring_answer(query, answer);
             }
-            Query::HotRestartVersion { .. } | Query::BinaryVersion => {
+            Query::HotRestartVersion { .. } => {
                 return self.on_version(query, answer);
             }
         };

@@ -83,7 +83,7 @@ impl Core {
                     self.start_failed(epoch);
                 }
             }
-            (JobKind::Preflight | JobKind::ReadyCheck, Ok(pid)) => {
+            (JobKind::Preflight | JobKind::ReadyCheck | JobKind::VersionProbe, Ok(pid)) => {
                 if let Some(helper) = self.helper_mut()
                     && *helper == Helper::Spawning
                 {
@@ -97,6 +97,7 @@ impl Core {
                 log::error!("cannot run preflight: {why}");
                 self.restart_skipped(epoch, "its preflight could not run");
             }
+            (JobKind::VersionProbe, Err(why)) => self.version_known(Some(Err(why)), None),
             (JobKind::ReadyCheck, Err(why)) => {
                 log::error!("cannot run ready check: {why}");
                 let interval = self.s.ready_interval;

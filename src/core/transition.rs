@@ -98,7 +98,7 @@ impl Core {
 }
 
 /// The pid of the helper a state runs, if it runs one.
-fn helper_of(phase: &Phase) -> Option<nix::unistd::Pid> {
+pub(super) fn helper_of(phase: &Phase) -> Option<nix::unistd::Pid> {
     use super::{Awaiting, Helper, Preflight, Probe};
     match phase {
         Phase::Running(Work::Preflight(Preflight {
@@ -108,7 +108,11 @@ fn helper_of(phase: &Phase) -> Option<nix::unistd::Pid> {
         | Phase::Running(Work::Awaiting(Awaiting {
             script: Probe::Running(Helper::Running(pid)),
             ..
-        })) => Some(*pid),
+        }))
+        | Phase::Running(Work::Comparing {
+            probe: Helper::Running(pid),
+            ..
+        }) => Some(*pid),
         _ => None,
     }
 }

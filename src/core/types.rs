@@ -73,6 +73,10 @@ pub enum JobKind {
     Preflight,
     /// The ready check, for an epoch that has started.
     ReadyCheck,
+    /// `--envoy-bin PATH --hot-restart-version`, before a restart to
+    /// `epoch`: the binary prints its hot-restart version, which decides
+    /// between a hot restart and a handoff.
+    VersionProbe,
 }
 
 impl Job {
@@ -106,7 +110,8 @@ pub enum Event {
     /// The answer to an `Action::Ask`: what Envoy's admin said, or why
     /// there was no usable answer.
     Answered(Query, Result<Answer, String>),
-    /// The last lines a helper wrote to stderr, sent just before its exit.
+    /// What a helper wrote (a preflight's stderr, the version probe's
+    /// stdout and stderr), at most 64 KiB, sent just before its exit.
     HelperOutput(Pid, String),
     /// A request on the control socket.
     Control(WaiterId, Command),
@@ -138,8 +143,6 @@ pub enum Query {
     Listening { generation: u32, pid: Pid },
     /// `GET /hot_restart_version` of the serving Envoy.
     HotRestartVersion { generation: u32 },
-    /// `--envoy-bin PATH --hot-restart-version`: the binary's version.
-    BinaryVersion,
 }
 
 /// What came back.

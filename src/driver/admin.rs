@@ -48,7 +48,6 @@ impl Driver {
                     .map_err(|e| format!("cannot read PID={pid}'s sockets: {e}"));
                 return Some(Event::Answered(query, answer));
             }
-            Query::BinaryVersion => return self.probe_binary_version(),
         };
         let Some(addr) = self.admin_addr(generation) else {
             return Some(Event::Answered(query, Err("no admin address".into())));

@@ -19,7 +19,7 @@ use crate::admin::Asked;
 use crate::control::Client;
 use crate::model::Model;
 use crate::ops::{Luck, Op, Step};
-use crate::world::World;
+use crate::world::{Kind, World};
 
 pub struct Harness {
     pub s: Settings,
@@ -130,7 +130,7 @@ impl Harness {
                 if let Some(exit) = orphan {
                     batch.push((self.w.fresh_pid(), *exit));
                 }
-                self.event(Event::Reaped(batch));
+                self.reap(batch);
             }
             Op::Drained => {
                 let live: Vec<_> = self.w.live_children().filter(|p| p.can_exit()).collect();
@@ -138,11 +138,11 @@ impl Harness {
                     [old, _, ..] => vec![(old.pid, old.dying.unwrap_or(Exit::Code(0)))],
                     _ => vec![],
                 };
-                self.event(Event::Reaped(batch));
+                self.reap(batch);
             }
             Op::ReapDying => {
                 let batch = self.dying();
-                self.event(Event::Reaped(batch));
+                self.reap(batch);
             }
             Op::Advance(ms) => {
                 self.now += Duration::from_millis(u64::from(*ms));
@@ -173,7 +173,7 @@ impl Harness {
             }
             let batch = self.dying();
             if !batch.is_empty() {
-                self.event(Event::Reaped(batch));
+                self.reap(batch);
             } else if let Some(t) = self.core.poll_timeout() {
                 self.now = self.now.max(t);
                 self.event(Event::Tick);
@@ -186,6 +186,19 @@ impl Harness {
             }
         }
         self.fail("liveness: not done after 50 turns of the final drive".into());
+    }
+
+    /// Reap `batch`, as the driver does: what each version probe in it wrote
+    /// comes to the core first.
+    fn reap(&mut self, batch: Vec<(Pid, Exit)>) {
+        for (pid, _) in &batch {
+            let output = match self.w.get(*pid) {
+                Some(p) if matches!(p.kind, Kind::Probe(_)) => p.output.clone(),
+                _ => continue,
+            };
+            self.event(Event::HelperOutput(*pid, output));
+        }
+        self.event(Event::Reaped(batch));
     }
 
     /// Every process that was signalled to death and has not exited yet.

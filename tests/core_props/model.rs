@@ -44,6 +44,8 @@ pub enum RestartKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compare {
     pub deadline: Instant,
+    /// The version probe, once it runs.
+    pub probe: Option<Pid>,
     pub binary: Option<Result<String, String>>,
     pub running: Option<Result<String, String>>,
     /// HotRestartVersion was asked.

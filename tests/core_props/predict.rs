@@ -181,6 +181,7 @@ impl Harness {
                         self.m.check_due = Some(self.now + self.s.ready_interval);
                     }
                 }
+                Kind::Probe(_) => self.probe_exited(pid, exit),
                 _ => {}
             }
         }

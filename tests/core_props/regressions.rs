@@ -245,15 +245,16 @@ fn a_handoff_held_while_versions_are_compared_gets_its_own_result() {
         ..handoff(false)
     });
     s.live(0, 0, 100);
-    s.feed(Event::Signal(Signal::SIGHUP)); // compares the versions
+    s.feed(Event::Signal(Signal::SIGHUP)); // compares the versions: probe PID 101
     s.control(1, Command::Handoff { wait: true }); // held
-    let v = || Ok(Answer::Version("11.104".into()));
-    s.answer(Query::BinaryVersion, v());
-    s.answer(Query::HotRestartVersion { generation: 0 }, v()); // equal: hot
-    let actions = s.live(0, 1, 101);
+    s.feed(Event::HelperOutput(Pid::from_raw(101), "11.104\n".into()));
+    s.reap(&[(101, Exit::Code(0))]);
+    let v = Ok(Answer::Version("11.104".into()));
+    s.answer(Query::HotRestartVersion { generation: 0 }, v); // equal: hot
+    let actions = s.live(0, 1, 102);
     assert!(!s.replied(&actions, 1), "{actions:?}");
     assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
-    let actions = s.reap(&[(102, Exit::Code(1))]); // the new generation fails
+    let actions = s.reap(&[(103, Exit::Code(1))]); // the new generation fails
     assert!(
         matches!(
             &actions[..],

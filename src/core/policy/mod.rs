@@ -91,5 +91,22 @@ pub fn on_hup(stopping: bool, restart_in_progress: bool, already_held: bool) -> 
     }
 }
 
+/// The last few lines of what a helper wrote, for a one-line reason:
+/// at most three, joined with " / ", at most 1000 characters.
+pub fn last_words(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
+    let chars: Vec<char> = tail.chars().collect();
+    if chars.len() > 1000 {
+        chars[chars.len() - 1000..].iter().collect()
+    } else {
+        tail
+    }
+}
+
 #[cfg(test)]
 mod tests;

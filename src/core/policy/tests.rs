@@ -63,3 +63,10 @@ fn hups_restart_hold_coalesce_or_are_ignored() {
     assert_eq!(on_hup(true, false, false), HupAction::Ignore);
     assert_eq!(on_hup(true, true, true), HupAction::Ignore);
 }
+
+#[test]
+fn last_words_are_the_last_three_lines() {
+    assert_eq!(last_words("a\n\nb\nc\nd\n"), "b / c / d");
+    assert_eq!(last_words(""), "");
+    assert_eq!(last_words(&"y".repeat(5000)).len(), 1000);
+}

@@ -1,5 +1,5 @@
-//! A helper's stderr, kept so that its last words can explain a skipped
-//! reload: a memfd of bounded size (sealed against growing), read once the
+//! A helper's output (a preflight's stderr, the version probe's output),
+//! kept for the core, which reads a version or a reason in it: a memfd of bounded size (sealed against growing), read once the
 //! helper has exited.
 
 use std::fs::File;
@@ -46,23 +46,6 @@ impl Capture {
         let mut text = Vec::with_capacity(written as usize);
         (&mut self.file).take(written).read_to_end(&mut text)?;
         Ok(text)
-    }
-}
-
-/// The last few lines of `text`, for a one-line reason.
-pub fn last_words(text: &[u8]) -> String {
-    let text = String::from_utf8_lossy(text);
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
-    let chars: Vec<char> = tail.chars().collect();
-    if chars.len() > 1000 {
-        chars[chars.len() - 1000..].iter().collect()
-    } else {
-        tail
     }
 }
 

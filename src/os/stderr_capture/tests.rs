@@ -17,10 +17,3 @@ fn what_is_written_comes_back_and_the_size_is_bounded() {
     assert!(writer.write_all(b"more").is_err(), "grew past the limit");
     assert_eq!(cap.take().unwrap().len(), LIMIT as usize);
 }
-
-#[test]
-fn last_words_are_the_last_three_lines() {
-    assert_eq!(last_words(b"a\n\nb\nc\nd\n"), "b / c / d");
-    assert_eq!(last_words(b""), "");
-    assert_eq!(last_words(&[b'y'; 5000]).len(), 1000);
-}
