@@ -12,21 +12,21 @@ impl Core {
     pub(super) fn on_signal(&mut self, sig: Signal) {
         match sig {
             Signal::SIGTERM | Signal::SIGINT => {
-                log::warn!("got {}", sig.as_str());
+                say!(self, Warn, "got {}", sig.as_str());
                 self.on_stop();
             }
             Signal::SIGHUP => {
-                log::info!("got SIGHUP");
+                say!(self, Info, "got SIGHUP");
                 self.on_hup();
             }
             Signal::SIGUSR1 => {
                 self.on_usr1();
             }
             Signal::SIGUSR2 => {
-                log::info!("got SIGUSR2");
+                say!(self, Info, "got SIGUSR2");
                 self.on_handoff("SIGUSR2");
             }
-            other => log::debug!("ignoring {}", other.as_str()),
+            other => say!(self, Debug, "ignoring {}", other.as_str()),
         }
     }
 
@@ -73,7 +73,7 @@ impl Core {
         if let Phase::Running(_) = self.phase {
             self.shutdown();
         } else {
-            log::info!("already shutting down, ignoring the stop request");
+            say!(self, Info, "already shutting down, ignoring the stop request");
         }
     }
 
@@ -83,16 +83,16 @@ impl Core {
         let stopping = !matches!(self.phase, Phase::Running(_));
         let action = policy::on_hup(stopping, self.restart_blocked(), self.held.is_some());
         match action {
-            HupAction::Ignore => log::info!("shutting down, ignoring SIGHUP"),
+            HupAction::Ignore => say!(self, Info, "shutting down, ignoring SIGHUP"),
             HupAction::Restart => self.begin_restart(),
             HupAction::Hold => {
                 self.held = Some(Held::Restart);
-                log::info!("holding SIGHUP until {}", self.describe_wait());
+                say!(self, Info, "holding SIGHUP until {}", self.describe_wait());
                 // systemd (Type=notify-reload) waits for RELOADING=1 after
                 // its SIGHUP; READY=1 follows once the held restart is done.
                 self.notify(Notify::Reloading("restart held".into()));
             }
-            HupAction::Coalesce => log::info!(
+            HupAction::Coalesce => say!(self, Info, 
                 "coalescing SIGHUP into the held restart (waiting until {})",
                 self.describe_wait()
             ),
@@ -105,21 +105,21 @@ impl Core {
     /// configuration afresh too).
     fn on_handoff(&mut self, why: &str) -> HupAction {
         if !self.s.handoff {
-            log::warn!("ignoring the handoff request: --handoff-admin is not set");
+            say!(self, Warn, "ignoring the handoff request: --handoff-admin is not set");
             return HupAction::Ignore;
         }
         let stopping = !matches!(self.phase, Phase::Running(_));
         let held_handoff = matches!(self.held, Some(Held::Handoff(_)));
         let action = policy::on_hup(stopping, self.restart_blocked(), held_handoff);
         match action {
-            HupAction::Ignore => log::info!("shutting down, ignoring the handoff request"),
+            HupAction::Ignore => say!(self, Info, "shutting down, ignoring the handoff request"),
             HupAction::Restart => self.begin_handoff(why),
             HupAction::Hold => {
                 self.held = Some(Held::Handoff(why.to_string()));
-                log::info!("holding the handoff until {}", self.describe_wait());
+                say!(self, Info, "holding the handoff until {}", self.describe_wait());
                 self.notify(Notify::Reloading("handoff held".into()));
             }
-            HupAction::Coalesce => log::info!("coalescing the handoff request into the held one"),
+            HupAction::Coalesce => say!(self, Info, "coalescing the handoff request into the held one"),
         }
         action
     }
@@ -128,8 +128,8 @@ impl Core {
     /// when shutting down.
     fn on_usr1(&mut self) -> Option<usize> {
         if !matches!(self.phase, Phase::Running(_)) {
-            log::info!("got SIGUSR1");
-            log::info!("shutting down, ignoring SIGUSR1");
+            say!(self, Info, "got SIGUSR1");
+            say!(self, Info, "shutting down, ignoring SIGUSR1");
             return None;
         }
         let mut sent = 0;
@@ -139,7 +139,7 @@ impl Core {
                 // SIGUSR1's default action is to terminate: sent before
                 // Envoy has installed its handler, it would kill the new
                 // epoch. An epoch that is not ready has just opened its logs.
-                ChildState::Starting => log::info!(
+                ChildState::Starting => say!(self, Info, 
                     "not sending SIGUSR1 to PID={} (epoch {} is not ready yet)",
                     c.pid,
                     c.epoch
@@ -147,7 +147,7 @@ impl Core {
                 // SIGKILLed already: nothing to reopen.
                 ChildState::Abandoned => {}
                 ChildState::Ready | ChildState::Draining | ChildState::Retiring => {
-                    log::info!("sending SIGUSR1 to PID={}", c.pid);
+                    say!(self, Info, "sending SIGUSR1 to PID={}", c.pid);
                     self.actions.push(Action::Signal(c.pid, Signal::SIGUSR1));
                     sent += 1;
                 }

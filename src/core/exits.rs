@@ -20,9 +20,9 @@ impl Core {
             .iter()
             .all(|(pid, _)| Some(*pid) == helper || self.killed_helpers.contains(pid));
         if self.phase.is_running() && !batch.is_empty() && !only_helpers {
-            log::info!("got SIGCHLD");
+            say!(self, Info, "got SIGCHLD");
         } else {
-            log::debug!("got SIGCHLD");
+            say!(self, Debug, "got SIGCHLD");
         }
         // Every child of the batch leaves the list before any is judged, so
         // that no judgement names a child of the same batch as serving.
@@ -32,9 +32,9 @@ impl Core {
                 exited.push((self.children.remove(i), exit));
             } else if let Some(i) = self.killed_helpers.iter().position(|p| *p == pid) {
                 self.killed_helpers.remove(i);
-                log::debug!("killed helper PID={pid} reaped ({})", describe(exit));
+                say!(self, Debug, "killed helper PID={pid} reaped ({})", describe(exit));
             } else if !self.helper_reaped(pid, exit) {
-                log::debug!(
+                say!(self, Debug, 
                     "reaped PID={pid} ({}), not a child we track",
                     describe(exit)
                 );
@@ -57,7 +57,7 @@ impl Core {
     fn judge_exit(&mut self, child: super::Child, exit: Exit) -> bool {
         let pid = child.pid;
         if !self.phase.is_running() || child.state == ChildState::Abandoned {
-            log::debug!("PID={pid} (epoch {}): {}", child.epoch, describe(exit));
+            say!(self, Debug, "PID={pid} (epoch {}): {}", child.epoch, describe(exit));
             return false;
         }
         if child.state == ChildState::Retiring {
@@ -65,9 +65,9 @@ impl Core {
             return false;
         }
         match exit {
-            Exit::Code(0) => log::info!("PID={pid} exited with code=0"),
-            Exit::Code(code) => log::warn!("PID={pid} exited with code={code}"),
-            Exit::Signal(sig) => log::warn!("PID={pid} was killed with signal={sig}"),
+            Exit::Code(0) => say!(self, Info, "PID={pid} exited with code=0"),
+            Exit::Code(code) => say!(self, Warn, "PID={pid} exited with code={code}"),
+            Exit::Signal(sig) => say!(self, Warn, "PID={pid} was killed with signal={sig}"),
         }
         let awaited = matches!(self.work(), Work::Awaiting(a) if a.pid == pid);
         if child.generation != self.generation {
@@ -91,7 +91,7 @@ impl Core {
                      was ready",
                     child.epoch
                 );
-                log::warn!("{reason}; {}", self.serving_description());
+                say!(self, Warn, "{reason}; {}", self.serving_description());
                 self.set_work(Work::Idle, Settle::Ended(Outcome::Failed(&reason)));
             }
             return false;
@@ -111,7 +111,7 @@ impl Core {
             // A later hot restart of this one follows its newest live epoch.
             let serving = self.serving().map(|c| c.epoch);
             self.next_epoch = crate::core::policy::next_epoch_after_failure(serving, child.epoch);
-            log::warn!(
+            say!(self, Warn, 
                 "generation {} epoch {} (PID={pid}) failed while generation {starting} starts; \
                  the handoff goes on (--keep-serving)",
                 child.generation,
@@ -130,7 +130,7 @@ impl Core {
             // envoyproxy/envoy #33446: once a new Envoy has died before
             // going live, Envoy 1.40 refuses every later hot restart of the
             // surviving generation, whatever epoch number is tried.
-            log::warn!(
+            say!(self, Warn, 
                 "epoch {} (PID={pid}) died before taking over; if Envoy itself had started, \
                  every further hot restart of the serving Envoy will fail with \"previous envoy \
                  process is still initializing\" until the service is restarted cold \
@@ -140,7 +140,7 @@ impl Core {
             );
             self.restart_failed(child.epoch, &format!("PID={pid} {}", describe(exit)));
         } else {
-            log::warn!(
+            say!(self, Warn, 
                 "epoch {} (PID={pid}) failed while newer epochs run; {} (--keep-serving)",
                 child.epoch,
                 self.serving_description()
@@ -156,7 +156,7 @@ impl Core {
         }
         match self.phase.clone() {
             Phase::Running(_) => {
-                log::warn!("exiting due to lack of child processes");
+                say!(self, Warn, "exiting due to lack of child processes");
                 self.finish(if self.failed {
                     Ending::Failure
                 } else {
@@ -164,12 +164,12 @@ impl Core {
                 });
             }
             Phase::ShuttingDown { .. } => {
-                log::info!("all children exited cleanly");
+                say!(self, Info, "all children exited cleanly");
                 self.finish(Ending::GracefulShutdown);
             }
             Phase::Killing { ending, .. } => {
                 if ending == Ending::Failure {
-                    log::warn!("exiting due to lack of child processes");
+                    say!(self, Warn, "exiting due to lack of child processes");
                 }
                 self.finish(ending);
             }
@@ -183,7 +183,7 @@ impl Core {
     /// A child failed: SIGKILL every other child, then exit 1 once they are
     /// reaped.
     pub(super) fn teardown(&mut self) {
-        log::warn!("Due to abnormal exit, force killing all child processes and exiting");
+        say!(self, Warn, "Due to abnormal exit, force killing all child processes and exiting");
         self.force_kill_all(Ending::Failure);
     }
 
@@ -195,7 +195,7 @@ impl Core {
         self.set_state(killing, Settle::Keep);
         for i in 0..self.children.len() {
             let pid = self.children[i].pid;
-            log::warn!("force killing PID={pid}");
+            say!(self, Warn, "force killing PID={pid}");
             self.actions.push(Action::Signal(pid, Signal::SIGKILL));
         }
     }
@@ -208,7 +208,7 @@ impl Core {
         self.set_state(shutting_down, Settle::Keep);
         for i in 0..self.children.len() {
             let pid = self.children[i].pid;
-            log::info!("sending TERM to PID={pid}");
+            say!(self, Info, "sending TERM to PID={pid}");
             self.actions.push(Action::Signal(pid, Signal::SIGTERM));
         }
     }
@@ -225,13 +225,13 @@ impl Core {
         match self.phase.clone() {
             Phase::ShuttingDown { deadline } if now >= deadline => {
                 for c in &self.children {
-                    log::info!("child PID={} did not exit cleanly, killing", c.pid);
+                    say!(self, Info, "child PID={} did not exit cleanly, killing", c.pid);
                 }
                 self.force_kill_all(Ending::ForcedShutdown);
             }
             Phase::Killing { deadline, ending } if now >= deadline => {
                 for c in &self.children {
-                    log::error!(
+                    say!(self, Error, 
                         "PID={} was not reaped after SIGKILL, exiting without it",
                         c.pid
                     );
@@ -241,7 +241,7 @@ impl Core {
             }
             Phase::Exiting { deadline, ending } if now >= deadline => {
                 for pid in &self.killed_helpers {
-                    log::error!(
+                    say!(self, Error, 
                         "helper PID={pid} was not reaped after SIGKILL, exiting without it"
                     );
                 }

@@ -32,7 +32,7 @@ impl Core {
     /// Hand off to a new generation.
     pub(super) fn begin_handoff(&mut self, why: &str) {
         let to = self.generation + 1;
-        log::info!(
+        say!(self, Info, 
             "handing off from generation {} to generation {to} (slot {}): {why}",
             self.generation,
             slot(to)
@@ -133,7 +133,7 @@ impl Core {
             }
             (b, r) => {
                 let error = [b.err(), r.err()].into_iter().flatten().collect::<Vec<_>>();
-                log::warn!(
+                say!(self, Warn, 
                     "cannot compare hot-restart versions ({}); hot-restarting",
                     error.join("; ")
                 );
@@ -157,7 +157,7 @@ impl Core {
                 c.state = ChildState::Retiring;
             }
         }
-        log::info!(
+        say!(self, Info, 
             "generation {} epoch {} (PID={}) is LIVE after {} ms; generation {from} drains",
             a.generation,
             a.epoch,
@@ -211,14 +211,14 @@ impl Core {
         }
         match (query, r.stage, answer) {
             (Query::Drain { .. }, Stage::Draining { limit }, Ok(_)) => {
-                log::info!(
+                say!(self, Info, 
                     "generation {} is draining its listeners (POST /drain_listeners?graceful)",
                     r.from
                 );
                 self.count_listeners(r, limit);
             }
             (Query::Drain { .. }, Stage::Draining { .. }, Err(e)) => {
-                log::warn!(
+                say!(self, Warn, 
                     "generation {}'s admin did not take the drain ({e}); stopping it with \
                      SIGTERM now: requests in flight on it may be cut",
                     r.from
@@ -226,13 +226,13 @@ impl Core {
                 self.stop_retiring(r);
             }
             (Query::Listening { .. }, Stage::Counting { limit }, Ok(Answer::Listening(0))) => {
-                log::info!("generation {} has closed its listeners", r.from);
+                say!(self, Info, "generation {} has closed its listeners", r.from);
                 self.stop_retiring(r);
                 let _ = limit;
             }
             (Query::Listening { .. }, Stage::Counting { limit }, other) => {
                 if let Err(e) = other {
-                    log::debug!("cannot count generation {}'s listeners: {e}", r.from);
+                    say!(self, Debug, "cannot count generation {}'s listeners: {e}", r.from);
                 }
                 self.set_work(
                     Work::Retiring(Retiring {
@@ -272,7 +272,7 @@ impl Core {
         let now = self.now;
         let pids: Vec<(Pid, u32)> = self.retiring().map(|c| (c.pid, c.epoch)).collect();
         for (pid, epoch) in pids {
-            log::info!(
+            say!(self, Info, 
                 "sending TERM to PID={pid} (generation {} epoch {epoch}, handed off)",
                 r.from
             );
@@ -298,7 +298,7 @@ impl Core {
             | Stage::Counting { limit }
                 if now >= limit =>
             {
-                log::warn!(
+                say!(self, Warn, 
                     "generation {} still listens {} s after the drain request; stopping it",
                     r.from,
                     DRAIN_LIMIT.as_secs()
@@ -309,7 +309,7 @@ impl Core {
             Stage::Stopping { deadline } if now >= deadline => {
                 let pids: Vec<Pid> = self.retiring().map(|c| c.pid).collect();
                 for pid in pids {
-                    log::warn!(
+                    say!(self, Warn, 
                         "force killing PID={pid} (generation {}, handed off)",
                         r.from
                     );
@@ -331,7 +331,7 @@ impl Core {
 
     /// A child of the old generation has exited; its exit decides nothing.
     pub(super) fn retired(&mut self, child: super::Child, exit: crate::core::policy::Exit) {
-        log::info!(
+        say!(self, Info, 
             "PID={} (generation {} epoch {}, handed off) {}",
             child.pid,
             child.generation,
@@ -364,7 +364,7 @@ impl Core {
             ),
             None => format!("generation {} has exited", r.from),
         };
-        log::info!(
+        say!(self, Info, 
             "handoff from generation {} done in {ms} ms: {detail}",
             r.from
         );
@@ -377,7 +377,7 @@ impl Core {
     /// say: an Envoy that exits 0 before it is LIVE has not.
     pub(super) fn handoff_failed(&mut self, generation: u32, why: &str) {
         let reason = format!("handoff to generation {generation} failed because {why}");
-        log::error!("{reason}; {}", self.serving_description());
+        say!(self, Error, "{reason}; {}", self.serving_description());
         self.set_work(Work::Idle, Settle::Ended(Outcome::Failed(&reason)));
     }
 }

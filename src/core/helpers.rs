@@ -59,7 +59,7 @@ impl Core {
                 ..
             }) => {
                 if !exit.is_clean() {
-                    log::error!(
+                    say!(self, Error, 
                         "preflight for epoch {epoch} (PID={pid}) failed: {}",
                         super::describe(exit)
                     );
@@ -71,7 +71,7 @@ impl Core {
                     self.restart_skipped_because(epoch, "its preflight failed", &detail);
                     return;
                 }
-                log::info!(
+                say!(self, Info, 
                     "preflight for epoch {epoch} passed in {} ms",
                     now.saturating_duration_since(started).as_millis()
                 );
@@ -91,7 +91,7 @@ impl Core {
                 let script = if exit.is_clean() {
                     Probe::Passed
                 } else {
-                    log::debug!(
+                    say!(self, Debug, 
                         "ready check for epoch {epoch} (PID={pid}, check PID={check}): {}",
                         super::describe(exit)
                     );

@@ -10,8 +10,24 @@
 //! combination of flags. The few remaining fields are facts (a SIGHUP is
 //! held, a child has failed, helpers were killed and await reaping).
 //!
-//! Log lines are written here, where each decision is made, so that the
-//! source location in a line points at the decision.
+//! Log lines are the core's output too ([`LogLine`], taken with
+//! [`Core::take_log`]): each is made where its decision is made, with that
+//! source location, and the property tests read them.
+
+/// Log a line from the core: it is kept, with its level, where it was
+/// written (module, file, line) and its text, until the driver takes it
+/// with [`Core::take_log`] and hands it to the `log` crate.
+macro_rules! say {
+    ($core:expr, $level:ident, $($arg:tt)+) => {
+        $core.log.push($crate::core::LogLine {
+            level: log::Level::$level,
+            text: format!($($arg)+),
+            target: module_path!(),
+            file: file!(),
+            line: line!(),
+        })
+    };
+}
 
 mod commands;
 mod exits;
@@ -212,6 +228,8 @@ pub struct Core {
     report: report::Reporting,
     /// Changes of state refused as senseless (see `transition.rs`).
     refused: u32,
+    /// Log lines not taken yet.
+    log: Vec<LogLine>,
 }
 
 impl Core {
@@ -231,6 +249,7 @@ impl Core {
             actions: Vec::new(),
             now,
             refused: 0,
+            log: Vec::new(),
         }
     }
 
@@ -252,6 +271,12 @@ impl Core {
             self.settle();
         }
         std::mem::take(&mut self.actions)
+    }
+
+    /// The log lines written since the last call, in order: the driver
+    /// writes them before it carries out the actions of the same event.
+    pub fn take_log(&mut self) -> Vec<LogLine> {
+        std::mem::take(&mut self.log)
     }
 
     /// The earliest moment something must happen without an event.
@@ -349,11 +374,11 @@ impl Core {
         {
             match self.held.take() {
                 Some(Held::Handoff(why)) => {
-                    log::info!("starting the held handoff");
+                    say!(self, Info, "starting the held handoff");
                     self.begin_handoff(&why);
                 }
                 _ => {
-                    log::info!("starting the held restart");
+                    say!(self, Info, "starting the held restart");
                     self.begin_restart();
                 }
             }

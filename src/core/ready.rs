@@ -77,11 +77,12 @@ impl Core {
             Ok(other) => format!("an unexpected answer {other:?}"),
             Err(why) => why,
         };
-        if a.admin_said.as_deref() != Some(said.as_str()) {
-            log::debug!("epoch {epoch} not LIVE yet: {said}");
-        }
-        a.admin_said = Some(said);
+        let news = a.admin_said.as_deref() != Some(said.as_str());
+        a.admin_said = Some(said.clone());
         a.admin = Probe::Due(later(now, interval));
+        if news {
+            say!(self, Debug, "epoch {epoch} not LIVE yet: {said}");
+        }
     }
 
     /// The awaited epoch is ready once every probe has passed.
@@ -97,7 +98,7 @@ impl Core {
                 self.handoff_live(a);
                 return;
             }
-            log::info!(
+            say!(self, Info, 
                 "epoch {} (PID={}) is ready after {} ms",
                 a.epoch,
                 a.pid,

@@ -39,7 +39,7 @@ impl Core {
             self.start_epoch(epoch, generation);
             return;
         };
-        log::info!("running preflight {} for epoch {epoch}", script.display());
+        say!(self, Info, "running preflight {} for epoch {epoch}", script.display());
         self.set_work(
             Work::Preflight(Preflight {
                 epoch,
@@ -56,9 +56,9 @@ impl Core {
 
     /// Fork and exec the start script for `epoch` of `generation`.
     pub(super) fn start_epoch(&mut self, epoch: u32, generation: u32) {
-        log::info!("forking and execing new child process at epoch {epoch}");
+        say!(self, Info, "forking and execing new child process at epoch {epoch}");
         if self.s.handoff {
-            log::info!(
+            say!(self, Info, 
                 "epoch {epoch} is of generation {generation} (slot {})",
                 super::slot(generation)
             );
@@ -74,7 +74,7 @@ impl Core {
         match (job.kind, result) {
             (JobKind::Epoch, Ok(pid)) => self.epoch_started(epoch, generation, pid),
             (JobKind::Epoch, Err(why)) => {
-                log::error!("cannot start epoch {epoch}: {why}");
+                say!(self, Error, "cannot start epoch {epoch}: {why}");
                 self.set_work(Work::Idle, Settle::Keep);
                 if generation != self.generation {
                     self.failed = true;
@@ -94,12 +94,12 @@ impl Core {
                 }
             }
             (JobKind::Preflight, Err(why)) => {
-                log::error!("cannot run preflight: {why}");
+                say!(self, Error, "cannot run preflight: {why}");
                 self.restart_skipped(epoch, "its preflight could not run");
             }
             (JobKind::VersionProbe, Err(why)) => self.version_known(Some(Err(why)), None),
             (JobKind::ReadyCheck, Err(why)) => {
-                log::error!("cannot run ready check: {why}");
+                say!(self, Error, "cannot run ready check: {why}");
                 let interval = self.s.ready_interval;
                 if let Some(a) = self.awaiting_mut() {
                     a.script = Probe::Due(later(now, interval));
@@ -110,7 +110,7 @@ impl Core {
 
     fn epoch_started(&mut self, epoch: u32, generation: u32, pid: Pid) {
         let now = self.now;
-        log::info!("forked new child process with PID={pid}");
+        say!(self, Info, "forked new child process with PID={pid}");
         let checked = self.readiness_checked();
         self.children.push(Child {
             pid,
@@ -189,7 +189,7 @@ impl Core {
         };
         self.set_work(Work::Idle, settle);
         if let (true, Some(old)) = (self.held.is_some(), self.draining()) {
-            log::info!(
+            say!(self, Info, 
                 "the held restart waits until epoch {} (PID={}) has drained and exited",
                 old.epoch,
                 old.pid
@@ -207,7 +207,7 @@ impl Core {
     /// reason reported on the control socket; the log line keeps its words.
     pub(super) fn restart_skipped_because(&mut self, epoch: u32, why: &str, detail: &str) {
         let reason = format!("restart to epoch {epoch} skipped because {why}");
-        log::error!("{reason}; {}", self.serving_description());
+        say!(self, Error, "{reason}; {}", self.serving_description());
         let reported = format!("{reason}{detail}");
         self.set_work(Work::Idle, Settle::Ended(Outcome::Skipped(&reported)));
     }
@@ -234,7 +234,7 @@ impl Core {
                     Some(super::Held::Handoff(why)) => Some(super::Held::Handoff(why)),
                     _ => Some(retry),
                 };
-                log::info!("cancelled {what}; the restart will be retried");
+                say!(self, Info, "cancelled {what}; the restart will be retried");
                 true
             }
             // The awaited epoch's ready check goes with the work (it may
@@ -244,7 +244,7 @@ impl Core {
         };
         self.failed = true;
         self.next_epoch = policy::next_epoch_after_failure(self.serving().map(|c| c.epoch), epoch);
-        log::warn!(
+        say!(self, Warn, 
             "restart to epoch {epoch} failed because {why}; {} (--keep-serving), \
              the next restart uses epoch {}",
             self.serving_description(),
@@ -319,7 +319,7 @@ impl Core {
             return false;
         };
         child.state = ChildState::Abandoned;
-        log::warn!("force killing PID={pid}");
+        say!(self, Warn, "force killing PID={pid}");
         self.actions
             .push(Action::Signal(pid, nix::sys::signal::Signal::SIGKILL));
         true
@@ -334,7 +334,7 @@ impl Core {
                     Helper::Running(pid) | Helper::Exited(pid, _) => pid.to_string(),
                     Helper::Spawning => "?".into(),
                 };
-                log::error!(
+                say!(self, Error, 
                     "preflight for epoch {} (PID={pid}) timed out after {} s",
                     p.epoch,
                     self.s.preflight_timeout.as_secs_f64()
@@ -349,7 +349,7 @@ impl Core {
                     Some(said) => format!(" (Envoy's admin said: {said})"),
                     None => String::new(),
                 };
-                log::error!(
+                say!(self, Error, 
                     "epoch {} (PID={}) not ready after {} s, killing it{said}",
                     a.epoch,
                     a.pid,

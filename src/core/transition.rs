@@ -93,7 +93,7 @@ impl Core {
             self.phase, to
         );
         debug_assert!(false, "{msg}");
-        log::error!("{msg}");
+        say!(self, Error, "{msg}");
     }
 }
 

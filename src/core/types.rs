@@ -256,3 +256,15 @@ pub enum Reply {
     /// Refused, or it failed, e.g. "restart to epoch 2 skipped because ...".
     Failed { reason: String },
 }
+
+/// A log line the core wrote, for the driver to hand to the `log` crate
+/// as if written where the core made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: log::Level,
+    pub text: String,
+    /// The module path, the `log` target (what `RUST_LOG` filters on).
+    pub target: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+}

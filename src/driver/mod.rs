@@ -190,13 +190,32 @@ impl Driver {
     /// done before the rest of the earlier actions.
     fn feed(&mut self, event: Event) {
         let mut queue: VecDeque<Action> = self.core.handle(event, Instant::now()).into();
+        self.write_log();
         while let Some(action) = queue.pop_front() {
             if let Some(event) = self.act(action) {
                 let more = self.core.handle(event, Instant::now());
+                self.write_log();
                 for action in more.into_iter().rev() {
                     queue.push_front(action);
                 }
             }
+        }
+    }
+
+    /// The core's log lines, through the `log` crate as if written where
+    /// the core made them (the same level, target and source location).
+    fn write_log(&mut self) {
+        for line in self.core.take_log() {
+            log::logger().log(
+                &log::Record::builder()
+                    .level(line.level)
+                    .target(line.target)
+                    .module_path_static(Some(line.target))
+                    .file_static(Some(line.file))
+                    .line(Some(line.line))
+                    .args(format_args!("{}", line.text))
+                    .build(),
+            );
         }
     }
 
