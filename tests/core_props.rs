@@ -90,6 +90,8 @@ mod control;
 mod handoff;
 #[path = "core_props/harness.rs"]
 mod harness;
+#[path = "core_props/logs.rs"]
+mod logs;
 #[path = "core_props/model.rs"]
 mod model;
 #[path = "core_props/ops.rs"]

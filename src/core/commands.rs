@@ -73,7 +73,11 @@ impl Core {
         if let Phase::Running(_) = self.phase {
             self.shutdown();
         } else {
-            say!(self, Info, "already shutting down, ignoring the stop request");
+            say!(
+                self,
+                Info,
+                "already shutting down, ignoring the stop request"
+            );
         }
     }
 
@@ -92,7 +96,9 @@ impl Core {
                 // its SIGHUP; READY=1 follows once the held restart is done.
                 self.notify(Notify::Reloading("restart held".into()));
             }
-            HupAction::Coalesce => say!(self, Info, 
+            HupAction::Coalesce => say!(
+                self,
+                Info,
                 "coalescing SIGHUP into the held restart (waiting until {})",
                 self.describe_wait()
             ),
@@ -105,7 +111,11 @@ impl Core {
     /// configuration afresh too).
     fn on_handoff(&mut self, why: &str) -> HupAction {
         if !self.s.handoff {
-            say!(self, Warn, "ignoring the handoff request: --handoff-admin is not set");
+            say!(
+                self,
+                Warn,
+                "ignoring the handoff request: --handoff-admin is not set"
+            );
             return HupAction::Ignore;
         }
         let stopping = !matches!(self.phase, Phase::Running(_));
@@ -116,10 +126,19 @@ impl Core {
             HupAction::Restart => self.begin_handoff(why),
             HupAction::Hold => {
                 self.held = Some(Held::Handoff(why.to_string()));
-                say!(self, Info, "holding the handoff until {}", self.describe_wait());
+                say!(
+                    self,
+                    Info,
+                    "holding the handoff until {}",
+                    self.describe_wait()
+                );
                 self.notify(Notify::Reloading("handoff held".into()));
             }
-            HupAction::Coalesce => say!(self, Info, "coalescing the handoff request into the held one"),
+            HupAction::Coalesce => say!(
+                self,
+                Info,
+                "coalescing the handoff request into the held one"
+            ),
         }
         action
     }
@@ -139,7 +158,9 @@ impl Core {
                 // SIGUSR1's default action is to terminate: sent before
                 // Envoy has installed its handler, it would kill the new
                 // epoch. An epoch that is not ready has just opened its logs.
-                ChildState::Starting => say!(self, Info, 
+                ChildState::Starting => say!(
+                    self,
+                    Info,
                     "not sending SIGUSR1 to PID={} (epoch {} is not ready yet)",
                     c.pid,
                     c.epoch

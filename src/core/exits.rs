@@ -32,9 +32,16 @@ impl Core {
                 exited.push((self.children.remove(i), exit));
             } else if let Some(i) = self.killed_helpers.iter().position(|p| *p == pid) {
                 self.killed_helpers.remove(i);
-                say!(self, Debug, "killed helper PID={pid} reaped ({})", describe(exit));
+                say!(
+                    self,
+                    Debug,
+                    "killed helper PID={pid} reaped ({})",
+                    describe(exit)
+                );
             } else if !self.helper_reaped(pid, exit) {
-                say!(self, Debug, 
+                say!(
+                    self,
+                    Debug,
                     "reaped PID={pid} ({}), not a child we track",
                     describe(exit)
                 );
@@ -57,7 +64,13 @@ impl Core {
     fn judge_exit(&mut self, child: super::Child, exit: Exit) -> bool {
         let pid = child.pid;
         if !self.phase.is_running() || child.state == ChildState::Abandoned {
-            say!(self, Debug, "PID={pid} (epoch {}): {}", child.epoch, describe(exit));
+            say!(
+                self,
+                Debug,
+                "PID={pid} (epoch {}): {}",
+                child.epoch,
+                describe(exit)
+            );
             return false;
         }
         if child.state == ChildState::Retiring {
@@ -111,7 +124,9 @@ impl Core {
             // A later hot restart of this one follows its newest live epoch.
             let serving = self.serving().map(|c| c.epoch);
             self.next_epoch = crate::core::policy::next_epoch_after_failure(serving, child.epoch);
-            say!(self, Warn, 
+            say!(
+                self,
+                Warn,
                 "generation {} epoch {} (PID={pid}) failed while generation {starting} starts; \
                  the handoff goes on (--keep-serving)",
                 child.generation,
@@ -130,7 +145,9 @@ impl Core {
             // envoyproxy/envoy #33446: once a new Envoy has died before
             // going live, Envoy 1.40 refuses every later hot restart of the
             // surviving generation, whatever epoch number is tried.
-            say!(self, Warn, 
+            say!(
+                self,
+                Warn,
                 "epoch {} (PID={pid}) died before taking over; if Envoy itself had started, \
                  every further hot restart of the serving Envoy will fail with \"previous envoy \
                  process is still initializing\" until the service is restarted cold \
@@ -140,7 +157,9 @@ impl Core {
             );
             self.restart_failed(child.epoch, &format!("PID={pid} {}", describe(exit)));
         } else {
-            say!(self, Warn, 
+            say!(
+                self,
+                Warn,
                 "epoch {} (PID={pid}) failed while newer epochs run; {} (--keep-serving)",
                 child.epoch,
                 self.serving_description()
@@ -183,7 +202,11 @@ impl Core {
     /// A child failed: SIGKILL every other child, then exit 1 once they are
     /// reaped.
     pub(super) fn teardown(&mut self) {
-        say!(self, Warn, "Due to abnormal exit, force killing all child processes and exiting");
+        say!(
+            self,
+            Warn,
+            "Due to abnormal exit, force killing all child processes and exiting"
+        );
         self.force_kill_all(Ending::Failure);
     }
 
@@ -225,13 +248,20 @@ impl Core {
         match self.phase.clone() {
             Phase::ShuttingDown { deadline } if now >= deadline => {
                 for c in &self.children {
-                    say!(self, Info, "child PID={} did not exit cleanly, killing", c.pid);
+                    say!(
+                        self,
+                        Info,
+                        "child PID={} did not exit cleanly, killing",
+                        c.pid
+                    );
                 }
                 self.force_kill_all(Ending::ForcedShutdown);
             }
             Phase::Killing { deadline, ending } if now >= deadline => {
                 for c in &self.children {
-                    say!(self, Error, 
+                    say!(
+                        self,
+                        Error,
                         "PID={} was not reaped after SIGKILL, exiting without it",
                         c.pid
                     );
@@ -241,7 +271,9 @@ impl Core {
             }
             Phase::Exiting { deadline, ending } if now >= deadline => {
                 for pid in &self.killed_helpers {
-                    say!(self, Error, 
+                    say!(
+                        self,
+                        Error,
                         "helper PID={pid} was not reaped after SIGKILL, exiting without it"
                     );
                 }

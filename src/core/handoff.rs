@@ -32,7 +32,9 @@ impl Core {
     /// Hand off to a new generation.
     pub(super) fn begin_handoff(&mut self, why: &str) {
         let to = self.generation + 1;
-        say!(self, Info, 
+        say!(
+            self,
+            Info,
             "handing off from generation {} to generation {to} (slot {}): {why}",
             self.generation,
             slot(to)
@@ -119,6 +121,11 @@ impl Core {
         running: Result<String, String>,
     ) {
         self.set_work(Work::Idle, Settle::Keep);
+        if self.live().next().is_none() {
+            // The serving epoch exited in the batch that ended the probe:
+            // nothing to restart from, and the wrapper is about to end.
+            return;
+        }
         match (binary, running) {
             (Ok(b), Ok(r)) if b != r => {
                 let why = format!(
@@ -133,7 +140,9 @@ impl Core {
             }
             (b, r) => {
                 let error = [b.err(), r.err()].into_iter().flatten().collect::<Vec<_>>();
-                say!(self, Warn, 
+                say!(
+                    self,
+                    Warn,
                     "cannot compare hot-restart versions ({}); hot-restarting",
                     error.join("; ")
                 );
@@ -157,7 +166,9 @@ impl Core {
                 c.state = ChildState::Retiring;
             }
         }
-        say!(self, Info, 
+        say!(
+            self,
+            Info,
             "generation {} epoch {} (PID={}) is LIVE after {} ms; generation {from} drains",
             a.generation,
             a.epoch,
@@ -211,14 +222,18 @@ impl Core {
         }
         match (query, r.stage, answer) {
             (Query::Drain { .. }, Stage::Draining { limit }, Ok(_)) => {
-                say!(self, Info, 
+                say!(
+                    self,
+                    Info,
                     "generation {} is draining its listeners (POST /drain_listeners?graceful)",
                     r.from
                 );
                 self.count_listeners(r, limit);
             }
             (Query::Drain { .. }, Stage::Draining { .. }, Err(e)) => {
-                say!(self, Warn, 
+                say!(
+                    self,
+                    Warn,
                     "generation {}'s admin did not take the drain ({e}); stopping it with \
                      SIGTERM now: requests in flight on it may be cut",
                     r.from
@@ -232,7 +247,12 @@ impl Core {
             }
             (Query::Listening { .. }, Stage::Counting { limit }, other) => {
                 if let Err(e) = other {
-                    say!(self, Debug, "cannot count generation {}'s listeners: {e}", r.from);
+                    say!(
+                        self,
+                        Debug,
+                        "cannot count generation {}'s listeners: {e}",
+                        r.from
+                    );
                 }
                 self.set_work(
                     Work::Retiring(Retiring {
@@ -272,7 +292,9 @@ impl Core {
         let now = self.now;
         let pids: Vec<(Pid, u32)> = self.retiring().map(|c| (c.pid, c.epoch)).collect();
         for (pid, epoch) in pids {
-            say!(self, Info, 
+            say!(
+                self,
+                Info,
                 "sending TERM to PID={pid} (generation {} epoch {epoch}, handed off)",
                 r.from
             );
@@ -298,7 +320,9 @@ impl Core {
             | Stage::Counting { limit }
                 if now >= limit =>
             {
-                say!(self, Warn, 
+                say!(
+                    self,
+                    Warn,
                     "generation {} still listens {} s after the drain request; stopping it",
                     r.from,
                     DRAIN_LIMIT.as_secs()
@@ -309,7 +333,9 @@ impl Core {
             Stage::Stopping { deadline } if now >= deadline => {
                 let pids: Vec<Pid> = self.retiring().map(|c| c.pid).collect();
                 for pid in pids {
-                    say!(self, Warn, 
+                    say!(
+                        self,
+                        Warn,
                         "force killing PID={pid} (generation {}, handed off)",
                         r.from
                     );
@@ -331,7 +357,9 @@ impl Core {
 
     /// A child of the old generation has exited; its exit decides nothing.
     pub(super) fn retired(&mut self, child: super::Child, exit: crate::core::policy::Exit) {
-        say!(self, Info, 
+        say!(
+            self,
+            Info,
             "PID={} (generation {} epoch {}, handed off) {}",
             child.pid,
             child.generation,
@@ -364,7 +392,9 @@ impl Core {
             ),
             None => format!("generation {} has exited", r.from),
         };
-        say!(self, Info, 
+        say!(
+            self,
+            Info,
             "handoff from generation {} done in {ms} ms: {detail}",
             r.from
         );

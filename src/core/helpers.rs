@@ -59,7 +59,9 @@ impl Core {
                 ..
             }) => {
                 if !exit.is_clean() {
-                    say!(self, Error, 
+                    say!(
+                        self,
+                        Error,
                         "preflight for epoch {epoch} (PID={pid}) failed: {}",
                         super::describe(exit)
                     );
@@ -71,7 +73,9 @@ impl Core {
                     self.restart_skipped_because(epoch, "its preflight failed", &detail);
                     return;
                 }
-                say!(self, Info, 
+                say!(
+                    self,
+                    Info,
                     "preflight for epoch {epoch} passed in {} ms",
                     now.saturating_duration_since(started).as_millis()
                 );
@@ -91,7 +95,9 @@ impl Core {
                 let script = if exit.is_clean() {
                     Probe::Passed
                 } else {
-                    say!(self, Debug, 
+                    say!(
+                        self,
+                        Debug,
                         "ready check for epoch {epoch} (PID={pid}, check PID={check}): {}",
                         super::describe(exit)
                     );
@@ -102,8 +108,11 @@ impl Core {
                 }
                 self.check_ready();
             }
+            // Judged once: its version stays known while the comparison waits
+            // for the running Envoy's.
             Work::Comparing {
                 probe: Helper::Exited(pid, exit),
+                binary: None,
                 ..
             } => {
                 // Envoy prints the version alone, on its last line.

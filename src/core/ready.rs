@@ -98,7 +98,9 @@ impl Core {
                 self.handoff_live(a);
                 return;
             }
-            say!(self, Info, 
+            say!(
+                self,
+                Info,
                 "epoch {} (PID={}) is ready after {} ms",
                 a.epoch,
                 a.pid,

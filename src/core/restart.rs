@@ -39,7 +39,12 @@ impl Core {
             self.start_epoch(epoch, generation);
             return;
         };
-        say!(self, Info, "running preflight {} for epoch {epoch}", script.display());
+        say!(
+            self,
+            Info,
+            "running preflight {} for epoch {epoch}",
+            script.display()
+        );
         self.set_work(
             Work::Preflight(Preflight {
                 epoch,
@@ -56,9 +61,15 @@ impl Core {
 
     /// Fork and exec the start script for `epoch` of `generation`.
     pub(super) fn start_epoch(&mut self, epoch: u32, generation: u32) {
-        say!(self, Info, "forking and execing new child process at epoch {epoch}");
+        say!(
+            self,
+            Info,
+            "forking and execing new child process at epoch {epoch}"
+        );
         if self.s.handoff {
-            say!(self, Info, 
+            say!(
+                self,
+                Info,
                 "epoch {epoch} is of generation {generation} (slot {})",
                 super::slot(generation)
             );
@@ -189,7 +200,9 @@ impl Core {
         };
         self.set_work(Work::Idle, settle);
         if let (true, Some(old)) = (self.held.is_some(), self.draining()) {
-            say!(self, Info, 
+            say!(
+                self,
+                Info,
                 "the held restart waits until epoch {} (PID={}) has drained and exited",
                 old.epoch,
                 old.pid
@@ -244,7 +257,9 @@ impl Core {
         };
         self.failed = true;
         self.next_epoch = policy::next_epoch_after_failure(self.serving().map(|c| c.epoch), epoch);
-        say!(self, Warn, 
+        say!(
+            self,
+            Warn,
             "restart to epoch {epoch} failed because {why}; {} (--keep-serving), \
              the next restart uses epoch {}",
             self.serving_description(),
@@ -334,7 +349,9 @@ impl Core {
                     Helper::Running(pid) | Helper::Exited(pid, _) => pid.to_string(),
                     Helper::Spawning => "?".into(),
                 };
-                say!(self, Error, 
+                say!(
+                    self,
+                    Error,
                     "preflight for epoch {} (PID={pid}) timed out after {} s",
                     p.epoch,
                     self.s.preflight_timeout.as_secs_f64()
@@ -349,7 +366,9 @@ impl Core {
                     Some(said) => format!(" (Envoy's admin said: {said})"),
                     None => String::new(),
                 };
-                say!(self, Error, 
+                say!(
+                    self,
+                    Error,
                     "epoch {} (PID={}) not ready after {} s, killing it{said}",
                     a.epoch,
                     a.pid,

@@ -376,6 +376,12 @@ impl Harness {
         }
         if let (Some(b), Some(r)) = (&c.binary, &c.running) {
             let differ = matches!((b, r), (Ok(b), Ok(r)) if b != r);
+            if self.w.live_children().next().is_none() {
+                // The serving epoch exited in the same batch: nothing to
+                // restart from, the run ends.
+                self.m.compare = None;
+                return;
+            }
             self.m.decided = Some(match differ {
                 true => RestartKind::Handoff,
                 false => RestartKind::Hot,

@@ -10,14 +10,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use hot_restarter::core::Exit;
-use hot_restarter::core::{Action, Core, Event, Settings};
+use hot_restarter::core::{Action, Core, Event, Exit, LogLine, Settings};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::admin::Asked;
 use crate::control::Client;
-use crate::model::Model;
+use crate::model::{Mode, Model};
 use crate::ops::{Luck, Op, Step};
 use crate::world::{Kind, World};
 
@@ -45,6 +44,9 @@ pub struct Harness {
     /// Every control client so far, in order.
     pub clients: Vec<Client>,
     trace: Vec<String>,
+    /// The log lines of the event being handled, nested calls included.
+    /// With the first pid not started yet when each was written.
+    pub logged: Vec<(LogLine, i32)>,
 }
 
 impl Harness {
@@ -66,6 +68,7 @@ impl Harness {
             at_once: 0,
             clients: Vec::new(),
             trace: Vec::new(),
+            logged: Vec::new(),
         };
         h.event(Event::Start);
         h
@@ -222,6 +225,9 @@ impl Harness {
         self.acted = 0;
         let at = self.now.duration_since(self.t0).as_millis();
         self.trace.push(format!("+{at}ms {ev:?}"));
+        self.logged.clear();
+        let expect = self.expect(&ev);
+        let was_ended = matches!(self.m.mode, Mode::Ended { .. });
         self.predict(&ev);
         let first = self.handle(ev.clone());
         let mut queue: VecDeque<(Action, bool)> = first.into_iter().map(|a| (a, false)).collect();
@@ -241,12 +247,21 @@ impl Harness {
         }
         self.answering = None;
         self.after(&ev, before, poll);
+        let ended_now = !was_ended && matches!(self.m.mode, Mode::Ended { .. });
+        self.check_log(&ev, &expect, ended_now);
     }
 
     /// One call of the core, and what is checked after each: no change of
     /// state was refused as senseless (I7), Envoy's readiness (A1).
     fn handle(&mut self, ev: Event) -> Vec<Action> {
         let actions = self.core.handle(ev, self.now);
+        let log = self.core.take_log();
+        for line in &log {
+            self.trace
+                .push(format!("    [{}] {}", line.level, line.text));
+        }
+        let next = self.w.peek_pid();
+        self.logged.extend(log.into_iter().map(|l| (l, next)));
         self.ensure(self.core.refused() == 0, || {
             "I7: the core refused a change of state as senseless".into()
         });

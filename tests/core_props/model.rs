@@ -125,6 +125,8 @@ pub struct Model {
     /// Children that became ready, and generations that went LIVE, so far.
     pub readies: u64,
     pub lives: u64,
+    /// A teardown began (a child failed): the wrapper exits 1.
+    pub torn_down: bool,
 }
 
 impl Model {
@@ -155,6 +157,7 @@ impl Model {
             succeeded: None,
             readies: 0,
             lives: 0,
+            torn_down: false,
         }
     }
 

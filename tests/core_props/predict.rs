@@ -278,6 +278,7 @@ impl Harness {
     }
 
     pub fn tear_down(&mut self) {
+        self.m.torn_down = true;
         self.m.mode = Mode::Killing {
             deadline: self.now + KILL_REAP_WAIT,
         };

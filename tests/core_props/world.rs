@@ -99,6 +99,11 @@ impl World {
         }
     }
 
+    /// The pid the next process will get.
+    pub fn peek_pid(&self) -> i32 {
+        self.next_pid + 1
+    }
+
     /// A pid never used before (also for orphans the core never started).
     pub fn fresh_pid(&mut self) -> Pid {
         self.next_pid += 1;
