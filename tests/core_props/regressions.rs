@@ -200,6 +200,79 @@ fn a_ready_check_is_killed_when_its_epoch_fails_in_one_batch_with_an_older_one()
     assert!(s.core.helpers().is_empty());
 }
 
+// ----- how an exit is judged, by its log lines ------------------------------
+
+impl Script {
+    /// The lines logged since the last call, as (level, text).
+    fn log(&mut self) -> Vec<(log::Level, String)> {
+        (self.core.take_log().into_iter())
+            .map(|l| (l.level, l.text))
+            .collect()
+    }
+}
+
+/// An older epoch failing while a newer one serves is no failed restart:
+/// the next restart still follows the newest epoch, and nothing is
+/// reported.
+#[test]
+fn an_older_epoch_failing_while_a_newer_one_serves_is_no_failed_restart() {
+    let mut s = Script::new(keep_serving());
+    s.hup();
+    s.log();
+    let actions = s.reap(&[(100, Exit::Code(7))]);
+    assert_eq!(s.core.next_epoch(), 2);
+    assert!(actions.is_empty(), "{actions:?}");
+    let warned = (log::Level::Warn, "PID=100 exited with code=7".to_string());
+    let kept = (
+        log::Level::Warn,
+        "epoch 0 (PID=100) failed while newer epochs run; epoch 1 (PID=101) keeps serving \
+         (--keep-serving)"
+            .to_string(),
+    );
+    let log = s.log();
+    assert!(log.contains(&warned) && log.contains(&kept), "{log:?}");
+    assert!(
+        !log.iter().any(|(_, l)| l.starts_with("restart to epoch")),
+        "{log:?}"
+    );
+}
+
+/// An epoch given up on (not ready in time, SIGKILLed) decides nothing
+/// when it is reaped, while running: no failure, no teardown, its exit
+/// logged at DEBUG only.
+#[test]
+fn the_exit_of_an_epoch_given_up_on_decides_nothing() {
+    let mut s = Script::new(Settings {
+        keep_serving: true,
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
+    s.hup(); // epoch 1 (102), its ready check (103)
+    s.now += Settings::plain().ready_timeout;
+    let actions = s.feed(Event::Tick);
+    assert!(
+        actions.contains(&Action::Signal(Pid::from_raw(102), Signal::SIGKILL)),
+        "{actions:?}"
+    );
+    assert_eq!(s.state(102), Some(ChildState::Abandoned));
+    s.log();
+    let actions = s.reap(&[(102, Exit::Signal(9))]);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(s.core.exit_code(), None);
+    assert_eq!(s.core.next_epoch(), 1);
+    let log = s.log();
+    let judged = (
+        log::Level::Debug,
+        "PID=102 (epoch 1): was killed with signal=9".to_string(),
+    );
+    let sigchld = (log::Level::Info, "got SIGCHLD".to_string());
+    assert_eq!(log, [sigchld, judged]);
+    // It no longer holds the restart back.
+    s.hup();
+    assert_eq!(s.epochs(), [(100, 0), (104, 1)]);
+}
+
 // ----- Envoy's admin, generations, control requests -------------------------
 
 /// Envoy-aware settings: --envoy-admin and --handoff-admin.
