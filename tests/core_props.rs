@@ -108,6 +108,15 @@ use proptest::prelude::*;
 use harness::Harness;
 use ops::Case;
 
+/// `CORE_PROPS_CASES=N` runs N cases of each property instead (the
+/// mutation run uses a few hundred to try each change quickly).
+fn cases(default: u32) -> u32 {
+    std::env::var("CORE_PROPS_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 fn run(case: &Case) {
     let mut h = Harness::start(case.settings.clone(), case.start);
     for step in &case.steps {
@@ -117,7 +126,7 @@ fn run(case: &Case) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(3000), ..ProptestConfig::default() })]
 
     #[test]
     fn the_core_keeps_its_invariants(case in ops::case(60)) {
@@ -126,7 +135,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2500), ..ProptestConfig::default() })]
 
     #[test]
     fn the_envoy_aware_core_keeps_its_invariants(case in ops::envoy_case(80)) {
