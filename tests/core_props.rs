@@ -100,6 +100,8 @@ mod ops;
 mod predict;
 #[path = "core_props/regressions.rs"]
 mod regressions;
+#[path = "core_props/table.rs"]
+mod table;
 #[path = "core_props/world.rs"]
 mod world;
 

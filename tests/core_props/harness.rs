@@ -254,7 +254,9 @@ impl Harness {
     /// One call of the core, and what is checked after each: no change of
     /// state was refused as senseless (I7), Envoy's readiness (A1).
     fn handle(&mut self, ev: Event) -> Vec<Action> {
-        let actions = self.core.handle(ev, self.now);
+        let from = self.core.phase();
+        let actions = self.core.handle(ev.clone(), self.now);
+        self.check_table(&ev, from, self.core.phase());
         let log = self.core.take_log();
         for line in &log {
             self.trace
