@@ -58,7 +58,7 @@ fn main() {
     // `cargo bench` may hand this process descriptors of its own (a
     // jobserver pipe): keep them from the wrapper, so that its descriptor
     // count is its own.
-    hot_restarter::setup::close_inherited_descriptors()
+    hot_restarter::os::setup::close_inherited_descriptors()
         .expect("cannot mark descriptors close-on-exec");
     run(&config);
 }

@@ -1,20 +1,14 @@
 //! hot-restarter's library: everything the binaries, benches and tests
 //! share. `main.rs` only parses flags and maps `run`'s result to an exit code.
+//!
+//! `core` decides (pure: events in, actions out), `driver` is the one loop
+//! that carries the actions out, `os` the system calls it needs, `admin`
+//! and `control` the two protocol adapters, `config` the flags.
 
 pub mod admin;
-pub mod capture;
-pub mod cli;
+pub mod config;
 pub mod control;
 pub mod core;
 pub mod driver;
-pub mod exec_check;
-pub mod logging;
-pub mod notify;
-pub mod pidfile;
-pub mod policy;
-pub mod poller;
-pub mod setup;
-pub mod signals;
-pub mod sockets;
-pub mod spawn;
+pub mod os;
 pub mod watch;

@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use hot_restarter::cli::{self, Config, Flags};
+use hot_restarter::config::{self, Config, Flags};
 use hot_restarter::control::server::ControlServer;
-use hot_restarter::{driver, logging, notify, pidfile, setup, signals};
+use hot_restarter::driver;
+use hot_restarter::os::{logging, pid_file, sd_notify, setup, signals};
 
 fn main() -> ExitCode {
     setup::open_missing_stdio();
@@ -24,14 +25,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    cli::forget_empty_variables();
+    config::forget_empty_variables();
     let flags = match Flags::try_parse() {
         Ok(flags) => flags,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             eprintln!(
                 "hot-restarter: {} (try 'hot-restarter --help')",
-                cli::one_line(&e)
+                config::one_line(&e)
             );
             return ExitCode::from(2);
         }
@@ -68,7 +69,7 @@ fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
     if config.subreaper {
         nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
     }
-    let notifier = notify::Notifier::from_env();
+    let notifier = sd_notify::Notifier::from_env();
     // The socket before the pid file: binding refuses a socket another
     // wrapper answers on, and a wrapper refused there must not have
     // replaced that wrapper's pid file (and removed it on the way out).
@@ -77,7 +78,7 @@ fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
         None => None,
     };
     let pid_file = match &config.pid_file {
-        Some(path) => Some(pidfile::PidFile::create(path, std::process::id())?),
+        Some(path) => Some(pid_file::PidFile::create(path, std::process::id())?),
         None => None,
     };
     let resources = driver::Resources {

@@ -90,6 +90,8 @@ mod control;
 mod handoff;
 #[path = "core_props/harness.rs"]
 mod harness;
+#[path = "core_props/logs.rs"]
+mod logs;
 #[path = "core_props/model.rs"]
 mod model;
 #[path = "core_props/ops.rs"]
@@ -98,6 +100,8 @@ mod ops;
 mod predict;
 #[path = "core_props/regressions.rs"]
 mod regressions;
+#[path = "core_props/table.rs"]
+mod table;
 #[path = "core_props/world.rs"]
 mod world;
 
@@ -105,6 +109,15 @@ use proptest::prelude::*;
 
 use harness::Harness;
 use ops::Case;
+
+/// `CORE_PROPS_CASES=N` runs N cases of each property instead (the
+/// mutation run uses a few hundred to try each change quickly).
+fn cases(default: u32) -> u32 {
+    std::env::var("CORE_PROPS_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
 
 fn run(case: &Case) {
     let mut h = Harness::start(case.settings.clone(), case.start);
@@ -115,7 +128,7 @@ fn run(case: &Case) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(3000), ..ProptestConfig::default() })]
 
     #[test]
     fn the_core_keeps_its_invariants(case in ops::case(60)) {
@@ -124,7 +137,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2500), ..ProptestConfig::default() })]
 
     #[test]
     fn the_envoy_aware_core_keeps_its_invariants(case in ops::envoy_case(80)) {

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use common::fake_admin::{FakeAdmin, initializing, live};
 use common::*;
-use hot_restarter::control::proto::{Reply, Request};
-use hot_restarter::control::server::ClientId;
+use hot_restarter::core::Exit;
+use hot_restarter::core::WaiterId;
 use hot_restarter::core::{Action, Answer, ChildState, Core, Event, Job, JobKind, Query, Settings};
-use hot_restarter::policy::Exit;
+use hot_restarter::core::{Command, Reply};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -172,12 +172,12 @@ fn keep_serving_handoff_wait_is_not_failed_by_the_old_generation_crashing() {
         ..handoff_settings()
     });
     first_live(&mut sim, 100);
-    let a = sim.ev(Event::Control(ClientId(7), Request::Handoff { wait: true }));
+    let a = sim.ev(Event::Control(WaiterId(7), Command::Handoff { wait: true }));
     sim.spawned(&a, 200);
     let a = sim.reaped(100, Exit::Code(1));
     let failed: Vec<&Action> = a
         .iter()
-        .filter(|a| matches!(a, Action::Reply(ClientId(7), Reply::Failed { .. })))
+        .filter(|a| matches!(a, Action::Reply(WaiterId(7), Reply::Failed { .. })))
         .collect();
     assert!(
         failed.is_empty(),

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
-use hot_restarter::cli::parse_seconds;
+use hot_restarter::config::parse_seconds;
 use hot_restarter::control::client::{self, ClientError};
 use hot_restarter::control::proto::{Reply, Request, Status};
 
@@ -139,7 +139,7 @@ impl From<ClientError> for Failure {
 fn main() -> ExitCode {
     // An empty HOT_RESTARTER_CONTROL_SOCKET counts as unset, as the
     // wrapper's own variables do.
-    hot_restarter::cli::forget_empty_variables();
+    hot_restarter::config::forget_empty_variables();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version

@@ -3,105 +3,102 @@
 //! (SIGTERM/SIGINT, `stop`), and `status`. A control request does exactly
 //! what its signal does, and is answered when that is done.
 
-use std::time::Instant;
-
 use nix::sys::signal::Signal;
 
-use super::{Action, ChildState, Core, Held, Notify, Phase};
-use crate::control::proto::{Reply, Request};
-use crate::control::server::ClientId;
-use crate::policy::{self, HupAction};
+use super::policy::{self, HupAction};
+use super::{Action, ChildState, Command, Core, Held, Notify, Phase, Reply, WaiterId};
 
 impl Core {
-    pub(super) fn on_signal(&mut self, sig: Signal, now: Instant) {
+    pub(super) fn on_signal(&mut self, sig: Signal) {
         match sig {
             Signal::SIGTERM | Signal::SIGINT => {
-                log::warn!("got {}", sig.as_str());
-                self.on_stop(now);
+                say!(self, Warn, "got {}", sig.as_str());
+                self.on_stop();
             }
             Signal::SIGHUP => {
-                log::info!("got SIGHUP");
-                self.on_hup(now);
+                say!(self, Info, "got SIGHUP");
+                self.on_hup();
             }
             Signal::SIGUSR1 => {
                 self.on_usr1();
             }
             Signal::SIGUSR2 => {
-                log::info!("got SIGUSR2");
-                self.on_handoff("SIGUSR2", now);
+                say!(self, Info, "got SIGUSR2");
+                self.on_handoff("SIGUSR2");
             }
-            other => log::debug!("ignoring {}", other.as_str()),
+            other => say!(self, Debug, "ignoring {}", other.as_str()),
         }
     }
 
-    pub(super) fn on_control(&mut self, client: ClientId, request: Request, now: Instant) {
-        if request != Request::Status {
-            log::info!("control socket: {}", request.to_line().trim_end());
-        }
-        match request {
-            Request::Status => {
-                let status = self.status(now);
+    pub(super) fn on_control(&mut self, client: WaiterId, command: Command) {
+        match command {
+            Command::Status => {
+                let status = self.status();
                 self.reply(client, Reply::Status(status));
             }
-            Request::Reload { wait } => match self.on_hup(now) {
+            Command::Reload { wait } => match self.on_hup() {
                 HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),
                 _ if !wait => self.reply_done(client, "reload requested"),
                 HupAction::Restart => self.wait_for_current_reload(client),
                 HupAction::Hold | HupAction::Coalesce => self.wait_for_held_reload(client),
             },
-            Request::ReopenLogs => {
+            Command::ReopenLogs => {
                 let sent = self.on_usr1();
                 match sent {
                     Some(n) => self.reply_done(client, &format!("SIGUSR1 sent to {n} children")),
                     None => self.reply_failed(client, "the wrapper is shutting down"),
                 }
             }
-            Request::Stop { wait } => {
-                self.on_stop(now);
+            Command::Stop { wait } => {
+                self.on_stop();
                 if wait {
                     self.wait_for_exit(client);
                 } else {
                     self.reply_done(client, "stopping");
                 }
             }
-            Request::Handoff { wait } => {
-                match self.on_handoff("requested on the control socket", now) {
-                    HupAction::Ignore if !self.s.handoff => {
-                        self.reply_failed(client, "handoff needs --envoy-admin and --handoff-admin")
-                    }
-                    HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),
-                    _ if !wait => self.reply_done(client, "handoff requested"),
-                    HupAction::Restart => self.wait_for_current_reload(client),
-                    HupAction::Hold | HupAction::Coalesce => self.wait_for_held_reload(client),
+            Command::Handoff { wait } => match self.on_handoff("requested on the control socket") {
+                HupAction::Ignore if !self.s.handoff => {
+                    self.reply_failed(client, "handoff needs --envoy-admin and --handoff-admin")
                 }
-            }
+                HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),
+                _ if !wait => self.reply_done(client, "handoff requested"),
+                HupAction::Restart => self.wait_for_current_reload(client),
+                HupAction::Hold | HupAction::Coalesce => self.wait_for_held_reload(client),
+            },
         }
     }
 
-    fn on_stop(&mut self, now: Instant) {
+    fn on_stop(&mut self) {
         if let Phase::Running(_) = self.phase {
-            self.shutdown(now);
+            self.shutdown();
         } else {
-            log::info!("already shutting down, ignoring the stop request");
+            say!(
+                self,
+                Info,
+                "already shutting down, ignoring the stop request"
+            );
         }
     }
 
     /// A restart request: start one now, hold it, fold it into the held
     /// one, or ignore it while stopping.
-    fn on_hup(&mut self, now: Instant) -> HupAction {
+    fn on_hup(&mut self) -> HupAction {
         let stopping = !matches!(self.phase, Phase::Running(_));
         let action = policy::on_hup(stopping, self.restart_blocked(), self.held.is_some());
         match action {
-            HupAction::Ignore => log::info!("shutting down, ignoring SIGHUP"),
-            HupAction::Restart => self.begin_restart(now),
+            HupAction::Ignore => say!(self, Info, "shutting down, ignoring SIGHUP"),
+            HupAction::Restart => self.begin_restart(),
             HupAction::Hold => {
                 self.held = Some(Held::Restart);
-                log::info!("holding SIGHUP until {}", self.describe_wait());
+                say!(self, Info, "holding SIGHUP until {}", self.describe_wait());
                 // systemd (Type=notify-reload) waits for RELOADING=1 after
                 // its SIGHUP; READY=1 follows once the held restart is done.
                 self.notify(Notify::Reloading("restart held".into()));
             }
-            HupAction::Coalesce => log::info!(
+            HupAction::Coalesce => say!(
+                self,
+                Info,
                 "coalescing SIGHUP into the held restart (waiting until {})",
                 self.describe_wait()
             ),
@@ -112,23 +109,36 @@ impl Core {
     /// A handoff request: as a restart request, but to a new generation; a
     /// held handoff absorbs a held restart (the new generation reads the
     /// configuration afresh too).
-    fn on_handoff(&mut self, why: &str, now: Instant) -> HupAction {
+    fn on_handoff(&mut self, why: &str) -> HupAction {
         if !self.s.handoff {
-            log::warn!("ignoring the handoff request: --handoff-admin is not set");
+            say!(
+                self,
+                Warn,
+                "ignoring the handoff request: --handoff-admin is not set"
+            );
             return HupAction::Ignore;
         }
         let stopping = !matches!(self.phase, Phase::Running(_));
         let held_handoff = matches!(self.held, Some(Held::Handoff(_)));
         let action = policy::on_hup(stopping, self.restart_blocked(), held_handoff);
         match action {
-            HupAction::Ignore => log::info!("shutting down, ignoring the handoff request"),
-            HupAction::Restart => self.begin_handoff(why, now),
+            HupAction::Ignore => say!(self, Info, "shutting down, ignoring the handoff request"),
+            HupAction::Restart => self.begin_handoff(why),
             HupAction::Hold => {
                 self.held = Some(Held::Handoff(why.to_string()));
-                log::info!("holding the handoff until {}", self.describe_wait());
+                say!(
+                    self,
+                    Info,
+                    "holding the handoff until {}",
+                    self.describe_wait()
+                );
                 self.notify(Notify::Reloading("handoff held".into()));
             }
-            HupAction::Coalesce => log::info!("coalescing the handoff request into the held one"),
+            HupAction::Coalesce => say!(
+                self,
+                Info,
+                "coalescing the handoff request into the held one"
+            ),
         }
         action
     }
@@ -137,8 +147,8 @@ impl Core {
     /// when shutting down.
     fn on_usr1(&mut self) -> Option<usize> {
         if !matches!(self.phase, Phase::Running(_)) {
-            log::info!("got SIGUSR1");
-            log::info!("shutting down, ignoring SIGUSR1");
+            say!(self, Info, "got SIGUSR1");
+            say!(self, Info, "shutting down, ignoring SIGUSR1");
             return None;
         }
         let mut sent = 0;
@@ -148,7 +158,9 @@ impl Core {
                 // SIGUSR1's default action is to terminate: sent before
                 // Envoy has installed its handler, it would kill the new
                 // epoch. An epoch that is not ready has just opened its logs.
-                ChildState::Starting => log::info!(
+                ChildState::Starting => say!(
+                    self,
+                    Info,
                     "not sending SIGUSR1 to PID={} (epoch {} is not ready yet)",
                     c.pid,
                     c.epoch
@@ -156,7 +168,7 @@ impl Core {
                 // SIGKILLed already: nothing to reopen.
                 ChildState::Abandoned => {}
                 ChildState::Ready | ChildState::Draining | ChildState::Retiring => {
-                    log::info!("sending SIGUSR1 to PID={}", c.pid);
+                    say!(self, Info, "sending SIGUSR1 to PID={}", c.pid);
                     self.actions.push(Action::Signal(c.pid, Signal::SIGUSR1));
                     sent += 1;
                 }
@@ -165,16 +177,16 @@ impl Core {
         Some(sent)
     }
 
-    pub(super) fn reply(&mut self, client: ClientId, reply: Reply) {
+    pub(super) fn reply(&mut self, client: WaiterId, reply: Reply) {
         self.actions.push(Action::Reply(client, reply));
     }
 
-    pub(super) fn reply_done(&mut self, client: ClientId, detail: &str) {
+    pub(super) fn reply_done(&mut self, client: WaiterId, detail: &str) {
         let detail = detail.to_string();
         self.reply(client, Reply::Done { detail });
     }
 
-    pub(super) fn reply_failed(&mut self, client: ClientId, reason: &str) {
+    pub(super) fn reply_failed(&mut self, client: WaiterId, reason: &str) {
         let reason = reason.to_string();
         self.reply(client, Reply::Failed { reason });
     }

@@ -1,18 +1,18 @@
 //! Exits and endings: judging reaped processes, the teardown after a
 //! failure, the graceful shutdown, and the deadlines that end each of them.
 
-use std::time::Instant;
-
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{Action, ChildState, Core, KILL_REAP_WAIT, Notify, Phase, Work, describe, later};
-use crate::policy::{Ending, Exit};
+use super::policy::{Ending, Exit};
+use super::report::Outcome;
+use super::transition::Settle;
+use super::{Action, ChildState, Core, KILL_REAP_WAIT, Phase, Work, describe, later};
 
 impl Core {
     /// One SIGCHLD's worth of reaped processes: our children, helpers, and
     /// orphans re-parented to us.
-    pub(super) fn on_reaped(&mut self, batch: Vec<(Pid, Exit)>, now: Instant) {
+    pub(super) fn on_reaped(&mut self, batch: Vec<(Pid, Exit)>) {
         let helper = self.helper_pid();
         // The Python wrapper logs every SIGCHLD; ready checks exit several
         // times a second, so their exits alone are logged only at debug.
@@ -20,9 +20,9 @@ impl Core {
             .iter()
             .all(|(pid, _)| Some(*pid) == helper || self.killed_helpers.contains(pid));
         if self.phase.is_running() && !batch.is_empty() && !only_helpers {
-            log::info!("got SIGCHLD");
+            say!(self, Info, "got SIGCHLD");
         } else {
-            log::debug!("got SIGCHLD");
+            say!(self, Debug, "got SIGCHLD");
         }
         // Every child of the batch leaves the list before any is judged, so
         // that no judgement names a child of the same batch as serving.
@@ -32,9 +32,16 @@ impl Core {
                 exited.push((self.children.remove(i), exit));
             } else if let Some(i) = self.killed_helpers.iter().position(|p| *p == pid) {
                 self.killed_helpers.remove(i);
-                log::debug!("killed helper PID={pid} reaped ({})", describe(exit));
+                say!(
+                    self,
+                    Debug,
+                    "killed helper PID={pid} reaped ({})",
+                    describe(exit)
+                );
             } else if !self.helper_reaped(pid, exit) {
-                log::debug!(
+                say!(
+                    self,
+                    Debug,
                     "reaped PID={pid} ({}), not a child we track",
                     describe(exit)
                 );
@@ -49,15 +56,21 @@ impl Core {
         if teardown && self.phase.is_running() {
             self.teardown();
         }
-        self.check_retired(now);
-        self.judge_helper(now);
+        self.check_retired();
+        self.judge_helper();
     }
 
     /// Judge one child's exit. Returns true when it means a teardown.
     fn judge_exit(&mut self, child: super::Child, exit: Exit) -> bool {
         let pid = child.pid;
         if !self.phase.is_running() || child.state == ChildState::Abandoned {
-            log::debug!("PID={pid} (epoch {}): {}", child.epoch, describe(exit));
+            say!(
+                self,
+                Debug,
+                "PID={pid} (epoch {}): {}",
+                child.epoch,
+                describe(exit)
+            );
             return false;
         }
         if child.state == ChildState::Retiring {
@@ -65,15 +78,14 @@ impl Core {
             return false;
         }
         match exit {
-            Exit::Code(0) => log::info!("PID={pid} exited with code=0"),
-            Exit::Code(code) => log::warn!("PID={pid} exited with code={code}"),
-            Exit::Signal(sig) => log::warn!("PID={pid} was killed with signal={sig}"),
+            Exit::Code(0) => say!(self, Info, "PID={pid} exited with code=0"),
+            Exit::Code(code) => say!(self, Warn, "PID={pid} exited with code={code}"),
+            Exit::Signal(sig) => say!(self, Warn, "PID={pid} was killed with signal={sig}"),
         }
         let awaited = matches!(self.work(), Work::Awaiting(a) if a.pid == pid);
         if child.generation != self.generation {
             // The new generation of a handoff, before it was LIVE: the old
             // one keeps serving, whatever the flags.
-            self.kill_helper();
             let why = format!(
                 "PID={pid} {} before it was LIVE (if it failed at once: does the start script \
                  use HOT_RESTARTER_SLOT for --base-id and the admin address?)",
@@ -87,16 +99,13 @@ impl Core {
             if awaited {
                 // It finished before it was ever ready: nothing to wait for,
                 // and the restart did not take (the older epochs serve on).
-                // (Found by the property tests.)
-                self.kill_helper();
                 let reason = format!(
                     "restart to epoch {} failed because PID={pid} exited with code=0 before it \
                      was ready",
                     child.epoch
                 );
-                log::warn!("{reason}; {}", self.serving_description());
-                self.reload_ended(super::report::Outcome::Failed(&reason));
-                self.notify_ready();
+                say!(self, Warn, "{reason}; {}", self.serving_description());
+                self.set_work(Work::Idle, Settle::Ended(Outcome::Failed(&reason)));
             }
             return false;
         }
@@ -114,8 +123,10 @@ impl Core {
             // on (--keep-serving); once the new generation is LIVE it serves.
             // A later hot restart of this one follows its newest live epoch.
             let serving = self.serving().map(|c| c.epoch);
-            self.next_epoch = crate::policy::next_epoch_after_failure(serving, child.epoch);
-            log::warn!(
+            self.next_epoch = crate::core::policy::next_epoch_after_failure(serving, child.epoch);
+            say!(
+                self,
+                Warn,
                 "generation {} epoch {} (PID={pid}) failed while generation {starting} starts; \
                  the handoff goes on (--keep-serving)",
                 child.generation,
@@ -125,9 +136,6 @@ impl Core {
         }
         let newest = self.serving().map(|c| c.epoch).max().unwrap_or(0);
         if child.epoch > newest || self.serving().next().is_none() {
-            if awaited {
-                self.kill_helper();
-            }
             // Not ready yet: a new epoch died before going live (its
             // restart may be over already, failed by an older epoch judged
             // first in the same batch).
@@ -137,7 +145,9 @@ impl Core {
             // envoyproxy/envoy #33446: once a new Envoy has died before
             // going live, Envoy 1.40 refuses every later hot restart of the
             // surviving generation, whatever epoch number is tried.
-            log::warn!(
+            say!(
+                self,
+                Warn,
                 "epoch {} (PID={pid}) died before taking over; if Envoy itself had started, \
                  every further hot restart of the serving Envoy will fail with \"previous envoy \
                  process is still initializing\" until the service is restarted cold \
@@ -147,7 +157,9 @@ impl Core {
             );
             self.restart_failed(child.epoch, &format!("PID={pid} {}", describe(exit)));
         } else {
-            log::warn!(
+            say!(
+                self,
+                Warn,
                 "epoch {} (PID={pid}) failed while newer epochs run; {} (--keep-serving)",
                 child.epoch,
                 self.serving_description()
@@ -163,7 +175,7 @@ impl Core {
         }
         match self.phase.clone() {
             Phase::Running(_) => {
-                log::warn!("exiting due to lack of child processes");
+                say!(self, Warn, "exiting due to lack of child processes");
                 self.finish(if self.failed {
                     Ending::Failure
                 } else {
@@ -171,17 +183,17 @@ impl Core {
                 });
             }
             Phase::ShuttingDown { .. } => {
-                log::info!("all children exited cleanly");
+                say!(self, Info, "all children exited cleanly");
                 self.finish(Ending::GracefulShutdown);
             }
             Phase::Killing { ending, .. } => {
                 if ending == Ending::Failure {
-                    log::warn!("exiting due to lack of child processes");
+                    say!(self, Warn, "exiting due to lack of child processes");
                 }
                 self.finish(ending);
             }
             Phase::Exiting { ending, .. } if self.killed_helpers.is_empty() => {
-                self.phase = Phase::Done(ending);
+                self.set_state(Phase::Done(ending), Settle::Keep);
             }
             Phase::Exiting { .. } | Phase::Done(_) => {}
         }
@@ -190,68 +202,66 @@ impl Core {
     /// A child failed: SIGKILL every other child, then exit 1 once they are
     /// reaped.
     pub(super) fn teardown(&mut self) {
-        log::warn!("Due to abnormal exit, force killing all child processes and exiting");
-        self.reloads_abandoned("a child failed: the wrapper is killing every child and exiting 1");
-        self.kill_helper();
+        say!(
+            self,
+            Warn,
+            "Due to abnormal exit, force killing all child processes and exiting"
+        );
         self.force_kill_all(Ending::Failure);
     }
 
     fn force_kill_all(&mut self, ending: Ending) {
-        for i in 0..self.children.len() {
-            let pid = self.children[i].pid;
-            log::warn!("force killing PID={pid}");
-            self.actions.push(Action::Signal(pid, Signal::SIGKILL));
-        }
-        self.phase = Phase::Killing {
+        let killing = Phase::Killing {
             deadline: later(self.now, KILL_REAP_WAIT),
             ending,
         };
+        self.set_state(killing, Settle::Keep);
+        for i in 0..self.children.len() {
+            let pid = self.children[i].pid;
+            say!(self, Warn, "force killing PID={pid}");
+            self.actions.push(Action::Signal(pid, Signal::SIGKILL));
+        }
     }
 
     /// SIGTERM/SIGINT: pass SIGTERM on and wait up to the term wait.
-    pub(super) fn shutdown(&mut self, now: Instant) {
-        self.notify(Notify::Stopping);
-        self.reloads_abandoned("the wrapper is shutting down");
-        self.kill_helper();
-        self.held = None;
+    pub(super) fn shutdown(&mut self) {
+        let shutting_down = Phase::ShuttingDown {
+            deadline: later(self.now, self.s.term_wait),
+        };
+        self.set_state(shutting_down, Settle::Keep);
         for i in 0..self.children.len() {
             let pid = self.children[i].pid;
-            log::info!("sending TERM to PID={pid}");
+            say!(self, Info, "sending TERM to PID={pid}");
             self.actions.push(Action::Signal(pid, Signal::SIGTERM));
         }
-        self.phase = Phase::ShuttingDown {
-            deadline: later(now, self.s.term_wait),
-        };
     }
 
     /// No child is left: stop whatever helper runs, and be done once every
     /// killed helper has been reaped.
     pub(super) fn finish(&mut self, ending: Ending) {
-        self.reloads_abandoned("the wrapper is exiting: no child is left");
-        self.kill_helper();
-        self.held = None;
-        self.phase = if self.killed_helpers.is_empty() {
-            Phase::Done(ending)
-        } else {
-            Phase::Exiting {
-                deadline: later(self.now, KILL_REAP_WAIT),
-                ending,
-            }
-        };
+        self.set_state(Phase::Done(ending), Settle::Keep);
     }
 
     /// Act on every deadline that has passed.
-    pub(super) fn on_time(&mut self, now: Instant) {
+    pub(super) fn on_time(&mut self) {
+        let now = self.now;
         match self.phase.clone() {
             Phase::ShuttingDown { deadline } if now >= deadline => {
                 for c in &self.children {
-                    log::info!("child PID={} did not exit cleanly, killing", c.pid);
+                    say!(
+                        self,
+                        Info,
+                        "child PID={} did not exit cleanly, killing",
+                        c.pid
+                    );
                 }
                 self.force_kill_all(Ending::ForcedShutdown);
             }
             Phase::Killing { deadline, ending } if now >= deadline => {
                 for c in &self.children {
-                    log::error!(
+                    say!(
+                        self,
+                        Error,
                         "PID={} was not reaped after SIGKILL, exiting without it",
                         c.pid
                     );
@@ -261,14 +271,16 @@ impl Core {
             }
             Phase::Exiting { deadline, ending } if now >= deadline => {
                 for pid in &self.killed_helpers {
-                    log::error!(
+                    say!(
+                        self,
+                        Error,
                         "helper PID={pid} was not reaped after SIGKILL, exiting without it"
                     );
                 }
                 self.killed_helpers.clear();
-                self.phase = Phase::Done(ending);
+                self.set_state(Phase::Done(ending), Settle::Keep);
             }
-            Phase::Running(_) => self.restart_deadlines(now),
+            Phase::Running(_) => self.restart_deadlines(),
             _ => {}
         }
     }

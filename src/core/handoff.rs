@@ -11,9 +11,10 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::report::Outcome;
+use super::transition::Settle;
 use super::{
-    Action, Answer, Awaiting, ChildState, Core, KILL_REAP_WAIT, Query, Retiring, Stage, Work,
-    later, slot,
+    Action, Answer, Awaiting, ChildState, Core, Helper, Job, JobKind, KILL_REAP_WAIT, Query,
+    Retiring, Stage, Work, later, slot,
 };
 
 /// How long the old generation may keep its listeners open after the
@@ -29,66 +30,86 @@ const VERSION_WAIT: Duration = Duration::from_secs(10);
 
 impl Core {
     /// Hand off to a new generation.
-    pub(super) fn begin_handoff(&mut self, why: &str, now: Instant) {
+    pub(super) fn begin_handoff(&mut self, why: &str) {
         let to = self.generation + 1;
-        log::info!(
+        say!(
+            self,
+            Info,
             "handing off from generation {} to generation {to} (slot {}): {why}",
             self.generation,
             slot(to)
         );
         self.reload_is_handoff();
-        self.begin_restart_to(0, to, now);
+        self.begin_restart_to(0, to);
     }
 
-    /// `--envoy-bin`: ask both hot-restart versions before choosing.
-    pub(super) fn begin_comparing(&mut self, now: Instant) {
-        self.reload_begun(self.next_epoch, now);
-        self.set_work(Work::Comparing {
-            started: now,
-            deadline: later(now, VERSION_WAIT),
-            binary: None,
-            running: None,
-        });
-        self.actions.push(Action::Ask(Query::BinaryVersion));
-        let generation = self.generation;
+    /// `--envoy-bin`: learn both hot-restart versions before choosing, the
+    /// binary's from `--envoy-bin PATH --hot-restart-version` (a helper
+    /// job), the running Envoy's from its admin.
+    pub(super) fn begin_comparing(&mut self) {
+        let now = self.now;
+        let (epoch, generation) = (self.next_epoch, self.generation);
+        self.reload_begun(epoch);
+        self.set_work(
+            Work::Comparing {
+                started: now,
+                deadline: later(now, VERSION_WAIT),
+                probe: Helper::Spawning,
+                binary: None,
+                running: None,
+            },
+            Settle::Keep,
+        );
+        let job = Job::new(JobKind::VersionProbe, epoch, generation);
+        self.actions.push(Action::Spawn(job));
         self.actions
             .push(Action::Ask(Query::HotRestartVersion { generation }));
     }
 
-    pub(super) fn on_version(
-        &mut self,
-        query: Query,
-        answer: Result<Answer, String>,
-        now: Instant,
-    ) {
-        let Work::Comparing {
-            started,
-            deadline,
-            mut binary,
-            mut running,
-        } = self.work().clone()
-        else {
-            return;
-        };
+    /// The running Envoy's admin answered `/hot_restart_version`.
+    pub(super) fn on_version(&mut self, query: Query, answer: Result<Answer, String>) {
+        match query {
+            Query::HotRestartVersion { generation } if generation == self.generation => {}
+            _ => return,
+        }
         let version = answer.and_then(|a| match a {
             Answer::Version(v) => Ok(v),
             other => Err(format!("unexpected answer {other:?}")),
         });
-        match query {
-            Query::BinaryVersion => binary = Some(version),
-            Query::HotRestartVersion { generation } if generation == self.generation => {
-                running = Some(version)
-            }
-            _ => return,
-        }
-        self.set_work(Work::Comparing {
+        self.version_known(None, Some(version));
+    }
+
+    /// One of the versions is known (`binary` from the probe, `running`
+    /// from the admin); once both are, choose.
+    pub(super) fn version_known(
+        &mut self,
+        binary: Option<Result<String, String>>,
+        running: Option<Result<String, String>>,
+    ) {
+        let Work::Comparing {
             started,
             deadline,
-            binary: binary.clone(),
-            running: running.clone(),
-        });
+            probe,
+            binary: had_binary,
+            running: had_running,
+        } = self.work().clone()
+        else {
+            return;
+        };
+        let binary = binary.or(had_binary);
+        let running = running.or(had_running);
+        self.set_work(
+            Work::Comparing {
+                started,
+                deadline,
+                probe,
+                binary: binary.clone(),
+                running: running.clone(),
+            },
+            Settle::Keep,
+        );
         if let (Some(binary), Some(running)) = (binary, running) {
-            self.compared(binary, running, now);
+            self.compared(binary, running);
         }
     }
 
@@ -98,35 +119,42 @@ impl Core {
         &mut self,
         binary: Result<String, String>,
         running: Result<String, String>,
-        now: Instant,
     ) {
-        self.set_work(Work::Idle);
+        self.set_work(Work::Idle, Settle::Keep);
+        if self.live().next().is_none() {
+            // The serving epoch exited in the batch that ended the probe:
+            // nothing to restart from, and the wrapper is about to end.
+            return;
+        }
         match (binary, running) {
             (Ok(b), Ok(r)) if b != r => {
                 let why = format!(
                     "the Envoy binary's hot-restart version {b} differs from the running \
                      Envoy's {r}"
                 );
-                self.begin_handoff(&why, now);
+                self.begin_handoff(&why);
             }
             (Ok(_), Ok(_)) => {
                 let (epoch, generation) = (self.next_epoch, self.generation);
-                self.begin_restart_to(epoch, generation, now);
+                self.begin_restart_to(epoch, generation);
             }
             (b, r) => {
                 let error = [b.err(), r.err()].into_iter().flatten().collect::<Vec<_>>();
-                log::warn!(
+                say!(
+                    self,
+                    Warn,
                     "cannot compare hot-restart versions ({}); hot-restarting",
                     error.join("; ")
                 );
                 let (epoch, generation) = (self.next_epoch, self.generation);
-                self.begin_restart_to(epoch, generation, now);
+                self.begin_restart_to(epoch, generation);
             }
         }
     }
 
     /// The new generation is LIVE: it serves now, and the old one drains.
-    pub(super) fn handoff_live(&mut self, a: Awaiting, now: Instant) {
+    pub(super) fn handoff_live(&mut self, a: Awaiting) {
+        let now = self.now;
         let from = self.generation;
         self.generation = a.generation;
         self.next_epoch = a.epoch + 1;
@@ -138,7 +166,9 @@ impl Core {
                 c.state = ChildState::Retiring;
             }
         }
-        log::info!(
+        say!(
+            self,
+            Info,
             "generation {} epoch {} (PID={}) is LIVE after {} ms; generation {from} drains",
             a.generation,
             a.epoch,
@@ -151,17 +181,19 @@ impl Core {
             "generation {} epoch {} (PID={}) is LIVE and serves; generation {from} drains",
             a.generation, a.epoch, a.pid
         );
-        self.reload_ended(Outcome::Done(&detail));
-        self.notify_ready();
-        self.set_work(Work::Retiring(Retiring {
+        let retiring = Retiring {
             from,
             started: a.started,
             stage: Stage::Draining {
                 limit: later(now, DRAIN_LIMIT),
             },
-        }));
+        };
+        self.set_work(
+            Work::Retiring(retiring),
+            Settle::Ended(Outcome::Done(&detail)),
+        );
         if self.retiring().next().is_none() {
-            self.handoff_done(now);
+            self.handoff_done();
             return;
         }
         self.actions
@@ -175,12 +207,8 @@ impl Core {
     }
 
     /// The old generation answered the drain request, or counted sockets.
-    pub(super) fn on_retiring_answer(
-        &mut self,
-        query: Query,
-        answer: Result<Answer, String>,
-        now: Instant,
-    ) {
+    pub(super) fn on_retiring_answer(&mut self, query: Query, answer: Result<Answer, String>) {
+        let now = self.now;
         let Work::Retiring(r) = self.work().clone() else {
             return;
         };
@@ -194,36 +222,48 @@ impl Core {
         }
         match (query, r.stage, answer) {
             (Query::Drain { .. }, Stage::Draining { limit }, Ok(_)) => {
-                log::info!(
+                say!(
+                    self,
+                    Info,
                     "generation {} is draining its listeners (POST /drain_listeners?graceful)",
                     r.from
                 );
                 self.count_listeners(r, limit);
             }
             (Query::Drain { .. }, Stage::Draining { .. }, Err(e)) => {
-                log::warn!(
+                say!(
+                    self,
+                    Warn,
                     "generation {}'s admin did not take the drain ({e}); stopping it with \
                      SIGTERM now: requests in flight on it may be cut",
                     r.from
                 );
-                self.stop_retiring(r, now);
+                self.stop_retiring(r);
             }
             (Query::Listening { .. }, Stage::Counting { limit }, Ok(Answer::Listening(0))) => {
-                log::info!("generation {} has closed its listeners", r.from);
-                self.stop_retiring(r, now);
+                say!(self, Info, "generation {} has closed its listeners", r.from);
+                self.stop_retiring(r);
                 let _ = limit;
             }
             (Query::Listening { .. }, Stage::Counting { limit }, other) => {
                 if let Err(e) = other {
-                    log::debug!("cannot count generation {}'s listeners: {e}", r.from);
+                    say!(
+                        self,
+                        Debug,
+                        "cannot count generation {}'s listeners: {e}",
+                        r.from
+                    );
                 }
-                self.set_work(Work::Retiring(Retiring {
-                    stage: Stage::Watching {
-                        next: later(now, LISTEN_POLL),
-                        limit,
-                    },
-                    ..r
-                }));
+                self.set_work(
+                    Work::Retiring(Retiring {
+                        stage: Stage::Watching {
+                            next: later(now, LISTEN_POLL),
+                            limit,
+                        },
+                        ..r
+                    }),
+                    Settle::Keep,
+                );
             }
             _ => {}
         }
@@ -234,10 +274,13 @@ impl Core {
         let Some(pid) = self.retiring().last().map(|c| c.pid) else {
             return;
         };
-        self.set_work(Work::Retiring(Retiring {
-            stage: Stage::Counting { limit },
-            ..r
-        }));
+        self.set_work(
+            Work::Retiring(Retiring {
+                stage: Stage::Counting { limit },
+                ..r
+            }),
+            Settle::Keep,
+        );
         self.actions.push(Action::Ask(Query::Listening {
             generation: r.from,
             pid,
@@ -245,62 +288,78 @@ impl Core {
     }
 
     /// SIGTERM the old generation; its exits are expected.
-    fn stop_retiring(&mut self, r: Retiring, now: Instant) {
+    fn stop_retiring(&mut self, r: Retiring) {
+        let now = self.now;
         let pids: Vec<(Pid, u32)> = self.retiring().map(|c| (c.pid, c.epoch)).collect();
         for (pid, epoch) in pids {
-            log::info!(
+            say!(
+                self,
+                Info,
                 "sending TERM to PID={pid} (generation {} epoch {epoch}, handed off)",
                 r.from
             );
             self.actions.push(Action::Signal(pid, Signal::SIGTERM));
         }
-        self.set_work(Work::Retiring(Retiring {
-            stage: Stage::Stopping {
-                deadline: later(now, self.s.term_wait),
-            },
-            ..r
-        }));
+        self.set_work(
+            Work::Retiring(Retiring {
+                stage: Stage::Stopping {
+                    deadline: later(now, self.s.term_wait),
+                },
+                ..r
+            }),
+            Settle::Keep,
+        );
     }
 
     /// Deadlines of the old generation's way out.
-    pub(super) fn retiring_deadlines(&mut self, r: Retiring, now: Instant) {
+    pub(super) fn retiring_deadlines(&mut self, r: Retiring) {
+        let now = self.now;
         match r.stage {
             Stage::Draining { limit }
             | Stage::Watching { limit, .. }
             | Stage::Counting { limit }
                 if now >= limit =>
             {
-                log::warn!(
+                say!(
+                    self,
+                    Warn,
                     "generation {} still listens {} s after the drain request; stopping it",
                     r.from,
                     DRAIN_LIMIT.as_secs()
                 );
-                self.stop_retiring(r, now);
+                self.stop_retiring(r);
             }
             Stage::Watching { next, limit } if now >= next => self.count_listeners(r, limit),
             Stage::Stopping { deadline } if now >= deadline => {
                 let pids: Vec<Pid> = self.retiring().map(|c| c.pid).collect();
                 for pid in pids {
-                    log::warn!(
+                    say!(
+                        self,
+                        Warn,
                         "force killing PID={pid} (generation {}, handed off)",
                         r.from
                     );
                     self.actions.push(Action::Signal(pid, Signal::SIGKILL));
                 }
-                self.set_work(Work::Retiring(Retiring {
-                    stage: Stage::Stopping {
-                        deadline: later(now, KILL_REAP_WAIT.max(self.s.term_wait)),
-                    },
-                    ..r
-                }));
+                self.set_work(
+                    Work::Retiring(Retiring {
+                        stage: Stage::Stopping {
+                            deadline: later(now, KILL_REAP_WAIT.max(self.s.term_wait)),
+                        },
+                        ..r
+                    }),
+                    Settle::Keep,
+                );
             }
             _ => {}
         }
     }
 
     /// A child of the old generation has exited; its exit decides nothing.
-    pub(super) fn retired(&mut self, child: super::Child, exit: crate::policy::Exit) {
-        log::info!(
+    pub(super) fn retired(&mut self, child: super::Child, exit: crate::core::policy::Exit) {
+        say!(
+            self,
+            Info,
             "PID={} (generation {} epoch {}, handed off) {}",
             child.pid,
             child.generation,
@@ -312,15 +371,16 @@ impl Core {
     /// After a batch of exits: the handoff is done once no child of the old
     /// generation is left, unless the batch tore everything down (its new
     /// generation failed in the same batch).
-    pub(super) fn check_retired(&mut self, now: Instant) {
+    pub(super) fn check_retired(&mut self) {
         if self.retiring().next().is_none()
             && let Work::Retiring(_) = self.work()
         {
-            self.handoff_done(now);
+            self.handoff_done();
         }
     }
 
-    fn handoff_done(&mut self, now: Instant) {
+    fn handoff_done(&mut self) {
+        let now = self.now;
         let Work::Retiring(r) = self.work().clone() else {
             return;
         };
@@ -332,11 +392,13 @@ impl Core {
             ),
             None => format!("generation {} has exited", r.from),
         };
-        log::info!(
+        say!(
+            self,
+            Info,
             "handoff from generation {} done in {ms} ms: {detail}",
             r.from
         );
-        self.set_work(Work::Idle);
+        self.set_work(Work::Idle, Settle::Keep);
     }
 
     /// The new generation did not make it: it is killed (if it still runs)
@@ -345,9 +407,7 @@ impl Core {
     /// say: an Envoy that exits 0 before it is LIVE has not.
     pub(super) fn handoff_failed(&mut self, generation: u32, why: &str) {
         let reason = format!("handoff to generation {generation} failed because {why}");
-        log::error!("{reason}; {}", self.serving_description());
-        self.set_work(Work::Idle);
-        self.reload_ended(Outcome::Failed(&reason));
-        self.notify_ready();
+        say!(self, Error, "{reason}; {}", self.serving_description());
+        self.set_work(Work::Idle, Settle::Ended(Outcome::Failed(&reason)));
     }
 }

@@ -2,18 +2,18 @@
 //! script): which one runs, noting its exit within a batch, killing its
 //! process group, and judging its exit once the batch's children have been.
 
-use std::time::Instant;
-
 use nix::unistd::Pid;
 
+use super::Exit;
+use super::policy::last_words;
 use super::{Action, Awaiting, Core, Helper, Preflight, Probe, Work, later};
-use crate::policy::Exit;
 
 impl Core {
     /// The helper of the restart in flight (preflight or ready check).
     pub(super) fn helper_mut(&mut self) -> Option<&mut Helper> {
         match &mut self.phase {
             super::Phase::Running(Work::Preflight(p)) => Some(&mut p.helper),
+            super::Phase::Running(Work::Comparing { probe, .. }) => Some(probe),
             super::Phase::Running(Work::Awaiting(Awaiting {
                 script: Probe::Running(h),
                 ..
@@ -24,17 +24,7 @@ impl Core {
 
     /// The running helper, if any.
     pub(super) fn helper_pid(&self) -> Option<Pid> {
-        match self.work() {
-            Work::Preflight(Preflight {
-                helper: Helper::Running(pid),
-                ..
-            })
-            | Work::Awaiting(Awaiting {
-                script: Probe::Running(Helper::Running(pid)),
-                ..
-            }) => Some(*pid),
-            _ => None,
-        }
+        super::transition::helper_of(&self.phase)
     }
 
     /// If `pid` is the running helper, note its exit, to be judged once the
@@ -57,17 +47,9 @@ impl Core {
         self.killed_helpers.push(pid);
     }
 
-    /// Stop the restart in flight: SIGKILL its helper (unless it has exited
-    /// already) and forget the work.
-    pub(super) fn kill_helper(&mut self) {
-        if let Some(pid) = self.helper_pid() {
-            self.kill_group(pid);
-        }
-        self.set_work(Work::Idle);
-    }
-
     /// A helper reaped in the last batch, judged now.
-    pub(super) fn judge_helper(&mut self, now: Instant) {
+    pub(super) fn judge_helper(&mut self) {
+        let now = self.now;
         match self.work().clone() {
             Work::Preflight(Preflight {
                 epoch,
@@ -77,23 +59,27 @@ impl Core {
                 ..
             }) => {
                 if !exit.is_clean() {
-                    log::error!(
+                    say!(
+                        self,
+                        Error,
                         "preflight for epoch {epoch} (PID={pid}) failed: {}",
                         super::describe(exit)
                     );
-                    let said = match self.helper_said.take() {
-                        Some((p, text)) if p == pid && !text.is_empty() => format!(": {text}"),
+                    let said = match self.output_of(pid).map(|text| last_words(&text)) {
+                        Some(text) if !text.is_empty() => format!(": {text}"),
                         _ => String::new(),
                     };
                     let detail = format!(" (PID={pid} {}){said}", super::describe(exit));
                     self.restart_skipped_because(epoch, "its preflight failed", &detail);
                     return;
                 }
-                log::info!(
+                say!(
+                    self,
+                    Info,
                     "preflight for epoch {epoch} passed in {} ms",
                     now.saturating_duration_since(started).as_millis()
                 );
-                self.set_work(Work::Idle);
+                self.drop_work();
                 if self.live().next().is_some() {
                     self.start_epoch(epoch, generation);
                 }
@@ -109,7 +95,9 @@ impl Core {
                 let script = if exit.is_clean() {
                     Probe::Passed
                 } else {
-                    log::debug!(
+                    say!(
+                        self,
+                        Debug,
                         "ready check for epoch {epoch} (PID={pid}, check PID={check}): {}",
                         super::describe(exit)
                     );
@@ -118,9 +106,37 @@ impl Core {
                 if let Some(a) = self.awaiting_mut() {
                     a.script = script;
                 }
-                self.check_ready(now);
+                self.check_ready();
+            }
+            // Judged once: its version stays known while the comparison waits
+            // for the running Envoy's.
+            Work::Comparing {
+                probe: Helper::Exited(pid, exit),
+                binary: None,
+                ..
+            } => {
+                // Envoy prints the version alone, on its last line.
+                let said = self.output_of(pid).unwrap_or_default();
+                let last = said.lines().map(str::trim).rfind(|l| !l.is_empty());
+                let version = match last {
+                    Some(version) if exit.is_clean() => Ok(version.to_string()),
+                    _ => Err(format!(
+                        "--envoy-bin --hot-restart-version {}: {}",
+                        super::describe(exit),
+                        last_words(&said)
+                    )),
+                };
+                self.version_known(Some(version), None);
             }
             _ => {}
+        }
+    }
+
+    /// What `pid` wrote, if it was the last helper to say anything.
+    fn output_of(&mut self, pid: Pid) -> Option<String> {
+        match self.helper_said.take() {
+            Some((p, text)) if p == pid => Some(text),
+            _ => None,
         }
     }
 }

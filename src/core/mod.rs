@@ -10,25 +10,44 @@
 //! combination of flags. The few remaining fields are facts (a SIGHUP is
 //! held, a child has failed, helpers were killed and await reaping).
 //!
-//! Log lines are written here, where each decision is made, so that the
-//! source location in a line points at the decision.
+//! Log lines are the core's output too ([`LogLine`], taken with
+//! [`Core::take_log`]): each is made where its decision is made, with that
+//! source location, and the property tests read them.
+
+/// Log a line from the core: it is kept, with its level, where it was
+/// written (module, file, line) and its text, until the driver takes it
+/// with [`Core::take_log`] and hands it to the `log` crate.
+macro_rules! say {
+    ($core:expr, $level:ident, $($arg:tt)+) => {
+        $core.log.push($crate::core::LogLine {
+            level: log::Level::$level,
+            text: format!($($arg)+),
+            target: module_path!(),
+            file: file!(),
+            line: line!(),
+        })
+    };
+}
 
 mod commands;
 mod exits;
 mod handoff;
 mod helpers;
+pub mod policy;
 mod ready;
 mod report;
 mod restart;
+mod transition;
 mod types;
 
+pub use report::{Counters, LastReload, ReloadResult, StatusView};
 pub use types::*;
 
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
-use crate::policy::{Ending, Exit};
+pub use policy::{Ending, Exit};
 
 /// How long SIGKILLed processes may take to be reaped before the wrapper
 /// gives up on them. SIGKILL cannot be refused, so this only matters for a
@@ -103,6 +122,8 @@ enum Work {
     Comparing {
         started: Instant,
         deadline: Instant,
+        /// `--envoy-bin PATH --hot-restart-version`.
+        probe: Helper,
         binary: Option<Result<String, String>>,
         running: Option<Result<String, String>>,
     },
@@ -205,6 +226,10 @@ pub struct Core {
     /// The time of the event being handled.
     now: Instant,
     report: report::Reporting,
+    /// Changes of state refused as senseless (see `transition.rs`).
+    refused: u32,
+    /// Log lines not taken yet.
+    log: Vec<LogLine>,
 }
 
 impl Core {
@@ -223,6 +248,8 @@ impl Core {
             helper_said: None,
             actions: Vec::new(),
             now,
+            refused: 0,
+            log: Vec::new(),
         }
     }
 
@@ -232,18 +259,24 @@ impl Core {
         if !matches!(self.phase, Phase::Done(_)) {
             match event {
                 Event::Start => self.start_epoch(0, 0),
-                Event::Signal(sig) => self.on_signal(sig, now),
-                Event::Reaped(batch) => self.on_reaped(batch, now),
-                Event::Spawned(job, result) => self.on_spawned(job, result, now),
-                Event::Answered(query, answer) => self.on_answer(query, answer, now),
-                Event::Control(client, request) => self.on_control(client, request, now),
+                Event::Signal(sig) => self.on_signal(sig),
+                Event::Reaped(batch) => self.on_reaped(batch),
+                Event::Spawned(job, result) => self.on_spawned(job, result),
+                Event::Answered(query, answer) => self.on_answer(query, answer),
+                Event::Control(client, request) => self.on_control(client, request),
                 Event::ControlGone(client) => self.on_control_gone(client),
                 Event::HelperOutput(pid, text) => self.helper_said = Some((pid, text)),
-                Event::Tick => self.on_time(now),
+                Event::Tick => self.on_time(),
             }
-            self.settle(now);
+            self.settle();
         }
         std::mem::take(&mut self.actions)
+    }
+
+    /// The log lines written since the last call, in order: the driver
+    /// writes them before it carries out the actions of the same event.
+    pub fn take_log(&mut self) -> Vec<LogLine> {
+        std::mem::take(&mut self.log)
     }
 
     /// The earliest moment something must happen without an event.
@@ -321,12 +354,18 @@ impl Core {
         self.generation
     }
 
+    /// How many changes of state were refused as senseless: always 0
+    /// unless the core has a bug (debug builds panic at the first).
+    pub fn refused(&self) -> u32 {
+        self.refused
+    }
+
     // ----- after every event ---------------------------------------------
 
     /// What follows from any event: end the run when no child is left, and
     /// start a held restart once nothing holds it any more. Done once per
     /// event, after the whole event (a batch of exits) has been judged.
-    fn settle(&mut self, now: Instant) {
+    fn settle(&mut self) {
         self.check_children_left();
         if self.held.is_some()
             && matches!(self.phase, Phase::Running(_))
@@ -335,12 +374,12 @@ impl Core {
         {
             match self.held.take() {
                 Some(Held::Handoff(why)) => {
-                    log::info!("starting the held handoff");
-                    self.begin_handoff(&why, now);
+                    say!(self, Info, "starting the held handoff");
+                    self.begin_handoff(&why);
                 }
                 _ => {
-                    log::info!("starting the held restart");
-                    self.begin_restart(now);
+                    say!(self, Info, "starting the held restart");
+                    self.begin_restart();
                 }
             }
         }
@@ -406,12 +445,6 @@ impl Core {
         match &mut self.phase {
             Phase::Running(Work::Awaiting(a)) => Some(a),
             _ => None,
-        }
-    }
-
-    fn set_work(&mut self, work: Work) {
-        if let Phase::Running(_) = self.phase {
-            self.phase = Phase::Running(work);
         }
     }
 }

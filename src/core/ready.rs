@@ -2,13 +2,12 @@
 //! (`--envoy-admin`), each a probe that runs until it passes; the epoch is
 //! ready once every configured probe has passed.
 
-use std::time::Instant;
-
 use super::{Action, Answer, Core, Helper, Job, JobKind, Probe, Query, later};
 
 impl Core {
     /// Start every probe whose time has come.
-    pub(super) fn run_due_probes(&mut self, now: Instant) {
+    pub(super) fn run_due_probes(&mut self) {
+        let now = self.now;
         let Some(a) = self.awaiting_mut() else {
             return;
         };
@@ -35,7 +34,8 @@ impl Core {
     /// admin says `LIVE` *and* names this epoch: for a moment after a
     /// restart the previous epoch's admin still answers on the same
     /// address, so `/ready` alone would be a lie.
-    pub(super) fn on_answer(&mut self, query: Query, answer: Result<Answer, String>, now: Instant) {
+    pub(super) fn on_answer(&mut self, query: Query, answer: Result<Answer, String>) {
+        let now = self.now;
         let interval = self.s.ready_interval;
         let (generation, epoch, pid) = match query {
             Query::ServerInfo {
@@ -44,10 +44,10 @@ impl Core {
                 pid,
             } => (generation, epoch, pid),
             Query::Drain { .. } | Query::Listening { .. } => {
-                return self.on_retiring_answer(query, answer, now);
+                return self.on_retiring_answer(query, answer);
             }
-            Query::HotRestartVersion { .. } | Query::BinaryVersion => {
-                return self.on_version(query, answer, now);
+            Query::HotRestartVersion { .. } => {
+                return self.on_version(query, answer);
             }
         };
         let Some(a) = self.awaiting_mut() else {
@@ -66,7 +66,7 @@ impl Core {
                 if state == "LIVE" && restart_epoch == Some(epoch) {
                     a.admin = Probe::Passed;
                     a.admin_said = None;
-                    self.check_ready(now);
+                    self.check_ready();
                     return;
                 }
                 match restart_epoch {
@@ -77,15 +77,17 @@ impl Core {
             Ok(other) => format!("an unexpected answer {other:?}"),
             Err(why) => why,
         };
-        if a.admin_said.as_deref() != Some(said.as_str()) {
-            log::debug!("epoch {epoch} not LIVE yet: {said}");
-        }
-        a.admin_said = Some(said);
+        let news = a.admin_said.as_deref() != Some(said.as_str());
+        a.admin_said = Some(said.clone());
         a.admin = Probe::Due(later(now, interval));
+        if news {
+            say!(self, Debug, "epoch {epoch} not LIVE yet: {said}");
+        }
     }
 
     /// The awaited epoch is ready once every probe has passed.
-    pub(super) fn check_ready(&mut self, now: Instant) {
+    pub(super) fn check_ready(&mut self) {
+        let now = self.now;
         let Some(a) = self.awaiting_mut() else {
             return;
         };
@@ -93,10 +95,12 @@ impl Core {
         if passed(a.script) && passed(a.admin) {
             let a = a.clone();
             if a.generation != self.generation {
-                self.handoff_live(a, now);
+                self.handoff_live(a);
                 return;
             }
-            log::info!(
+            say!(
+                self,
+                Info,
                 "epoch {} (PID={}) is ready after {} ms",
                 a.epoch,
                 a.pid,

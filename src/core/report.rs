@@ -4,16 +4,64 @@
 
 use std::time::Instant;
 
-use super::{ChildState, Core, PhaseName};
-use crate::control::proto::{Counters, LastReload, Reply, Status, reload_result};
-use crate::control::server::ClientId;
+use std::time::Duration;
+
+use super::{Child, ChildState, Core, PhaseName, Reply, WaiterId};
+
+/// The wrapper's state, as `status` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusView {
+    /// The wrapper's pid.
+    pub pid: u32,
+    pub phase: PhaseName,
+    /// Since the core was made.
+    pub uptime: Duration,
+    /// The live children in start order, those given up on left out.
+    pub children: Vec<Child>,
+    /// The last reload that ended; `None` before the first.
+    pub last_reload: Option<LastReload>,
+    pub counters: Counters,
+}
+
+/// How the last reload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastReload {
+    /// The epoch it started (or would have started, if skipped).
+    pub epoch: u32,
+    pub result: ReloadResult,
+    /// Why it was skipped or failed.
+    pub reason: Option<String>,
+    /// How long it took, in milliseconds.
+    pub ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    Done,
+    /// Nothing was started (the preflight said no, or could not run).
+    Skipped,
+    Failed,
+}
+
+/// Reloads and handoffs by how they ended, since the wrapper started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Hot restarts whose new epoch runs (and is ready, where checked).
+    pub reloads_done: u64,
+    pub reloads_skipped: u64,
+    pub reloads_failed: u64,
+    /// Handoffs whose new generation is LIVE.
+    pub handoffs_done: u64,
+    /// Handoffs skipped or failed.
+    pub handoffs_failed: u64,
+}
 
 /// A reload (begun by SIGHUP or `reload`) that has not ended yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct InFlight {
     epoch: u32,
     started: Instant,
-    waiters: Vec<ClientId>,
+    waiters: Vec<WaiterId>,
     /// A handoff to a new generation rather than a hot restart.
     handoff: bool,
 }
@@ -26,9 +74,9 @@ pub(super) struct Reporting {
     pid: u32,
     current: Option<InFlight>,
     /// Waiting for the held reload (not begun yet).
-    held_waiters: Vec<ClientId>,
+    held_waiters: Vec<WaiterId>,
     /// Waiting for the wrapper to exit (`stop --wait`).
-    stop_waiters: Vec<ClientId>,
+    stop_waiters: Vec<WaiterId>,
     last: Option<LastReload>,
     counters: Counters,
 }
@@ -60,7 +108,8 @@ pub(super) enum Outcome<'a> {
 impl Core {
     /// A reload to `epoch` begins; clients waiting for a held reload now
     /// wait for this one.
-    pub(super) fn reload_begun(&mut self, epoch: u32, now: Instant) {
+    pub(super) fn reload_begun(&mut self, epoch: u32) {
+        let now = self.now;
         let r = &mut self.report;
         if let Some(current) = &mut r.current {
             // Already begun (the versions were compared first). Requests
@@ -79,8 +128,7 @@ impl Core {
 
     /// The reload in flight (or about to begin) is a handoff.
     pub(super) fn reload_is_handoff(&mut self) {
-        let now = self.now;
-        self.reload_begun(0, now);
+        self.reload_begun(0);
         if let Some(current) = &mut self.report.current {
             current.handoff = true;
         }
@@ -104,26 +152,26 @@ impl Core {
                 let reply = Reply::Done {
                     detail: detail.to_string(),
                 };
-                (reload_result::DONE, None, reply)
+                (ReloadResult::Done, None, reply)
             }
             Outcome::Skipped(reason) | Outcome::Failed(reason) => {
                 let c = &mut self.report.counters;
                 let result = match (&outcome, current.handoff) {
                     (Outcome::Skipped(_), false) => {
                         c.reloads_skipped += 1;
-                        reload_result::SKIPPED
+                        ReloadResult::Skipped
                     }
                     (_, false) => {
                         c.reloads_failed += 1;
-                        reload_result::FAILED
+                        ReloadResult::Failed
                     }
                     (Outcome::Skipped(_), true) => {
                         c.handoffs_failed += 1;
-                        reload_result::SKIPPED
+                        ReloadResult::Skipped
                     }
                     (_, true) => {
                         c.handoffs_failed += 1;
-                        reload_result::FAILED
+                        ReloadResult::Failed
                     }
                 };
                 let reply = Reply::Failed {
@@ -134,7 +182,7 @@ impl Core {
         };
         self.report.last = Some(LastReload {
             epoch: current.epoch,
-            result: result.to_string(),
+            result,
             reason: text,
             ms,
         });
@@ -166,7 +214,7 @@ impl Core {
         }
     }
 
-    pub(super) fn wait_for_current_reload(&mut self, client: ClientId) {
+    pub(super) fn wait_for_current_reload(&mut self, client: WaiterId) {
         match &mut self.report.current {
             Some(current) => current.waiters.push(client),
             // It began and ended within this request (cannot happen while
@@ -175,16 +223,16 @@ impl Core {
         }
     }
 
-    pub(super) fn wait_for_held_reload(&mut self, client: ClientId) {
+    pub(super) fn wait_for_held_reload(&mut self, client: WaiterId) {
         self.report.held_waiters.push(client);
     }
 
-    pub(super) fn wait_for_exit(&mut self, client: ClientId) {
+    pub(super) fn wait_for_exit(&mut self, client: WaiterId) {
         self.report.stop_waiters.push(client);
     }
 
     /// A client hung up: forget it wherever it waits.
-    pub(super) fn on_control_gone(&mut self, client: ClientId) {
+    pub(super) fn on_control_gone(&mut self, client: WaiterId) {
         let r = &mut self.report;
         r.held_waiters.retain(|c| *c != client);
         r.stop_waiters.retain(|c| *c != client);
@@ -195,37 +243,18 @@ impl Core {
 
     /// Clients waiting for the wrapper to exit; the driver answers them
     /// last, once the pid file and the socket are gone.
-    pub fn take_stop_waiters(&mut self) -> Vec<ClientId> {
+    pub fn take_stop_waiters(&mut self) -> Vec<WaiterId> {
         std::mem::take(&mut self.report.stop_waiters)
     }
 
-    pub(super) fn status(&self, now: Instant) -> Status {
-        let phase = match self.phase() {
-            PhaseName::Running => "running",
-            PhaseName::Preflight => "preflight",
-            PhaseName::Starting => "starting",
-            PhaseName::HandingOff => "handing-off",
-            PhaseName::ShuttingDown => "shutting-down",
-            PhaseName::Killing => "killing",
-            PhaseName::Exiting => "exiting",
-            PhaseName::Done => "done",
-        };
-        Status {
+    pub(super) fn status(&self) -> StatusView {
+        StatusView {
             pid: self.report.pid,
-            phase: phase.to_string(),
-            uptime_s: now
-                .saturating_duration_since(self.report.started)
-                .as_secs_f64(),
-            children: self
-                .children
-                .iter()
+            phase: self.phase(),
+            uptime: self.now.saturating_duration_since(self.report.started),
+            children: (self.children.iter())
                 .filter(|c| c.state != ChildState::Abandoned)
-                .map(|c| crate::control::proto::ChildStatus {
-                    pid: c.pid.as_raw() as u32,
-                    epoch: c.epoch,
-                    generation: c.generation,
-                    state: c.state.name().to_string(),
-                })
+                .cloned()
                 .collect(),
             last_reload: self.report.last.clone(),
             counters: self.report.counters.clone(),

@@ -2,76 +2,91 @@
 //! (done, skipped, or failed with --keep-serving); the helper processes
 //! that serve them are in `helpers.rs`.
 
-use std::time::Instant;
-
 use nix::unistd::Pid;
 
+use super::policy::{self, Ending};
 use super::report::Outcome;
+use super::transition::Settle;
 use super::{
     Action, Awaiting, Child, ChildState, Core, Helper, Job, JobKind, Notify, Preflight, Probe,
     Work, later,
 };
-use crate::policy::{self, Ending};
 
 impl Core {
     /// A restart begins: run the preflight if there is one, else start the
     /// next epoch at once.
-    pub(super) fn begin_restart(&mut self, now: Instant) {
+    pub(super) fn begin_restart(&mut self) {
         if self.s.handoff && self.wedged {
             let why = "hot restart is wedged: a new epoch died before it was ready, and Envoy \
                        refuses every further hot restart of this generation \
                        (envoyproxy/envoy #33446)";
-            self.begin_handoff(why, now);
+            self.begin_handoff(why);
         } else if self.s.handoff && self.s.envoy_bin {
-            self.begin_comparing(now);
+            self.begin_comparing();
         } else {
             let (epoch, generation) = (self.next_epoch, self.generation);
-            self.begin_restart_to(epoch, generation, now);
+            self.begin_restart_to(epoch, generation);
         }
     }
 
     /// Restart to `epoch` of `generation` (a new generation: a handoff):
     /// run the preflight if there is one, else start it at once.
-    pub(super) fn begin_restart_to(&mut self, epoch: u32, generation: u32, now: Instant) {
-        self.reload_begun(epoch, now);
+    pub(super) fn begin_restart_to(&mut self, epoch: u32, generation: u32) {
+        let now = self.now;
+        self.reload_begun(epoch);
         self.notify(Notify::Reloading(format!("restarting to epoch {epoch}")));
         let Some(script) = &self.s.preflight else {
             self.start_epoch(epoch, generation);
             return;
         };
-        log::info!("running preflight {} for epoch {epoch}", script.display());
-        self.set_work(Work::Preflight(Preflight {
-            epoch,
-            generation,
-            started: now,
-            deadline: later(now, self.s.preflight_timeout),
-            helper: Helper::Spawning,
-        }));
+        say!(
+            self,
+            Info,
+            "running preflight {} for epoch {epoch}",
+            script.display()
+        );
+        self.set_work(
+            Work::Preflight(Preflight {
+                epoch,
+                generation,
+                started: now,
+                deadline: later(now, self.s.preflight_timeout),
+                helper: Helper::Spawning,
+            }),
+            Settle::Keep,
+        );
         let job = Job::new(JobKind::Preflight, epoch, generation);
         self.actions.push(Action::Spawn(job));
     }
 
     /// Fork and exec the start script for `epoch` of `generation`.
     pub(super) fn start_epoch(&mut self, epoch: u32, generation: u32) {
-        log::info!("forking and execing new child process at epoch {epoch}");
+        say!(
+            self,
+            Info,
+            "forking and execing new child process at epoch {epoch}"
+        );
         if self.s.handoff {
-            log::info!(
+            say!(
+                self,
+                Info,
                 "epoch {epoch} is of generation {generation} (slot {})",
                 super::slot(generation)
             );
         }
-        self.set_work(Work::Forking { epoch, generation });
+        self.set_work(Work::Forking { epoch, generation }, Settle::Keep);
         let job = Job::new(JobKind::Epoch, epoch, generation);
         self.actions.push(Action::Spawn(job));
     }
 
-    pub(super) fn on_spawned(&mut self, job: Job, result: Result<Pid, String>, now: Instant) {
+    pub(super) fn on_spawned(&mut self, job: Job, result: Result<Pid, String>) {
+        let now = self.now;
         let (epoch, generation) = (job.epoch, job.generation);
         match (job.kind, result) {
-            (JobKind::Epoch, Ok(pid)) => self.epoch_started(epoch, generation, pid, now),
+            (JobKind::Epoch, Ok(pid)) => self.epoch_started(epoch, generation, pid),
             (JobKind::Epoch, Err(why)) => {
-                log::error!("cannot start epoch {epoch}: {why}");
-                self.set_work(Work::Idle);
+                say!(self, Error, "cannot start epoch {epoch}: {why}");
+                self.set_work(Work::Idle, Settle::Keep);
                 if generation != self.generation {
                     self.failed = true;
                     self.handoff_failed(generation, "its start script could not be executed");
@@ -79,7 +94,7 @@ impl Core {
                     self.start_failed(epoch);
                 }
             }
-            (JobKind::Preflight | JobKind::ReadyCheck, Ok(pid)) => {
+            (JobKind::Preflight | JobKind::ReadyCheck | JobKind::VersionProbe, Ok(pid)) => {
                 if let Some(helper) = self.helper_mut()
                     && *helper == Helper::Spawning
                 {
@@ -90,11 +105,12 @@ impl Core {
                 }
             }
             (JobKind::Preflight, Err(why)) => {
-                log::error!("cannot run preflight: {why}");
+                say!(self, Error, "cannot run preflight: {why}");
                 self.restart_skipped(epoch, "its preflight could not run");
             }
+            (JobKind::VersionProbe, Err(why)) => self.version_known(Some(Err(why)), None),
             (JobKind::ReadyCheck, Err(why)) => {
-                log::error!("cannot run ready check: {why}");
+                say!(self, Error, "cannot run ready check: {why}");
                 let interval = self.s.ready_interval;
                 if let Some(a) = self.awaiting_mut() {
                     a.script = Probe::Due(later(now, interval));
@@ -103,8 +119,9 @@ impl Core {
         }
     }
 
-    fn epoch_started(&mut self, epoch: u32, generation: u32, pid: Pid, now: Instant) {
-        log::info!("forked new child process with PID={pid}");
+    fn epoch_started(&mut self, epoch: u32, generation: u32, pid: Pid) {
+        let now = self.now;
+        say!(self, Info, "forked new child process with PID={pid}");
         let checked = self.readiness_checked();
         self.children.push(Child {
             pid,
@@ -124,18 +141,21 @@ impl Core {
             return;
         }
         let probe = |on: bool| if on { Probe::Due(now) } else { Probe::Off };
-        self.set_work(Work::Awaiting(Awaiting {
-            epoch,
-            generation,
-            pid,
-            started: now,
-            deadline: later(now, self.s.ready_timeout),
-            script: probe(self.s.ready_check.is_some()),
-            admin: probe(self.s.envoy_admin),
-            admin_said: None,
-        }));
+        self.set_work(
+            Work::Awaiting(Awaiting {
+                epoch,
+                generation,
+                pid,
+                started: now,
+                deadline: later(now, self.s.ready_timeout),
+                script: probe(self.s.ready_check.is_some()),
+                admin: probe(self.s.envoy_admin),
+                admin_said: None,
+            }),
+            Settle::Keep,
+        );
         // The first checks run now rather than at the next wake-up.
-        self.run_due_probes(now);
+        self.run_due_probes();
     }
 
     /// A start that failed before any child ran.
@@ -154,7 +174,6 @@ impl Core {
     /// The restart is complete (the new epoch runs, and is ready if that is
     /// checked). The newest live epoch serves; the older ones drain.
     pub(super) fn restart_done(&mut self) {
-        self.set_work(Work::Idle);
         let newest = self.serving().last().map(|c| c.pid);
         let generation = self.generation;
         for c in &mut self.children {
@@ -168,17 +187,22 @@ impl Core {
                 };
             }
         }
-        if let Some(c) = self.serving().last() {
-            let detail = if c.state == ChildState::Ready && self.readiness_checked() {
+        let detail = self.serving().last().map(|c| {
+            if c.state == ChildState::Ready && self.readiness_checked() {
                 format!("epoch {} (PID={}) is ready", c.epoch, c.pid)
             } else {
                 format!("epoch {} (PID={}) runs", c.epoch, c.pid)
-            };
-            self.reload_ended(Outcome::Done(&detail));
-        }
-        self.notify_ready();
+            }
+        });
+        let settle = match &detail {
+            Some(detail) => Settle::Ended(Outcome::Done(detail)),
+            None => Settle::Keep,
+        };
+        self.set_work(Work::Idle, settle);
         if let (true, Some(old)) = (self.held.is_some(), self.draining()) {
-            log::info!(
+            say!(
+                self,
+                Info,
                 "the held restart waits until epoch {} (PID={}) has drained and exited",
                 old.epoch,
                 old.pid
@@ -195,16 +219,15 @@ impl Core {
     /// The same, with `detail` (what the preflight said) added to the
     /// reason reported on the control socket; the log line keeps its words.
     pub(super) fn restart_skipped_because(&mut self, epoch: u32, why: &str, detail: &str) {
-        self.set_work(Work::Idle);
         let reason = format!("restart to epoch {epoch} skipped because {why}");
-        log::error!("{reason}; {}", self.serving_description());
-        self.reload_ended(Outcome::Skipped(&format!("{reason}{detail}")));
-        self.notify_ready();
+        say!(self, Error, "{reason}; {}", self.serving_description());
+        let reported = format!("{reason}{detail}");
+        self.set_work(Work::Idle, Settle::Ended(Outcome::Skipped(&reported)));
     }
 
     /// With --keep-serving: a new epoch failed while older ones run.
     pub(super) fn restart_failed(&mut self, epoch: u32, why: &str) {
-        match self.work() {
+        let retried = match self.work() {
             Work::Preflight(_) | Work::Comparing { .. } => {
                 // The preflight (or the version comparison) ran for an epoch
                 // that will not come next now: stop it and run the restart
@@ -224,29 +247,30 @@ impl Core {
                     Some(super::Held::Handoff(why)) => Some(super::Held::Handoff(why)),
                     _ => Some(retry),
                 };
-                self.kill_helper();
-                self.reload_postponed();
-                log::info!("cancelled {what}; the restart will be retried");
+                say!(self, Info, "cancelled {what}; the restart will be retried");
+                true
             }
-            // The awaited epoch exited in the same batch as an older one
-            // judged first: its ready check must not be left running.
-            // (Found by tests/core_props.rs.)
-            Work::Awaiting(_) => self.kill_helper(),
-            _ => {}
-        }
+            // The awaited epoch's ready check goes with the work (it may
+            // still run when an older epoch of the same batch was judged
+            // first).
+            _ => false,
+        };
         self.failed = true;
         self.next_epoch = policy::next_epoch_after_failure(self.serving().map(|c| c.epoch), epoch);
-        log::warn!(
+        say!(
+            self,
+            Warn,
             "restart to epoch {epoch} failed because {why}; {} (--keep-serving), \
              the next restart uses epoch {}",
             self.serving_description(),
             self.next_epoch
         );
-        self.reload_ended(Outcome::Failed(&format!(
-            "restart to epoch {epoch} failed because {why}"
-        )));
-        self.set_work(Work::Idle);
-        self.notify_ready();
+        let reason = format!("restart to epoch {epoch} failed because {why}");
+        let settle = match retried {
+            true => Settle::Postponed,
+            false => Settle::Ended(Outcome::Failed(&reason)),
+        };
+        self.set_work(Work::Idle, settle);
     }
 
     /// Is a new epoch's readiness checked (script or Envoy's admin)?
@@ -310,22 +334,24 @@ impl Core {
             return false;
         };
         child.state = ChildState::Abandoned;
-        log::warn!("force killing PID={pid}");
+        say!(self, Warn, "force killing PID={pid}");
         self.actions
             .push(Action::Signal(pid, nix::sys::signal::Signal::SIGKILL));
         true
     }
 
     /// Deadlines of the restart in flight.
-    pub(super) fn restart_deadlines(&mut self, now: Instant) {
+    pub(super) fn restart_deadlines(&mut self) {
+        let now = self.now;
         match self.work().clone() {
             Work::Preflight(p) if now >= p.deadline => {
-                self.kill_helper();
                 let pid = match p.helper {
                     Helper::Running(pid) | Helper::Exited(pid, _) => pid.to_string(),
                     Helper::Spawning => "?".into(),
                 };
-                log::error!(
+                say!(
+                    self,
+                    Error,
                     "preflight for epoch {} (PID={pid}) timed out after {} s",
                     p.epoch,
                     self.s.preflight_timeout.as_secs_f64()
@@ -333,12 +359,16 @@ impl Core {
                 self.restart_skipped(p.epoch, "its preflight timed out");
             }
             Work::Awaiting(a) if now >= a.deadline => {
-                self.kill_helper();
+                // Given up on: the ready check goes now, the reload is
+                // settled below.
+                self.drop_work();
                 let said = match &a.admin_said {
                     Some(said) => format!(" (Envoy's admin said: {said})"),
                     None => String::new(),
                 };
-                log::error!(
+                say!(
+                    self,
+                    Error,
                     "epoch {} (PID={}) not ready after {} s, killing it{said}",
                     a.epoch,
                     a.pid,
@@ -352,7 +382,7 @@ impl Core {
                     self.ready_timed_out(a.pid, a.epoch);
                 }
             }
-            Work::Awaiting(_) => self.run_due_probes(now),
+            Work::Awaiting(_) => self.run_due_probes(),
             Work::Comparing {
                 deadline,
                 binary,
@@ -363,10 +393,9 @@ impl Core {
                 self.compared(
                     binary.unwrap_or_else(missing),
                     running.unwrap_or_else(missing),
-                    now,
                 );
             }
-            Work::Retiring(r) => self.retiring_deadlines(r, now),
+            Work::Retiring(r) => self.retiring_deadlines(r),
             _ => {}
         }
     }

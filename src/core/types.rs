@@ -1,5 +1,7 @@
 //! The core's vocabulary: its settings, the events it takes, the actions
-//! it returns, and the children it reports.
+//! it returns, the children it reports, and the commands and replies of
+//! its control-socket clients (`crate::control` turns them into the wire
+//! protocol and back).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,9 +9,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::control::proto::{Reply, Request};
-use crate::control::server::ClientId;
-use crate::policy::Exit;
+use super::Exit;
+use super::report::StatusView;
 
 /// What the core needs to know of the configuration: the switches and
 /// durations that decide, and the helper paths for log lines.
@@ -72,6 +73,10 @@ pub enum JobKind {
     Preflight,
     /// The ready check, for an epoch that has started.
     ReadyCheck,
+    /// `--envoy-bin PATH --hot-restart-version`, before a restart to
+    /// `epoch`: the binary prints its hot-restart version, which decides
+    /// between a hot restart and a handoff.
+    VersionProbe,
 }
 
 impl Job {
@@ -105,12 +110,13 @@ pub enum Event {
     /// The answer to an `Action::Ask`: what Envoy's admin said, or why
     /// there was no usable answer.
     Answered(Query, Result<Answer, String>),
-    /// The last lines a helper wrote to stderr, sent just before its exit.
+    /// What a helper wrote (a preflight's stderr, the version probe's
+    /// stdout and stderr), at most 64 KiB, sent just before its exit.
     HelperOutput(Pid, String),
     /// A request on the control socket.
-    Control(ClientId, Request),
+    Control(WaiterId, Command),
     /// A control client hung up before its answer.
-    ControlGone(ClientId),
+    ControlGone(WaiterId),
     /// Time has passed: act on every deadline up to `now`.
     Tick,
 }
@@ -137,8 +143,6 @@ pub enum Query {
     Listening { generation: u32, pid: Pid },
     /// `GET /hot_restart_version` of the serving Envoy.
     HotRestartVersion { generation: u32 },
-    /// `--envoy-bin PATH --hot-restart-version`: the binary's version.
-    BinaryVersion,
 }
 
 /// What came back.
@@ -169,7 +173,7 @@ pub enum Action {
     /// Tell systemd (when `NOTIFY_SOCKET` is set).
     Notify(Notify),
     /// Answer a control-socket client.
-    Reply(ClientId, Reply),
+    Reply(WaiterId, Reply),
     /// Ask Envoy's admin; the driver answers with `Event::Answered`, within
     /// a short timeout.
     Ask(Query),
@@ -218,4 +222,49 @@ pub struct Child {
     pub epoch: u32,
     pub generation: u32,
     pub state: ChildState,
+}
+
+/// Who waits for an answer (a control-socket client). The number is the
+/// driver's; the core only keeps it, compares it and gives it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WaiterId(pub u64);
+
+/// What an operator asks for on the control socket; each does what its
+/// signal does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Report the wrapper's state.
+    Status,
+    /// As SIGHUP; with `wait`, answered when that restart has ended.
+    Reload { wait: bool },
+    /// As SIGUSR2 (`--handoff-admin`); with `wait`, answered when the
+    /// handoff has ended.
+    Handoff { wait: bool },
+    /// As SIGUSR1.
+    ReopenLogs,
+    /// As SIGTERM; with `wait`, answered as the wrapper's last act.
+    Stop { wait: bool },
+}
+
+/// The core's answer to a [`Command`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The answer to [`Command::Status`].
+    Status(StatusView),
+    /// Carried out, e.g. "epoch 3 (PID=123) is ready".
+    Done { detail: String },
+    /// Refused, or it failed, e.g. "restart to epoch 2 skipped because ...".
+    Failed { reason: String },
+}
+
+/// A log line the core wrote, for the driver to hand to the `log` crate
+/// as if written where the core made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: log::Level,
+    pub text: String,
+    /// The module path, the `log` target (what `RUST_LOG` filters on).
+    pub target: &'static str,
+    pub file: &'static str,
+    pub line: u32,
 }

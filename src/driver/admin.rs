@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::Driver;
 use crate::admin::{self, Method};
 use crate::core::{Answer, Event, Query, slot};
-use crate::sockets;
+use crate::os::listening;
 
 /// How long one request to Envoy's admin may take, connect to last byte.
 /// Short: a readiness poll that goes unanswered is simply asked again.
@@ -43,12 +43,11 @@ impl Driver {
                     Some(admin::AdminAddr::Tcp(addr)) => Some(addr.port()),
                     _ => None,
                 };
-                let answer = sockets::count_listening(pid.as_raw(), admin_port)
+                let answer = listening::count_listening(pid.as_raw(), admin_port)
                     .map(Answer::Listening)
                     .map_err(|e| format!("cannot read PID={pid}'s sockets: {e}"));
                 return Some(Event::Answered(query, answer));
             }
-            Query::BinaryVersion => return self.probe_binary_version(),
         };
         let Some(addr) = self.admin_addr(generation) else {
             return Some(Event::Answered(query, Err("no admin address".into())));

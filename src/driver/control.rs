@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use super::Driver;
-use crate::control::proto::Reply;
+use crate::control::proto::{Reply, Request};
 use crate::control::server::{ClientEvent, ClientId};
-use crate::core::Event;
+use crate::core::{self, Event, WaiterId};
 
 impl Driver {
     pub(super) fn accept_clients(&mut self) {
@@ -20,8 +20,13 @@ impl Driver {
             return;
         };
         match server.on_ready(id, Instant::now()) {
-            Some(ClientEvent::Request(request)) => self.feed(Event::Control(id, request)),
-            Some(ClientEvent::Gone) => self.feed(Event::ControlGone(id)),
+            Some(ClientEvent::Request(request)) => {
+                if request != Request::Status {
+                    log::info!("control socket: {}", request.to_line().trim_end());
+                }
+                self.feed(Event::Control(waiter(id), request.into()))
+            }
+            Some(ClientEvent::Gone) => self.feed(Event::ControlGone(waiter(id))),
             None => {}
         }
     }
@@ -55,8 +60,24 @@ impl Driver {
             }
         };
         let now = Instant::now();
-        for client in waiters {
-            server.reply(client, &reply, now);
+        for waiter in waiters {
+            server.reply(client(waiter), &reply, now);
         }
     }
+
+    /// Carry out `Action::Reply`.
+    pub(super) fn reply(&mut self, waiter: WaiterId, reply: &core::Reply) {
+        if let Some(server) = &mut self.control {
+            server.reply(client(waiter), &Reply::from(reply), Instant::now());
+        }
+    }
+}
+
+/// The core knows a client by its server's id number.
+fn waiter(id: ClientId) -> WaiterId {
+    WaiterId(id.0)
+}
+
+fn client(waiter: WaiterId) -> ClientId {
+    ClientId(waiter.0)
 }

@@ -22,15 +22,15 @@ mod admin;
 mod control;
 mod jobs;
 
-use crate::capture::Capture;
-use crate::cli::Config;
+use crate::config::Config;
 use crate::control::server::{ClientId, ControlServer};
-use crate::core::{Action, Core, Event, Notify, Settings};
-use crate::notify::Notifier;
-use crate::pidfile::PidFile;
-use crate::policy::Exit;
-use crate::poller::{self, Interest};
-use crate::signals::Signals;
+use crate::core::Exit;
+use crate::core::{Action, Core, Event, JobKind, Notify, Settings};
+use crate::os::pid_file::PidFile;
+use crate::os::poller::{self, Interest};
+use crate::os::sd_notify::Notifier;
+use crate::os::signals::Signals;
+use crate::os::stderr_capture::Capture;
 
 /// What a ready descriptor stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +81,9 @@ pub struct Driver {
     control: Option<ControlServer>,
     asking: Vec<admin::Asking>,
     next_id: u64,
-    /// The stderr of preflights that run, by pid.
-    captures: Vec<(Pid, Capture)>,
-    /// `--envoy-bin --hot-restart-version` while it runs, with its output
-    /// and deadline.
-    version_probe: Option<(Pid, Capture, Instant)>,
+    /// The output of helpers that run (preflights, the version probe), by
+    /// pid.
+    captures: Vec<(Pid, JobKind, Capture)>,
 }
 
 impl Driver {
@@ -101,7 +99,6 @@ impl Driver {
             asking: Vec::new(),
             next_id: 0,
             captures: Vec::new(),
-            version_probe: None,
         }
     }
 
@@ -112,7 +109,6 @@ impl Driver {
         loop {
             if let Some(code) = self.core.exit_code() {
                 // Collect whatever else has exited (orphans, when PID 1).
-                self.stop_version_probe();
                 reap();
                 self.exit(code);
                 return Ok(code);
@@ -133,7 +129,6 @@ impl Driver {
             }
             self.admin_timeouts();
             self.control_timeouts();
-            self.version_probe_timeout();
             self.feed(Event::Tick);
         }
     }
@@ -151,9 +146,6 @@ impl Driver {
             token: Token::Admin(a.id),
         }));
         let mut deadline = self.core.poll_timeout();
-        if let Some((_, _, probe_deadline)) = &self.version_probe {
-            deadline = earliest(deadline, Some(*probe_deadline));
-        }
         for a in &self.asking {
             deadline = earliest(deadline, Some(a.request.deadline()));
         }
@@ -183,12 +175,8 @@ impl Driver {
             let event = match sig {
                 Signal::SIGCHLD => {
                     let reaped = reap();
-                    let version = self.collect_captures(&reaped);
-                    self.feed(Event::Reaped(reaped));
-                    match version {
-                        Some(answer) => answer,
-                        None => continue,
-                    }
+                    self.collect_captures(&reaped);
+                    Event::Reaped(reaped)
                 }
                 other => Event::Signal(other),
             };
@@ -202,13 +190,32 @@ impl Driver {
     /// done before the rest of the earlier actions.
     fn feed(&mut self, event: Event) {
         let mut queue: VecDeque<Action> = self.core.handle(event, Instant::now()).into();
+        self.write_log();
         while let Some(action) = queue.pop_front() {
             if let Some(event) = self.act(action) {
                 let more = self.core.handle(event, Instant::now());
+                self.write_log();
                 for action in more.into_iter().rev() {
                     queue.push_front(action);
                 }
             }
+        }
+    }
+
+    /// The core's log lines, through the `log` crate as if written where
+    /// the core made them (the same level, target and source location).
+    fn write_log(&mut self) {
+        for line in self.core.take_log() {
+            log::logger().log(
+                &log::Record::builder()
+                    .level(line.level)
+                    .target(line.target)
+                    .module_path_static(Some(line.target))
+                    .file_static(Some(line.file))
+                    .line(Some(line.line))
+                    .args(format_args!("{}", line.text))
+                    .build(),
+            );
         }
     }
 
@@ -229,10 +236,8 @@ impl Driver {
                 None
             }
             Action::Ask(query) => self.ask(query),
-            Action::Reply(client, reply) => {
-                if let Some(server) = &mut self.control {
-                    server.reply(client, &reply, Instant::now());
-                }
+            Action::Reply(waiter, reply) => {
+                self.reply(waiter, &reply);
                 None
             }
             Action::Notify(n) => {

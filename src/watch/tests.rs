@@ -154,7 +154,7 @@ fn twenty_writes_in_a_second_give_at_most_two_changes() {
 /// Runs the watcher's loop turn by turn (poll on its descriptor, bounded)
 /// until it reports something or `limit` passes; returns what it reported.
 fn settle(w: &mut Watcher, limit: Duration) -> Vec<WatchEvent> {
-    use crate::poller::{Interest, wait};
+    use crate::os::poller::{Interest, wait};
     let end = Instant::now() + limit;
     let mut out = Vec::new();
     loop {
@@ -468,7 +468,7 @@ fn a_watcher_costs_little_memory_and_sleeps_while_idle() {
     );
     // Idle: no deadline and nothing to read, so the loop's poll sleeps.
     assert_eq!(w.poll_timeout(), None);
-    use crate::poller::{Interest, wait};
+    use crate::os::poller::{Interest, wait};
     let ready = wait(
         &[Interest {
             fd: w.fd(),

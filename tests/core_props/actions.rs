@@ -122,6 +122,17 @@ impl Harness {
                 let kind = Kind::ReadyCheck { epoch: n, child };
                 Ok(self.w.spawn(kind, g, self.now, stuck, deaf))
             }
+            Job {
+                kind: JobKind::VersionProbe,
+                epoch: n,
+                generation: g,
+            } => {
+                self.ensure(self.s.envoy_bin, || {
+                    "Spawn(VersionProbe) without --envoy-bin".into()
+                });
+                self.check_generation(n, g, "VersionProbe");
+                self.probe_spawned(n, g, fail, stuck, deaf)
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! The fake Envoy admin (and `--envoy-bin`): the questions the core asks,
 //! answered at a later step, late or never, in any order (`Op::Answer`),
-//! except those the driver answers at once (Listening, a BinaryVersion
-//! that cannot run); what each answer means for the model (readiness, the
+//! except those the driver answers at once (Listening); the version
+//! probe (`--envoy-bin`, a helper whose exit and output are its answer); what each answer means for the model (readiness, the
 //! version comparison, the old generation's drain). Invariants A1-A3:
 //! - A1 with --envoy-admin an epoch is declared ready (Ready, then Draining
 //!   or Retiring) only after an answer "LIVE at exactly its epoch" to a
@@ -25,6 +25,7 @@ use nix::unistd::Pid;
 
 use crate::harness::Harness;
 use crate::model::{Compare, RestartKind, Stage};
+use crate::world::Kind;
 
 /// The core's wait for both hot-restart versions (core/handoff.rs).
 pub const VERSION_WAIT: Duration = Duration::from_secs(10);
@@ -114,27 +115,6 @@ impl Harness {
                     )
                 });
                 self.m.compare.as_mut().expect("checked").asked = true;
-                self.asks.push(Asked {
-                    query,
-                    about: None,
-                    round: 0,
-                });
-                None
-            }
-            Query::BinaryVersion => {
-                self.restart_begins("a comparison of versions", RestartKind::Compare);
-                self.m.compare = Some(Compare {
-                    deadline: self.now + VERSION_WAIT,
-                    binary: None,
-                    running: None,
-                    asked: false,
-                });
-                if self.answer_at_once() == 3 {
-                    // The driver could not run --envoy-bin: answered at once.
-                    let answer = Err("fake: cannot run --envoy-bin".to_string());
-                    self.version_answered(query, &answer);
-                    return Some(Event::Answered(query, answer));
-                }
                 self.asks.push(Asked {
                     query,
                     about: None,
@@ -267,7 +247,7 @@ impl Harness {
                 2 => Err("fake: HTTP 503".to_string()),
                 _ => Ok(Answer::Ok),
             },
-            Query::HotRestartVersion { .. } | Query::BinaryVersion => match kind % 4 {
+            Query::HotRestartVersion { .. } => match kind % 4 {
                 0 | 1 => Ok(Answer::Version("11.104".into())),
                 2 => Ok(Answer::Version("11.105".into())),
                 _ => Err("fake: no version".to_string()),
@@ -321,30 +301,87 @@ impl Harness {
                     Err(_) => self.stop_retiring(),
                 }
             }
-            Query::HotRestartVersion { .. } | Query::BinaryVersion => {
-                self.version_answered(asked.query, answer)
+            Query::HotRestartVersion { .. } => {
+                let version = answer.clone().and_then(|a| match a {
+                    Answer::Version(v) => Ok(v),
+                    other => Err(format!("{other:?}")),
+                });
+                self.versions_known(None, Some(version));
             }
             Query::Listening { .. } => {}
         }
     }
 
+    /// The version probe starts: the comparison begins.
+    pub fn probe_spawned(
+        &mut self,
+        n: u32,
+        g: u32,
+        fail: bool,
+        stuck: bool,
+        deaf: bool,
+    ) -> Result<Pid, String> {
+        self.restart_begins("a comparison of versions", RestartKind::Compare);
+        self.m.compare = Some(Compare {
+            deadline: self.now + VERSION_WAIT,
+            probe: None,
+            binary: None,
+            running: None,
+            asked: false,
+        });
+        if fail {
+            let why = "fake: cannot run --envoy-bin".to_string();
+            self.versions_known(Some(Err(why.clone())), None);
+            return Err(why);
+        }
+        let pid = self.w.spawn(Kind::Probe(n), g, self.now, stuck, deaf);
+        self.w.get_mut(pid).expect("new").output = match self.answer_at_once() {
+            0 | 1 => "[warning] a line before\n11.104\n".to_string(),
+            2 => "11.105".to_string(),
+            _ => String::new(),
+        };
+        self.m.compare.as_mut().expect("set above").probe = Some(pid);
+        Ok(pid)
+    }
+
+    /// The version probe exited (its output was handed over just before).
+    pub fn probe_exited(&mut self, pid: Pid, exit: hot_restarter::core::Exit) {
+        if (self.m.compare.as_ref()).is_none_or(|c| c.probe != Some(pid)) {
+            return;
+        }
+        let output = self.w.get(pid).expect("probe").output.clone();
+        let last = output.lines().map(str::trim).rfind(|l| !l.is_empty());
+        let version = match last {
+            Some(v) if exit.is_clean() => Ok(v.to_string()),
+            _ => Err(format!("fake: {exit:?}")),
+        };
+        self.versions_known(Some(version), None);
+    }
+
     /// A version came back: with both in, the comparison chooses (a
-    /// handoff when they differ, else a hot restart). As the core does,
-    /// any answer of the kind counts while a comparison runs.
-    fn version_answered(&mut self, query: Query, answer: &Result<Answer, String>) {
+    /// handoff when they differ, else a hot restart).
+    fn versions_known(
+        &mut self,
+        binary: Option<Result<String, String>>,
+        running: Option<Result<String, String>>,
+    ) {
         let Some(c) = self.m.compare.as_mut() else {
             return;
         };
-        let version = answer.clone().and_then(|a| match a {
-            Answer::Version(v) => Ok(v),
-            other => Err(format!("{other:?}")),
-        });
-        match query {
-            Query::BinaryVersion => c.binary = Some(version),
-            _ => c.running = Some(version),
+        if binary.is_some() {
+            c.binary = binary;
+        }
+        if running.is_some() {
+            c.running = running;
         }
         if let (Some(b), Some(r)) = (&c.binary, &c.running) {
             let differ = matches!((b, r), (Ok(b), Ok(r)) if b != r);
+            if self.w.live_children().next().is_none() {
+                // The serving epoch exited in the same batch: nothing to
+                // restart from, the run ends.
+                self.m.compare = None;
+                return;
+            }
             self.m.decided = Some(match differ {
                 true => RestartKind::Handoff,
                 false => RestartKind::Hot,

@@ -254,6 +254,8 @@ impl Harness {
                     Kind::ReadyCheck { child, .. } => {
                         self.w.awaited().map(|c| c.pid) == Some(child)
                     }
+                    Kind::Probe(_) => (self.m.compare.as_ref())
+                        .is_some_and(|c| c.probe == Some(h.pid) && c.binary.is_none()),
                     Kind::Child(_) => unreachable!(),
                 };
             self.ensure(wanted, || {

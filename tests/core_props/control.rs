@@ -19,17 +19,17 @@
 //! - C4 status changes nothing: its event's only action is its Reply, and
 //!   every view of the core is the same after it.
 
-use hot_restarter::control::proto::{Reply, Request};
-use hot_restarter::control::server::ClientId;
+use hot_restarter::core::WaiterId;
 use hot_restarter::core::{Action, Event};
+use hot_restarter::core::{Command, Reply};
 
 use crate::checks::Snapshot;
 use crate::harness::Harness;
 
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub id: ClientId,
-    pub request: Request,
+    pub id: WaiterId,
+    pub request: Command,
     /// Children ready and generations LIVE so far, when it asked.
     readies: u64,
     lives: u64,
@@ -46,14 +46,14 @@ impl Client {
     fn waits(&self) -> bool {
         matches!(
             self.request,
-            Request::Reload { wait: true } | Request::Handoff { wait: true }
+            Command::Reload { wait: true } | Command::Handoff { wait: true }
         )
     }
 }
 
 impl Harness {
-    pub fn control(&mut self, request: Request) {
-        let id = ClientId(self.clients.len() as u64 + 1);
+    pub fn control(&mut self, request: Command) {
+        let id = WaiterId(self.clients.len() as u64 + 1);
         self.clients.push(Client {
             id,
             request,
@@ -81,7 +81,7 @@ impl Harness {
     }
 
     /// The core's Reply, checked as it is carried out.
-    pub fn reply(&mut self, id: ClientId, reply: &Reply) {
+    pub fn reply(&mut self, id: WaiterId, reply: &Reply) {
         let Some(i) = self.clients.iter().position(|c| c.id == id) else {
             self.fail(format!("C1: a Reply to client {id:?}, which never asked"));
         };
@@ -92,13 +92,13 @@ impl Harness {
         self.clients[i].replies += 1;
         let done = matches!(reply, Reply::Done { .. });
         match c.request {
-            Request::Stop { wait: true } => {
+            Command::Stop { wait: true } => {
                 self.fail(format!("C3: {what}: stop --wait is answered by the driver"))
             }
-            Request::Status => self.ensure(matches!(reply, Reply::Status(_)), || {
+            Command::Status => self.ensure(matches!(reply, Reply::Status(_)), || {
                 format!("C4: {what}, not a status")
             }),
-            Request::Reload { wait: true } if done => {
+            Command::Reload { wait: true } if done => {
                 self.ensure(self.m.readies > c.readies && self.m.running(), || {
                     format!(
                         "C2: {what}, but no epoch became ready since the request (model: {:?})",
@@ -106,7 +106,7 @@ impl Harness {
                     )
                 })
             }
-            Request::Handoff { wait: true } if done => {
+            Command::Handoff { wait: true } if done => {
                 self.ensure(self.m.lives > c.lives && self.m.running(), || {
                     format!(
                         "C2: {what}, but no generation went LIVE since the request (model: \
@@ -133,11 +133,11 @@ impl Harness {
         match ev {
             Event::Control(id, request) => {
                 let c = self.clients.iter().find(|c| c.id == *id).expect("asked");
-                let waiting = c.waits() || *request == (Request::Stop { wait: true });
+                let waiting = c.waits() || *request == (Command::Stop { wait: true });
                 self.ensure(waiting || c.replies == 1, || {
                     format!("C1: {request:?} from {id:?} was not answered in its event")
                 });
-                if *request == Request::Status {
+                if *request == Command::Status {
                     let after = self.snapshot();
                     self.ensure(self.acted == 1 && after == *before, || {
                         format!(
@@ -162,7 +162,7 @@ impl Harness {
     /// --wait ones, left to the driver.
     pub fn check_clients_at_end(&mut self) {
         for c in &self.clients {
-            let stop = c.request == (Request::Stop { wait: true });
+            let stop = c.request == (Command::Stop { wait: true });
             self.ensure(c.gone || stop || c.replies == 1, || {
                 format!(
                     "C1: {:?} ({:?}) never had its Reply by the end",
@@ -170,8 +170,8 @@ impl Harness {
                 )
             });
         }
-        let mut expected: Vec<ClientId> = (self.clients.iter())
-            .filter(|c| !c.gone && c.request == (Request::Stop { wait: true }))
+        let mut expected: Vec<WaiterId> = (self.clients.iter())
+            .filter(|c| !c.gone && c.request == (Command::Stop { wait: true }))
             .map(|c| c.id)
             .collect();
         let mut waiters = self.core.take_stop_waiters();

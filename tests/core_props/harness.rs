@@ -10,16 +10,15 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use hot_restarter::core::{Action, Core, Event, Settings};
-use hot_restarter::policy::Exit;
+use hot_restarter::core::{Action, Core, Event, Exit, LogLine, Settings};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::admin::Asked;
 use crate::control::Client;
-use crate::model::Model;
+use crate::model::{Mode, Model};
 use crate::ops::{Luck, Op, Step};
-use crate::world::World;
+use crate::world::{Kind, World};
 
 pub struct Harness {
     pub s: Settings,
@@ -45,6 +44,9 @@ pub struct Harness {
     /// Every control client so far, in order.
     pub clients: Vec<Client>,
     trace: Vec<String>,
+    /// The log lines of the event being handled, nested calls included.
+    /// With the first pid not started yet when each was written.
+    pub logged: Vec<(LogLine, i32)>,
 }
 
 impl Harness {
@@ -66,6 +68,7 @@ impl Harness {
             at_once: 0,
             clients: Vec::new(),
             trace: Vec::new(),
+            logged: Vec::new(),
         };
         h.event(Event::Start);
         h
@@ -130,7 +133,7 @@ impl Harness {
                 if let Some(exit) = orphan {
                     batch.push((self.w.fresh_pid(), *exit));
                 }
-                self.event(Event::Reaped(batch));
+                self.reap(batch);
             }
             Op::Drained => {
                 let live: Vec<_> = self.w.live_children().filter(|p| p.can_exit()).collect();
@@ -138,11 +141,11 @@ impl Harness {
                     [old, _, ..] => vec![(old.pid, old.dying.unwrap_or(Exit::Code(0)))],
                     _ => vec![],
                 };
-                self.event(Event::Reaped(batch));
+                self.reap(batch);
             }
             Op::ReapDying => {
                 let batch = self.dying();
-                self.event(Event::Reaped(batch));
+                self.reap(batch);
             }
             Op::Advance(ms) => {
                 self.now += Duration::from_millis(u64::from(*ms));
@@ -173,7 +176,7 @@ impl Harness {
             }
             let batch = self.dying();
             if !batch.is_empty() {
-                self.event(Event::Reaped(batch));
+                self.reap(batch);
             } else if let Some(t) = self.core.poll_timeout() {
                 self.now = self.now.max(t);
                 self.event(Event::Tick);
@@ -186,6 +189,19 @@ impl Harness {
             }
         }
         self.fail("liveness: not done after 50 turns of the final drive".into());
+    }
+
+    /// Reap `batch`, as the driver does: what each version probe in it wrote
+    /// comes to the core first.
+    fn reap(&mut self, batch: Vec<(Pid, Exit)>) {
+        for (pid, _) in &batch {
+            let output = match self.w.get(*pid) {
+                Some(p) if matches!(p.kind, Kind::Probe(_)) => p.output.clone(),
+                _ => continue,
+            };
+            self.event(Event::HelperOutput(*pid, output));
+        }
+        self.event(Event::Reaped(batch));
     }
 
     /// Every process that was signalled to death and has not exited yet.
@@ -209,9 +225,11 @@ impl Harness {
         self.acted = 0;
         let at = self.now.duration_since(self.t0).as_millis();
         self.trace.push(format!("+{at}ms {ev:?}"));
+        self.logged.clear();
+        let expect = self.expect(&ev);
+        let was_ended = matches!(self.m.mode, Mode::Ended { .. });
         self.predict(&ev);
-        let first = self.core.handle(ev.clone(), self.now);
-        self.check_declared();
+        let first = self.handle(ev.clone());
         let mut queue: VecDeque<(Action, bool)> = first.into_iter().map(|a| (a, false)).collect();
         while let Some((action, nested)) = queue.pop_front() {
             self.acted += 1;
@@ -221,8 +239,7 @@ impl Harness {
             self.trace.push(format!("    {action:?}"));
             if let Some(reply) = self.act(action, nested) {
                 self.trace.push(format!("    -> {reply:?}"));
-                let more = self.core.handle(reply, self.now);
-                self.check_declared();
+                let more = self.handle(reply);
                 for a in more.into_iter().rev() {
                     queue.push_front((a, true));
                 }
@@ -230,5 +247,27 @@ impl Harness {
         }
         self.answering = None;
         self.after(&ev, before, poll);
+        let ended_now = !was_ended && matches!(self.m.mode, Mode::Ended { .. });
+        self.check_log(&ev, &expect, ended_now);
+    }
+
+    /// One call of the core, and what is checked after each: no change of
+    /// state was refused as senseless (I7), Envoy's readiness (A1).
+    fn handle(&mut self, ev: Event) -> Vec<Action> {
+        let from = self.core.phase();
+        let actions = self.core.handle(ev.clone(), self.now);
+        self.check_table(&ev, from, self.core.phase());
+        let log = self.core.take_log();
+        for line in &log {
+            self.trace
+                .push(format!("    [{}] {}", line.level, line.text));
+        }
+        let next = self.w.peek_pid();
+        self.logged.extend(log.into_iter().map(|l| (l, next)));
+        self.ensure(self.core.refused() == 0, || {
+            "I7: the core refused a change of state as senseless".into()
+        });
+        self.check_declared();
+        actions
     }
 }

@@ -44,6 +44,8 @@ pub enum RestartKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compare {
     pub deadline: Instant,
+    /// The version probe, once it runs.
+    pub probe: Option<Pid>,
     pub binary: Option<Result<String, String>>,
     pub running: Option<Result<String, String>>,
     /// HotRestartVersion was asked.
@@ -123,6 +125,8 @@ pub struct Model {
     /// Children that became ready, and generations that went LIVE, so far.
     pub readies: u64,
     pub lives: u64,
+    /// A teardown began (a child failed): the wrapper exits 1.
+    pub torn_down: bool,
 }
 
 impl Model {
@@ -153,6 +157,7 @@ impl Model {
             succeeded: None,
             readies: 0,
             lives: 0,
+            torn_down: false,
         }
     }
 

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hot_restarter::control::proto::Request;
+use hot_restarter::core::Command;
+use hot_restarter::core::Exit;
 use hot_restarter::core::Settings;
-use hot_restarter::policy::Exit;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -71,7 +71,7 @@ pub enum Op {
         kind: u8,
     },
     /// A control client (a fresh one) sends a request.
-    Control(Request),
+    Control(Command),
     /// The `pick`-th control client so far hangs up.
     Gone(u8),
 }
@@ -157,13 +157,13 @@ fn pick_helpers() -> impl Strategy<Value = u8> {
 }
 
 /// A control request, any of them.
-pub fn request() -> impl Strategy<Value = Request> {
+pub fn request() -> impl Strategy<Value = Command> {
     prop_oneof![
-        3 => any::<bool>().prop_map(|wait| Request::Reload { wait }),
-        2 => any::<bool>().prop_map(|wait| Request::Handoff { wait }),
-        1 => any::<bool>().prop_map(|wait| Request::Stop { wait }),
-        2 => Just(Request::Status),
-        1 => Just(Request::ReopenLogs),
+        3 => any::<bool>().prop_map(|wait| Command::Reload { wait }),
+        2 => any::<bool>().prop_map(|wait| Command::Handoff { wait }),
+        1 => any::<bool>().prop_map(|wait| Command::Stop { wait }),
+        2 => Just(Command::Status),
+        1 => Just(Command::ReopenLogs),
     ]
 }
 

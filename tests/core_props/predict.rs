@@ -4,9 +4,9 @@
 //! predicted where the fake driver produces them, in `actions.rs` and
 //! `admin.rs`.
 
-use hot_restarter::control::proto::Request;
+use hot_restarter::core::Command;
+use hot_restarter::core::Exit;
 use hot_restarter::core::{Event, KILL_REAP_WAIT};
-use hot_restarter::policy::Exit;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -30,11 +30,11 @@ impl Harness {
             Event::Signal(Signal::SIGUSR2) => self.predict_handoff_request(),
             Event::Signal(Signal::SIGUSR1) => self.predict_usr1(),
             Event::Control(_, request) => match request {
-                Request::Reload { .. } => self.m.hup_pending = true,
-                Request::Handoff { .. } => self.predict_handoff_request(),
-                Request::ReopenLogs => self.predict_usr1(),
-                Request::Stop { .. } => self.predict_term(),
-                Request::Status => {}
+                Command::Reload { .. } => self.m.hup_pending = true,
+                Command::Handoff { .. } => self.predict_handoff_request(),
+                Command::ReopenLogs => self.predict_usr1(),
+                Command::Stop { .. } => self.predict_term(),
+                Command::Status => {}
             },
             Event::Reaped(batch) => self.predict_reaped(batch),
             Event::Tick => self.predict_tick(),
@@ -181,6 +181,7 @@ impl Harness {
                         self.m.check_due = Some(self.now + self.s.ready_interval);
                     }
                 }
+                Kind::Probe(_) => self.probe_exited(pid, exit),
                 _ => {}
             }
         }
@@ -277,6 +278,7 @@ impl Harness {
     }
 
     pub fn tear_down(&mut self) {
+        self.m.torn_down = true;
         self.m.mode = Mode::Killing {
             deadline: self.now + KILL_REAP_WAIT,
         };

@@ -5,12 +5,12 @@
 
 use std::time::Instant;
 
-use hot_restarter::control::proto::{Reply, Request};
-use hot_restarter::control::server::ClientId;
+use hot_restarter::core::Exit;
+use hot_restarter::core::WaiterId;
 use hot_restarter::core::{
     Action, Answer, ChildState, Core, Event, Job, JobKind, PhaseName, Query, Settings,
 };
-use hot_restarter::policy::Exit;
+use hot_restarter::core::{Command, Reply};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -93,17 +93,17 @@ impl Script {
         self.answer(query, Ok(info))
     }
 
-    fn control(&mut self, client: u64, request: Request) -> Vec<Action> {
-        self.feed(Event::Control(ClientId(client), request))
+    fn control(&mut self, client: u64, request: Command) -> Vec<Action> {
+        self.feed(Event::Control(WaiterId(client), request))
     }
 
     fn replied(&self, actions: &[Action], client: u64) -> bool {
-        (actions.iter()).any(|a| matches!(a, Action::Reply(ClientId(c), _) if *c == client))
+        (actions.iter()).any(|a| matches!(a, Action::Reply(WaiterId(c), _) if *c == client))
     }
 
     fn replied_done(&self, actions: &[Action], client: u64) -> bool {
         (actions.iter())
-            .any(|a| matches!(a, Action::Reply(ClientId(c), Reply::Done { .. }) if *c == client))
+            .any(|a| matches!(a, Action::Reply(WaiterId(c), Reply::Done { .. }) if *c == client))
     }
 
     fn state(&self, pid: i32) -> Option<ChildState> {
@@ -200,6 +200,79 @@ fn a_ready_check_is_killed_when_its_epoch_fails_in_one_batch_with_an_older_one()
     assert!(s.core.helpers().is_empty());
 }
 
+// ----- how an exit is judged, by its log lines ------------------------------
+
+impl Script {
+    /// The lines logged since the last call, as (level, text).
+    fn log(&mut self) -> Vec<(log::Level, String)> {
+        (self.core.take_log().into_iter())
+            .map(|l| (l.level, l.text))
+            .collect()
+    }
+}
+
+/// An older epoch failing while a newer one serves is no failed restart:
+/// the next restart still follows the newest epoch, and nothing is
+/// reported.
+#[test]
+fn an_older_epoch_failing_while_a_newer_one_serves_is_no_failed_restart() {
+    let mut s = Script::new(keep_serving());
+    s.hup();
+    s.log();
+    let actions = s.reap(&[(100, Exit::Code(7))]);
+    assert_eq!(s.core.next_epoch(), 2);
+    assert!(actions.is_empty(), "{actions:?}");
+    let warned = (log::Level::Warn, "PID=100 exited with code=7".to_string());
+    let kept = (
+        log::Level::Warn,
+        "epoch 0 (PID=100) failed while newer epochs run; epoch 1 (PID=101) keeps serving \
+         (--keep-serving)"
+            .to_string(),
+    );
+    let log = s.log();
+    assert!(log.contains(&warned) && log.contains(&kept), "{log:?}");
+    assert!(
+        !log.iter().any(|(_, l)| l.starts_with("restart to epoch")),
+        "{log:?}"
+    );
+}
+
+/// An epoch given up on (not ready in time, SIGKILLed) decides nothing
+/// when it is reaped, while running: no failure, no teardown, its exit
+/// logged at DEBUG only.
+#[test]
+fn the_exit_of_an_epoch_given_up_on_decides_nothing() {
+    let mut s = Script::new(Settings {
+        keep_serving: true,
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
+    s.hup(); // epoch 1 (102), its ready check (103)
+    s.now += Settings::plain().ready_timeout;
+    let actions = s.feed(Event::Tick);
+    assert!(
+        actions.contains(&Action::Signal(Pid::from_raw(102), Signal::SIGKILL)),
+        "{actions:?}"
+    );
+    assert_eq!(s.state(102), Some(ChildState::Abandoned));
+    s.log();
+    let actions = s.reap(&[(102, Exit::Signal(9))]);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(s.core.exit_code(), None);
+    assert_eq!(s.core.next_epoch(), 1);
+    let log = s.log();
+    let judged = (
+        log::Level::Debug,
+        "PID=102 (epoch 1): was killed with signal=9".to_string(),
+    );
+    let sigchld = (log::Level::Info, "got SIGCHLD".to_string());
+    assert_eq!(log, [sigchld, judged]);
+    // It no longer holds the restart back.
+    s.hup();
+    assert_eq!(s.epochs(), [(100, 0), (104, 1)]);
+}
+
 // ----- Envoy's admin, generations, control requests -------------------------
 
 /// Envoy-aware settings: --envoy-admin and --handoff-admin.
@@ -245,19 +318,20 @@ fn a_handoff_held_while_versions_are_compared_gets_its_own_result() {
         ..handoff(false)
     });
     s.live(0, 0, 100);
-    s.feed(Event::Signal(Signal::SIGHUP)); // compares the versions
-    s.control(1, Request::Handoff { wait: true }); // held
-    let v = || Ok(Answer::Version("11.104".into()));
-    s.answer(Query::BinaryVersion, v());
-    s.answer(Query::HotRestartVersion { generation: 0 }, v()); // equal: hot
-    let actions = s.live(0, 1, 101);
+    s.feed(Event::Signal(Signal::SIGHUP)); // compares the versions: probe PID 101
+    s.control(1, Command::Handoff { wait: true }); // held
+    s.feed(Event::HelperOutput(Pid::from_raw(101), "11.104\n".into()));
+    s.reap(&[(101, Exit::Code(0))]);
+    let v = Ok(Answer::Version("11.104".into()));
+    s.answer(Query::HotRestartVersion { generation: 0 }, v); // equal: hot
+    let actions = s.live(0, 1, 102);
     assert!(!s.replied(&actions, 1), "{actions:?}");
     assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
-    let actions = s.reap(&[(102, Exit::Code(1))]); // the new generation fails
+    let actions = s.reap(&[(103, Exit::Code(1))]); // the new generation fails
     assert!(
         matches!(
             &actions[..],
-            [.., Action::Reply(ClientId(1), Reply::Failed { .. }), _]
+            [.., Action::Reply(WaiterId(1), Reply::Failed { .. }), _]
         ),
         "{actions:?}"
     );
@@ -295,10 +369,10 @@ fn a_reload_whose_epoch_exits_0_before_it_is_ready_fails() {
         ..Settings::plain()
     });
     s.reap(&[(101, Exit::Code(0))]); // epoch 0 (PID 100) is ready
-    s.control(1, Request::Reload { wait: true }); // epoch 1: PID 102
+    s.control(1, Command::Reload { wait: true }); // epoch 1: PID 102
     let actions = s.reap(&[(102, Exit::Code(0))]);
     let failed = actions.iter().any(|a| {
-        matches!(a, Action::Reply(ClientId(1), Reply::Failed { reason })
+        matches!(a, Action::Reply(WaiterId(1), Reply::Failed { reason })
             if reason.contains("exited with code=0 before it was ready"))
     });
     assert!(failed, "{actions:?}");
@@ -312,7 +386,7 @@ fn a_reload_whose_epoch_exits_0_before_it_is_ready_fails() {
 fn a_handoff_is_not_done_in_the_batch_where_its_new_generation_fails() {
     let mut s = Script::new(handoff(false));
     s.live(0, 0, 100);
-    s.control(1, Request::Handoff { wait: true }); // generation 1: PID 101
+    s.control(1, Command::Handoff { wait: true }); // generation 1: PID 101
     // The handoff is done (and answered) once generation 1 is LIVE, as a
     // hot restart is once its epoch is ready; generation 0 drains.
     let live = s.live(1, 0, 101);

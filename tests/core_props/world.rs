@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use hot_restarter::policy::Exit;
+use hot_restarter::core::Exit;
 use nix::unistd::Pid;
 
 /// What a fake process is.
@@ -16,6 +16,8 @@ pub enum Kind {
     Preflight(u32),
     /// A ready check of `child`, an epoch that has started.
     ReadyCheck { epoch: u32, child: Pid },
+    /// `--envoy-bin --hot-restart-version` before a restart to this epoch.
+    Probe(u32),
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ pub struct Proc {
     pub retiring: bool,
     /// Model: a child the core SIGKILLed because it was not ready in time.
     pub abandoned: bool,
+    /// What it writes before it exits (the version probe's answer).
+    pub output: String,
 }
 
 impl Proc {
@@ -62,7 +66,10 @@ impl Proc {
 
     pub fn epoch(&self) -> u32 {
         match self.kind {
-            Kind::Child(e) | Kind::Preflight(e) | Kind::ReadyCheck { epoch: e, .. } => e,
+            Kind::Child(e)
+            | Kind::Preflight(e)
+            | Kind::ReadyCheck { epoch: e, .. }
+            | Kind::Probe(e) => e,
         }
     }
 
@@ -90,6 +97,11 @@ impl World {
             procs: Vec::new(),
             next_pid: 1000,
         }
+    }
+
+    /// The pid the next process will get.
+    pub fn peek_pid(&self) -> i32 {
+        self.next_pid + 1
     }
 
     /// A pid never used before (also for orphans the core never started).
@@ -124,6 +136,7 @@ impl World {
             admin_ok: false,
             retiring: false,
             abandoned: false,
+            output: String::new(),
         });
         pid
     }

@@ -452,5 +452,4 @@ fn refuse(stream: &UnixStream, reason: &str) {
 }
 
 #[cfg(test)]
-#[path = "server_tests/mod.rs"]
 mod tests;

@@ -62,6 +62,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::core::{self, Command};
+
 pub use super::status::{ChildStatus, Counters, LastReload, Status, child_state, reload_result};
 
 /// The protocol version this build speaks.
@@ -266,6 +268,32 @@ impl Reply {
     }
 }
 
+impl From<Request> for Command {
+    fn from(request: Request) -> Command {
+        match request {
+            Request::Status => Command::Status,
+            Request::Reload { wait } => Command::Reload { wait },
+            Request::Handoff { wait } => Command::Handoff { wait },
+            Request::ReopenLogs => Command::ReopenLogs,
+            Request::Stop { wait } => Command::Stop { wait },
+        }
+    }
+}
+
+impl From<&core::Reply> for Reply {
+    fn from(reply: &core::Reply) -> Reply {
+        match reply {
+            core::Reply::Status(view) => Reply::Status(Status::from(view)),
+            core::Reply::Done { detail } => Reply::Done {
+                detail: detail.clone(),
+            },
+            core::Reply::Failed { reason } => Reply::Failed {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
 /// Why a reply line could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyError {
@@ -334,5 +362,4 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
 }
 
 #[cfg(test)]
-#[path = "proto_tests.rs"]
 mod tests;

@@ -6,6 +6,8 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::{self, ChildState, PhaseName, ReloadResult};
+
 /// The states a child is reported in ([`ChildStatus::state`]).
 pub mod child_state {
     /// Started, not ready yet (readiness is checked) or not yet judged.
@@ -75,6 +77,67 @@ pub struct Counters {
     pub reloads_failed: u64,
     pub handoffs_done: u64,
     pub handoffs_failed: u64,
+}
+
+impl From<&core::StatusView> for Status {
+    fn from(view: &core::StatusView) -> Status {
+        let phase = match view.phase {
+            PhaseName::Running => "running",
+            PhaseName::Preflight => "preflight",
+            PhaseName::Starting => "starting",
+            PhaseName::HandingOff => "handing-off",
+            PhaseName::ShuttingDown => "shutting-down",
+            PhaseName::Killing => "killing",
+            PhaseName::Exiting => "exiting",
+            PhaseName::Done => "done",
+        };
+        let last_reload = view.last_reload.as_ref().map(|r| LastReload {
+            epoch: r.epoch,
+            result: match r.result {
+                ReloadResult::Done => reload_result::DONE,
+                ReloadResult::Skipped => reload_result::SKIPPED,
+                ReloadResult::Failed => reload_result::FAILED,
+            }
+            .to_string(),
+            reason: r.reason.clone(),
+            ms: r.ms,
+        });
+        let n = &view.counters;
+        Status {
+            pid: view.pid,
+            phase: phase.to_string(),
+            uptime_s: view.uptime.as_secs_f64(),
+            children: view.children.iter().map(ChildStatus::from).collect(),
+            last_reload,
+            counters: Counters {
+                reloads_done: n.reloads_done,
+                reloads_skipped: n.reloads_skipped,
+                reloads_failed: n.reloads_failed,
+                handoffs_done: n.handoffs_done,
+                handoffs_failed: n.handoffs_failed,
+            },
+        }
+    }
+}
+
+impl From<&core::Child> for ChildStatus {
+    fn from(c: &core::Child) -> ChildStatus {
+        let state = match c.state {
+            ChildState::Starting => child_state::STARTING,
+            ChildState::Ready => child_state::READY,
+            // An epoch given up on is not reported; were it, it would be
+            // on its way out like a draining one.
+            ChildState::Draining | ChildState::Retiring | ChildState::Abandoned => {
+                child_state::DRAINING
+            }
+        };
+        ChildStatus {
+            pid: c.pid.as_raw() as u32,
+            epoch: c.epoch,
+            generation: c.generation,
+            state: state.to_string(),
+        }
+    }
 }
 
 impl Status {
@@ -337,5 +400,4 @@ fn one_line(text: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "status_tests.rs"]
 mod tests;

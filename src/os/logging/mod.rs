@@ -39,14 +39,4 @@ pub fn init() {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn levels_are_spelled_as_python_does() {
-        assert_eq!(level_name(Level::Warn), "WARNING");
-        assert_eq!(level_name(Level::Error), "ERROR");
-        assert_eq!(level_name(Level::Info), "INFO");
-        assert_eq!(level_name(Level::Debug), "DEBUG");
-    }
-}
+mod tests;

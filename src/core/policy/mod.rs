@@ -91,69 +91,22 @@ pub fn on_hup(stopping: bool, restart_in_progress: bool, already_held: bool) -> 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use nix::sys::signal::Signal;
-    use nix::unistd::Pid;
-
-    #[test]
-    fn wait_statuses_become_exits() {
-        let pid = Pid::from_raw(42);
-        assert_eq!(
-            Exit::from_status(WaitStatus::Exited(pid, 0)),
-            Some(Exit::Code(0))
-        );
-        assert_eq!(
-            Exit::from_status(WaitStatus::Exited(pid, 3)),
-            Some(Exit::Code(3))
-        );
-        assert_eq!(
-            Exit::from_status(WaitStatus::Signaled(pid, Signal::SIGSEGV, true)),
-            Some(Exit::Signal(11))
-        );
-        assert_eq!(
-            Exit::from_status(WaitStatus::Stopped(pid, Signal::SIGSTOP)),
-            None
-        );
-        assert_eq!(Exit::from_status(WaitStatus::StillAlive), None);
-    }
-
-    #[test]
-    fn only_code_zero_is_clean() {
-        assert!(Exit::Code(0).is_clean());
-        assert!(!Exit::Code(1).is_clean());
-        assert!(!Exit::Code(127).is_clean());
-        assert!(!Exit::Signal(15).is_clean());
-        assert!(!Exit::Signal(9).is_clean());
-    }
-
-    #[test]
-    fn exit_codes_match_the_python_wrapper() {
-        assert_eq!(Ending::NoChildrenLeft.exit_code(), 0);
-        assert_eq!(Ending::GracefulShutdown.exit_code(), 0);
-        assert_eq!(Ending::ForcedShutdown.exit_code(), 1);
-        assert_eq!(Ending::Failure.exit_code(), 1);
-    }
-
-    #[test]
-    fn a_failed_epoch_number_is_reused() {
-        // epoch 0 serves, epoch 1 failed: try 1 again.
-        assert_eq!(next_epoch_after_failure([0], 1), 1);
-        // epoch 1 serves while 0 drains, 2 failed: try 2 again.
-        assert_eq!(next_epoch_after_failure([0, 1], 2), 2);
-        // an old, draining epoch failed: the newest still decides.
-        assert_eq!(next_epoch_after_failure([3], 2), 4);
-        // nothing left: nothing to follow.
-        assert_eq!(next_epoch_after_failure([], 5), 5);
-    }
-
-    #[test]
-    fn hups_restart_hold_coalesce_or_are_ignored() {
-        assert_eq!(on_hup(false, false, false), HupAction::Restart);
-        assert_eq!(on_hup(false, true, false), HupAction::Hold);
-        assert_eq!(on_hup(false, true, true), HupAction::Coalesce);
-        assert_eq!(on_hup(true, false, false), HupAction::Ignore);
-        assert_eq!(on_hup(true, true, true), HupAction::Ignore);
+/// The last few lines of what a helper wrote, for a one-line reason:
+/// at most three, joined with " / ", at most 1000 characters.
+pub fn last_words(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
+    let chars: Vec<char> = tail.chars().collect();
+    if chars.len() > 1000 {
+        chars[chars.len() - 1000..].iter().collect()
+    } else {
+        tail
     }
 }
+
+#[cfg(test)]
+mod tests;

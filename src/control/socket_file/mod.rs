@@ -158,5 +158,4 @@ fn stream_socket(path: &Path) -> Result<(UnixAddr, OwnedFd)> {
 }
 
 #[cfg(test)]
-#[path = "socket_file_tests.rs"]
 mod tests;

@@ -1,0 +1,65 @@
+//! Unit tests of the parent module.
+
+use super::*;
+
+/// Envoy 1.40.0's `/server_info`, epoch 0, LIVE; the 516 extensions cut
+/// to two, nothing else changed.
+const ENVOY_1_40: &[u8] = include_bytes!("../testdata/server_info_envoy_1.40.json");
+
+#[test]
+fn real_envoy_1_40_server_info() {
+    let info = parse_server_info(ENVOY_1_40).unwrap();
+    assert_eq!(
+        info,
+        ServerInfo {
+            state: "LIVE".into(),
+            restart_epoch: Some(0),
+            hot_restart_version: Some("11.104".into()),
+        }
+    );
+    assert!(info.is_live());
+}
+
+#[test]
+fn epoch_as_number_or_string_and_other_states() {
+    let info = |json: &str| parse_server_info(json.as_bytes());
+    let i = info(r#"{"state":"DRAINING","command_line_options":{"restart_epoch":3}}"#);
+    assert_eq!(i.as_ref().unwrap().restart_epoch, Some(3));
+    assert!(!i.unwrap().is_live());
+    let i = info(r#"{"state":"INITIALIZING","command_line_options":{"restart_epoch":"7"}}"#);
+    assert_eq!(i.unwrap().restart_epoch, Some(7));
+    let i = info(r#"{"state":"PRE_INITIALIZING"}"#).unwrap();
+    assert_eq!((i.restart_epoch, i.hot_restart_version), (None, None));
+}
+
+#[test]
+fn malformed_bodies_say_what_is_wrong() {
+    let err = |json: &str| parse_server_info(json.as_bytes()).unwrap_err();
+    assert!(err("").contains("not JSON"));
+    assert!(err("<html>").contains("not JSON"));
+    assert!(err("{}").contains("no \"state\""));
+    assert!(err(r#"{"state":1}"#).contains("not a string"));
+    for (bad, said) in [
+        (r#""x""#, r#""x""#),
+        ("-1", "-1"),
+        ("1.5", "a fraction"),
+        ("4294967296", "4294967296"),
+        ("true", "true"),
+        ("[]", "an array"),
+    ] {
+        let json =
+            format!(r#"{{"state":"LIVE","command_line_options":{{"restart_epoch":{bad}}}}}"#);
+        assert_eq!(
+            err(&json),
+            format!(
+                "/server_info command_line_options.restart_epoch is {said}, not an epoch number"
+            )
+        );
+    }
+}
+
+#[test]
+fn hot_restart_version_is_trimmed() {
+    assert_eq!(parse_hot_restart_version(b"11.104"), "11.104");
+    assert_eq!(parse_hot_restart_version(b" 11.104\n"), "11.104");
+}
