@@ -7,12 +7,21 @@
 //! `cargo test --release --test soak -- --ignored --nocapture`.
 //! Start and end figures are printed (visible with `--nocapture`).
 
-mod common;
+mod support {
+    //! The parts of tests/support this binary uses.
+    pub mod fifo;
+    pub mod fixtures;
+    pub mod log;
+    pub mod procfs;
+    pub mod wrapper;
+
+    pub use {fifo::*, fixtures::*, log::*, procfs::*, wrapper::*};
+}
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

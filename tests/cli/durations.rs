@@ -1,0 +1,114 @@
+//! Durations the wrapper cannot honour are usage errors (exit 2) that name
+//! the flag (or its variable) and the value, before any child starts. A
+//! huge `--term-wait` used to be accepted and then overflowed `Instant +
+//! Duration` at SIGTERM: the wrapper panicked and left its children behind.
+
+
+use std::path::Path;
+
+use crate::support::*;
+use nix::sys::signal::Signal;
+
+/// The four `SECONDS` options: flag name and environment variable.
+const SECONDS_OPTIONS: [(&str, &str); 4] = [
+    ("term-wait", "HOT_RESTARTER_TERM_WAIT"),
+    ("preflight-timeout", "HOT_RESTARTER_PREFLIGHT_TIMEOUT"),
+    ("ready-timeout", "HOT_RESTARTER_READY_TIMEOUT"),
+    ("ready-interval", "HOT_RESTARTER_READY_INTERVAL"),
+];
+
+/// Run the wrapper on the reporter with `args` before the script and `env`
+/// set, and return its stderr once it has exited 2 without starting
+/// anything. A wrapper that accepts the value instead is stopped with
+/// SIGTERM (where a huge term wait used to panic) and the test fails with
+/// what happened.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let what = format!("{env:?} {args:?}");
+    let setup = |dir: &Path| {
+        script(dir, "start.sh", REPORTER);
+    };
+    let mut w = start_in(setup, args, |cmd| {
+        for (_, var) in SECONDS_OPTIONS {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().copied()).arg("start.sh");
+    });
+    let started = "forking and execing new child process at epoch 0";
+    assert!(
+        wait_until(DEADLINE, || !w.is_running() || w.count(started) > 0),
+        "{what}: the wrapper neither exited nor started; output:\n{}",
+        w.output()
+    );
+    if w.is_running() {
+        // Accepted: show what the value does at shutdown.
+        w.report(0);
+        w.signal(Signal::SIGTERM);
+        let status = w.wait_exit(DEADLINE);
+        panic!(
+            "{what} was accepted and epoch 0 started; at SIGTERM the wrapper ended with \
+             {status}; output:\n{}",
+            w.output()
+        );
+    }
+    let code = w.exit_code();
+    assert_eq!(code, 2, "{what}: output:\n{}", w.output());
+    w.assert_not_logged(started);
+    assert!(
+        !w.path().join("epoch-0").exists(),
+        "{what}: a child reported; output:\n{}",
+        w.output()
+    );
+    let stderr = w.stderr_lines();
+    assert_eq!(stderr.len(), 1, "{what}: one line expected: {stderr:?}");
+    stderr[0].clone()
+}
+
+#[test]
+fn a_huge_value_on_the_command_line_is_a_usage_error() {
+    for (flag, _) in SECONDS_OPTIONS {
+        let line = refused(&[&format!("--{flag}"), "1e19"], &[]);
+        assert!(
+            line.contains(&format!("'--{flag} <SECONDS>'")),
+            "the flag is not named: {line}"
+        );
+        assert!(
+            line.contains("'1e19' is too large: at most 31536000 seconds (365 days)"),
+            "{line}"
+        );
+        assert!(!line.contains("non-negative"), "{line}");
+    }
+    // The bound itself is accepted, and its deadline is made at SIGTERM
+    // without overflowing (a prompt child makes the wait irrelevant).
+    let mut w = Wrapper::start(&["--term-wait", "31536000"]);
+    w.report(0);
+    w.signal(Signal::SIGTERM);
+    assert_eq!(w.exit_code(), 0, "{}", w.output());
+    w.assert_no_children_left();
+}
+
+#[test]
+fn a_huge_value_in_the_environment_is_a_usage_error_naming_the_variable() {
+    for (flag, var) in SECONDS_OPTIONS {
+        let line = refused(&[], &[(var, "1e19")]);
+        assert!(line.contains(&format!("'--{flag} <SECONDS>'")), "{line}");
+        assert!(line.contains(&format!("(from {var})")), "{line}");
+        assert!(line.contains("'1e19' is too large"), "{line}");
+    }
+}
+
+#[test]
+fn each_kind_of_bad_value_gets_its_own_reason() {
+    // Infinity is too large, not "not a non-negative number".
+    let line = refused(&["--term-wait", "inf"], &[]);
+    assert!(line.contains("'inf' is too large"), "{line}");
+    let line = refused(&["--ready-timeout=-1"], &[]);
+    assert!(line.contains("'--ready-timeout <SECONDS>'"), "{line}");
+    assert!(line.contains("'-1' is negative"), "{line}");
+    assert!(!line.contains("non-negative"), "{line}");
+    let line = refused(&[], &[("HOT_RESTARTER_PREFLIGHT_TIMEOUT", "soon")]);
+    assert!(line.contains("'soon' is not a number of seconds"), "{line}");
+    assert!(
+        line.contains("(from HOT_RESTARTER_PREFLIGHT_TIMEOUT)"),
+        "{line}"
+    );
+}
