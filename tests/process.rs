@@ -23,8 +23,8 @@ mod signals;
 mod shutdown;
 #[path = "process/failures.rs"]
 mod failures;
-#[path = "process/exit_batches.rs"]
-mod exit_batches;
+#[path = "process/keep_serving.rs"]
+mod keep_serving;
 #[path = "process/orphans.rs"]
 mod orphans;
 #[path = "process/pid_file.rs"]

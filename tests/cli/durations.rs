@@ -1,7 +1,7 @@
 //! Durations the wrapper cannot honour are usage errors (exit 2) that name
 //! the flag (or its variable) and the value, before any child starts. A
-//! huge `--term-wait` used to be accepted and then overflowed `Instant +
-//! Duration` at SIGTERM: the wrapper panicked and left its children behind.
+//! huge `--term-wait` is one: accepted, it would overflow `Instant +
+//! Duration` at SIGTERM, and the wrapper would leave its children behind.
 
 
 use std::path::Path;
@@ -20,7 +20,7 @@ const SECONDS_OPTIONS: [(&str, &str); 4] = [
 /// Run the wrapper on the reporter with `args` before the script and `env`
 /// set, and return its stderr once it has exited 2 without starting
 /// anything. A wrapper that accepts the value instead is stopped with
-/// SIGTERM (where a huge term wait used to panic) and the test fails with
+/// SIGTERM (where a huge term wait would overflow) and the test fails with
 /// what happened.
 fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
     let what = format!("{env:?} {args:?}");

@@ -1,40 +1,43 @@
 //! Every option has an environment variable with the same effect
 //! (HOT_RESTARTER_TERM_WAIT for --term-wait, ...), a flag on the command
-//! line wins over its variable, and `--help` names every variable. Each
-//! behaviour is checked twice, once through the flag and once through the
-//! variable, with everything else the same.
+//! line wins over its variable, and `--help` names every variable.
+//!
+//! The equivalence is checked where it is decided, in the library's
+//! parser (`Flags::try_parse_from`), for every option; the behaviour each
+//! option selects is checked with its flag in tests/process. One run of
+//! the real binary shows a variable taking effect end to end. The
+//! environment is process-wide and the other tests of this binary start
+//! processes, so a parse with variables set runs in a child process (this
+//! test binary again, running only `parse_in_a_child`).
 
-
-use std::fs;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use clap::{CommandFactory, Parser};
+use hot_restarter::cli::{Flags, forget_empty_variables, one_line};
+use nix::sys::signal::Signal;
+
 use crate::support::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
-#[derive(Debug, Clone, Copy)]
-enum Via {
-    Flag,
-    Env,
-}
-
-/// Set one option on `cmd`: `--flag value` or `HOT_RESTARTER_X=value`. A
-/// boolean flag (`value` None) is set in the environment as `true`.
-fn set(cmd: &mut Command, via: Via, flag: &str, value: Option<&str>) {
-    match via {
-        Via::Flag => {
-            cmd.arg(format!("--{flag}"));
-            if let Some(v) = value {
-                cmd.arg(v);
-            }
-        }
-        Via::Env => {
-            cmd.env(env_name(flag), value.unwrap_or("true"));
-        }
-    }
-}
+/// Every option: its long name, a value other than the default, and a
+/// second value for "the flag wins over its variable" (switches take no
+/// value on the command line; `None`).
+const OPTIONS: &[(&str, Option<&str>, &str)] = &[
+    ("term-wait", Some("0.5"), "60"),
+    ("pid-file", Some("/run/w.pid"), "/run/other.pid"),
+    ("preflight", Some("/bin/true"), "/bin/false"),
+    ("preflight-timeout", Some("0.3"), "9"),
+    ("keep-serving", None, "false"),
+    ("ready-check", Some("/bin/true"), "/bin/false"),
+    ("ready-timeout", Some("0.5"), "9"),
+    ("ready-interval", Some("3600"), "0.2"),
+    ("hold-while-draining", Some("false"), "true"),
+    ("envoy-admin", Some("127.0.0.1:9901"), "[::1]:9902"),
+    ("handoff-admin", Some("127.0.0.1:9902"), "/run/admin.sock"),
+    ("envoy-bin", Some("/usr/bin/envoy"), "/opt/envoy"),
+    ("control-socket", Some("/run/ctl.sock"), "/run/other.sock"),
+    ("subreaper", None, "false"),
+];
 
 /// `term-wait` -> `HOT_RESTARTER_TERM_WAIT`.
 fn env_name(flag: &str) -> String {
@@ -50,44 +53,139 @@ fn clean(cmd: &mut Command) {
     }
 }
 
-/// The wrapper on `body` (start.sh), with one option set `via`, and
-/// `extra` flags given before the script.
-fn start(
-    via: Via,
-    flag: &str,
-    value: Option<&str>,
-    extra: &[&str],
-    body: &str,
-    env: &[(&str, &str)],
-) -> Wrapper {
-    let dir = tempfile::tempdir().unwrap();
-    script(dir.path(), "start.sh", body);
-    let mut cmd = command(dir.path());
-    clean(&mut cmd);
-    set(&mut cmd, via, flag, value);
-    cmd.args(extra).arg("start.sh");
-    for (k, v) in env {
-        cmd.env(k, v);
+/// `--flag=value` (`=` because --hold-while-draining requires it), or
+/// `--flag` for a switch.
+fn flag_arg(flag: &str, value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("--{flag}={v}"),
+        None => format!("--{flag}"),
     }
-    Wrapper::spawn(dir, cmd)
 }
 
-/// A helper script at an absolute path (preflight, ready check).
-fn helper(dir: &Path, name: &str, body: &str) -> String {
-    script(dir, name, body).to_string_lossy().into_owned()
+/// What the wrapper's front end makes of `args` (after the program name,
+/// before the start script), as main does: empty variables forgotten,
+/// then parsed; `Flags` in Debug form, or the one-line error.
+fn parse_here(args: &[String]) -> String {
+    let argv = ["hot-restarter".to_string()]
+        .into_iter()
+        .chain(args.iter().cloned())
+        .chain(["start.sh".to_string()]);
+    match Flags::try_parse_from(argv) {
+        Ok(flags) => format!("{flags:?}"),
+        Err(e) => format!("refused: {}", one_line(&e)),
+    }
 }
 
-// ----- --term-wait ------------------------------------------------------------
+const CHILD_ARGS: &str = "CLI_TEST_PARSE_ARGS";
 
-fn term_wait(via: Via) {
-    let mut w = start(
-        via,
-        "term-wait",
-        Some("0.5"),
-        &[],
-        REPORTER,
-        &[("IGNORE_TERM", "1")],
+/// `parse_here(args)` in a child process whose environment holds exactly
+/// `env`.
+fn parse_with_env(args: &[String], env: &[(String, &str)]) -> String {
+    let test = format!(
+        "{}::parse_in_a_child",
+        module_path!().split_once("::").unwrap().1
     );
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([&test, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), *v)))
+        .env(CHILD_ARGS, args.join("\n"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{test} failed: {stdout}");
+    stdout
+        .lines()
+        .find_map(|l| Some(l.split_once("parsed: ")?.1))
+        .unwrap_or_else(|| panic!("{test} printed no result: {stdout}"))
+        .to_string()
+}
+
+/// The child side of `parse_with_env`; run only by it.
+#[test]
+#[ignore = "a helper of the tests in this module, run by them in a child process"]
+fn parse_in_a_child() {
+    let args = std::env::var(CHILD_ARGS).expect("run only by parse_with_env");
+    let args: Vec<String> = args.split('\n').filter(|a| !a.is_empty()).map(String::from).collect();
+    forget_empty_variables();
+    println!("parsed: {}", parse_here(&args));
+}
+
+#[test]
+fn the_table_holds_every_option_and_each_has_its_variable() {
+    let command = Flags::command();
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" || long == "version" {
+            continue;
+        }
+        assert!(
+            OPTIONS.iter().any(|(flag, _, _)| *flag == long),
+            "--{long} is missing from OPTIONS"
+        );
+        assert_eq!(
+            arg.get_env().map(|e| e.to_string_lossy().into_owned()),
+            Some(env_name(long)),
+            "--{long}"
+        );
+    }
+}
+
+#[test]
+fn every_variable_parses_as_its_flag() {
+    let default = parse_here(&[]);
+    for (flag, value, _) in OPTIONS {
+        let by_flag = parse_here(&[flag_arg(flag, *value)]);
+        assert_ne!(by_flag, default, "--{flag} changed nothing");
+        let by_env = parse_with_env(&[], &[(env_name(flag), value.unwrap_or("true"))]);
+        assert_eq!(by_env, by_flag, "{} differs from --{flag}", env_name(flag));
+    }
+}
+
+#[test]
+fn a_flag_wins_over_its_variable() {
+    for (flag, value, other) in OPTIONS {
+        let args = [flag_arg(flag, *value)];
+        let both = parse_with_env(&args, &[(env_name(flag), other)]);
+        assert_eq!(both, parse_here(&args), "{}={other} won over --{flag}", env_name(flag));
+    }
+}
+
+/// Boolean variables as operators write them in unit files and envdirs.
+#[test]
+fn boolean_variables_accept_1_yes_on_and_0_no_off() {
+    let on = parse_here(&["--keep-serving".into()]);
+    let off = parse_here(&[]);
+    for (value, wanted) in [
+        ("1", &on),
+        ("yes", &on),
+        ("on", &on),
+        ("true", &on),
+        ("0", &off),
+        ("no", &off),
+        ("off", &off),
+        ("false", &off),
+    ] {
+        let var = env_name("keep-serving");
+        assert_eq!(&parse_with_env(&[], &[(var.clone(), value)]), wanted, "{var}={value}");
+    }
+}
+
+#[test]
+fn empty_variables_parse_as_unset() {
+    // `Environment=HOT_RESTARTER_PID_FILE=` clears a setting in systemd.
+    let env: Vec<(String, &str)> = OPTIONS.iter().map(|(flag, _, _)| (env_name(flag), "")).collect();
+    assert_eq!(parse_with_env(&[], &env), parse_here(&[]));
+}
+
+/// The one run of the real binary: a variable (here the term wait) takes
+/// effect, as its flag does in tests/process/shutdown.rs.
+#[test]
+fn a_variable_takes_effect_in_the_binary() {
+    let mut w = Wrapper::start_with(&[], REPORTER, |cmd| {
+        clean(cmd);
+        cmd.env("HOT_RESTARTER_TERM_WAIT", "0.5").env("IGNORE_TERM", "1");
+    });
     let pid = w.report(0).pid().unwrap();
     let asked = Instant::now();
     w.signal(Signal::SIGTERM);
@@ -100,32 +198,6 @@ fn term_wait(via: Via) {
         w.count(&format!("child PID={pid} did not exit cleanly, killing")),
         1
     );
-    w.assert_no_children_left();
-}
-
-#[test]
-fn term_wait_flag() {
-    term_wait(Via::Flag);
-}
-
-#[test]
-fn term_wait_env() {
-    term_wait(Via::Env);
-}
-
-#[test]
-fn a_flag_wins_over_its_variable() {
-    let mut w = start(
-        Via::Flag,
-        "term-wait",
-        Some("0.5"),
-        &[],
-        REPORTER,
-        &[("IGNORE_TERM", "1"), ("HOT_RESTARTER_TERM_WAIT", "60")],
-    );
-    w.report(0);
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.wait_exit(Duration::from_secs(10)).code(), Some(1));
     w.assert_no_children_left();
 }
 
@@ -175,330 +247,6 @@ fn empty_variables_mean_unset() {
     assert!(!w.output().contains("pid file"), "{}", w.output());
     w.signal(Signal::SIGTERM);
     assert_eq!(w.exit_code(), 0, "{}", w.output());
-}
-
-// ----- --pid-file ---------------------------------------------------------------
-
-fn pid_file(via: Via) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("w.pid");
-    let mut w = start(
-        via,
-        "pid-file",
-        Some(&path.to_string_lossy()),
-        &[],
-        REPORTER,
-        &[],
-    );
-    w.report(0);
-    assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", w.pid));
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
-    assert!(!path.exists());
-}
-
-#[test]
-fn pid_file_flag() {
-    pid_file(Via::Flag);
-}
-
-#[test]
-fn pid_file_env() {
-    pid_file(Via::Env);
-}
-
-// ----- --preflight and --preflight-timeout ----------------------------------------
-
-fn preflight(via: Via) {
-    let dir = tempfile::tempdir().unwrap();
-    let check = helper(
-        dir.path(),
-        "preflight.sh",
-        "#!/bin/sh\necho \"$RESTART_EPOCH\" >> \"$REPORT_DIR/preflight-ran\"\nexit 1\n",
-    );
-    let mut w = start(via, "preflight", Some(&check), &[], REPORTER, &[]);
-    let pid0 = w.report(0).pid().unwrap();
-    w.signal(Signal::SIGHUP);
-    w.wait_for_text("restart to epoch 1 skipped because its preflight failed");
-    // Run before the restart only, with the would-be epoch.
-    assert_eq!(
-        fs::read_to_string(w.path().join("preflight-ran")).unwrap(),
-        "1\n"
-    );
-    assert!(!w.path().join("epoch-1").exists());
-    assert!(running(pid0));
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
-}
-
-#[test]
-fn preflight_flag() {
-    preflight(Via::Flag);
-}
-
-#[test]
-fn preflight_env() {
-    preflight(Via::Env);
-}
-
-fn preflight_timeout(via: Via) {
-    let dir = tempfile::tempdir().unwrap();
-    let check = helper(dir.path(), "slow.sh", "#!/bin/sh\nexec sleep 30\n");
-    let mut w = start(
-        via,
-        "preflight-timeout",
-        Some("0.3"),
-        &["--preflight", &check],
-        REPORTER,
-        &[],
-    );
-    w.report(0);
-    w.signal(Signal::SIGHUP);
-    let line = w.wait_for_text("timed out after");
-    assert!(line.contains("timed out after 0.3 s"), "{line}");
-    w.wait_for_text("restart to epoch 1 skipped because its preflight timed out");
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
-}
-
-#[test]
-fn preflight_timeout_flag() {
-    preflight_timeout(Via::Flag);
-}
-
-#[test]
-fn preflight_timeout_env() {
-    preflight_timeout(Via::Env);
-}
-
-// ----- --keep-serving ---------------------------------------------------------------
-
-fn keep_serving(via: Via) {
-    let mut w = start(
-        via,
-        "keep-serving",
-        None,
-        &[],
-        REPORTER,
-        &[("FAIL_EPOCH", "1")],
-    );
-    let pid0 = w.report(0).pid().unwrap();
-    w.signal(Signal::SIGHUP);
-    let pid1 = w.report(1).pid().unwrap();
-    w.wait_for(&format!("PID={pid1} exited with code=3"));
-    w.wait_for_text("(--keep-serving)");
-    assert_eq!(
-        w.count("Due to abnormal exit, force killing all child processes and exiting"),
-        0
-    );
-    assert!(running(pid0), "epoch 0 was taken down");
-    assert!(running(w.pid), "the wrapper exited");
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
-    w.assert_no_children_left();
-}
-
-#[test]
-fn keep_serving_flag() {
-    keep_serving(Via::Flag);
-}
-
-#[test]
-fn keep_serving_env() {
-    keep_serving(Via::Env);
-}
-
-/// Boolean variables as operators write them in unit files and envdirs.
-#[test]
-fn boolean_variables_accept_1_and_0() {
-    for (value, keeps) in [("1", true), ("yes", true), ("on", true), ("0", false)] {
-        let dir = tempfile::tempdir().unwrap();
-        script(dir.path(), "start.sh", REPORTER);
-        let mut cmd = command(dir.path());
-        clean(&mut cmd);
-        cmd.env("HOT_RESTARTER_KEEP_SERVING", value)
-            .env("FAIL_EPOCH", "1")
-            .arg("start.sh");
-        let mut w = Wrapper::spawn(dir, cmd);
-        let report = w.path().join("epoch-0");
-        wait_until(DEADLINE, || report.exists() || !running(w.pid));
-        assert!(
-            report.exists(),
-            "HOT_RESTARTER_KEEP_SERVING={value} refused:\n{}",
-            w.output()
-        );
-        let pid0 = w.report(0).pid().unwrap();
-        w.signal(Signal::SIGHUP);
-        let pid1 = w.report(1).pid().unwrap();
-        w.wait_for(&format!("PID={pid1} exited with code=3"));
-        if keeps {
-            w.wait_for_text("(--keep-serving)");
-            assert!(running(pid0), "HOT_RESTARTER_KEEP_SERVING={value}");
-            w.signal(Signal::SIGTERM);
-            assert_eq!(w.exit_code(), 0, "HOT_RESTARTER_KEEP_SERVING={value}");
-        } else {
-            assert_eq!(w.exit_code(), 1, "HOT_RESTARTER_KEEP_SERVING={value}");
-        }
-    }
-}
-
-// ----- --ready-check, --ready-timeout, --ready-interval ---------------------------------
-
-fn ready_check(via: Via) {
-    let dir = tempfile::tempdir().unwrap();
-    let check = helper(
-        dir.path(),
-        "ready.sh",
-        "#!/bin/sh\ntest -e \"$REPORT_DIR/epoch-$RESTART_EPOCH\"\n",
-    );
-    let mut w = start(via, "ready-check", Some(&check), &[], REPORTER, &[]);
-    let pid0 = w.report(0).pid().unwrap();
-    w.wait_for_text(&format!("epoch 0 (PID={pid0}) is ready after"));
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
-}
-
-#[test]
-fn ready_check_flag() {
-    ready_check(Via::Flag);
-}
-
-#[test]
-fn ready_check_env() {
-    ready_check(Via::Env);
-}
-
-fn ready_timeout(via: Via) {
-    let dir = tempfile::tempdir().unwrap();
-    let never = helper(dir.path(), "never.sh", "#!/bin/sh\nexit 1\n");
-    let mut w = start(
-        via,
-        "ready-timeout",
-        Some("0.5"),
-        &["--ready-check", &never],
-        REPORTER,
-        &[],
-    );
-    let pid0 = w.report(0).pid().unwrap();
-    w.wait_for_text(&format!(
-        "epoch 0 (PID={pid0}) not ready after 0.5 s, killing it"
-    ));
-    assert_eq!(w.exit_code(), 1);
-    w.assert_no_children_left();
-}
-
-#[test]
-fn ready_timeout_flag() {
-    ready_timeout(Via::Flag);
-}
-
-#[test]
-fn ready_timeout_env() {
-    ready_timeout(Via::Env);
-}
-
-fn ready_interval(via: Via) {
-    // An interval longer than the timeout: the check runs exactly once
-    // (the default 0.1 s would run it about ten times).
-    let dir = tempfile::tempdir().unwrap();
-    let counting = helper(
-        dir.path(),
-        "count.sh",
-        "#!/bin/sh\necho run >> \"$REPORT_DIR/checks\"\nexit 1\n",
-    );
-    let mut w = start(
-        via,
-        "ready-interval",
-        Some("3600"),
-        &["--ready-check", &counting, "--ready-timeout", "1"],
-        REPORTER,
-        &[],
-    );
-    w.wait_for_text("not ready after 1 s, killing it");
-    assert_eq!(w.exit_code(), 1);
-    assert_eq!(
-        fs::read_to_string(w.path().join("checks")).unwrap(),
-        "run\n"
-    );
-}
-
-#[test]
-fn ready_interval_flag() {
-    ready_interval(Via::Flag);
-}
-
-#[test]
-fn ready_interval_env() {
-    ready_interval(Via::Env);
-}
-
-// ----- --subreaper -------------------------------------------------------------------
-
-/// Kills the orphan a subreaper test leaves, whatever happens.
-struct KillOnDrop(Option<i32>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
-}
-
-fn subreaper(via: Via) {
-    // A background process whose parent exits at once: an orphan, which
-    // goes to the nearest subreaper.
-    let rest = REPORTER.split_once('\n').unwrap().1;
-    let body = format!(
-        "#!/bin/sh\n\
-         if [ \"$RESTART_EPOCH\" = 0 ]; then\n\
-         (sleep 30 & echo $! > \"$REPORT_DIR/orphan.tmp\"; mv \"$REPORT_DIR/orphan.tmp\" \"$REPORT_DIR/orphan\")\n\
-         fi\n{rest}"
-    );
-    let mut w = start(via, "subreaper", None, &[], &body, &[]);
-    w.report(0);
-    let orphan_file = w.path().join("orphan");
-    assert!(wait_until(DEADLINE, || orphan_file.exists()));
-    let orphan: i32 = fs::read_to_string(&orphan_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let _guard = KillOnDrop(Some(orphan));
-    let parent = || {
-        let stat = fs::read_to_string(format!("/proc/{orphan}/stat")).ok()?;
-        stat[stat.rfind(')')? + 1..]
-            .split_whitespace()
-            .nth(1)?
-            .parse::<i32>()
-            .ok()
-    };
-    assert!(
-        wait_until(DEADLINE, || parent() == Some(w.pid)),
-        "the orphan's parent is {:?}, not the wrapper {}",
-        parent(),
-        w.pid
-    );
-    // The wrapper reaps it silently; it changes nothing.
-    kill(Pid::from_raw(orphan), Signal::SIGKILL).unwrap();
-    assert!(
-        wait_until(DEADLINE, || !exists(orphan)),
-        "orphan not reaped"
-    );
-    assert!(running(w.pid));
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
-    w.assert_no_children_left();
-}
-
-#[test]
-fn subreaper_flag() {
-    subreaper(Via::Flag);
-}
-
-#[test]
-fn subreaper_env() {
-    subreaper(Via::Env);
 }
 
 // ----- --help ------------------------------------------------------------------

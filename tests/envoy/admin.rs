@@ -1,10 +1,10 @@
-//! `--envoy-admin` (SPEC section 8) against real Envoy 1.40, with wrk load
+//! `--envoy-admin` against real Envoy 1.40, with wrk load
 //! on the listener: readiness from `/server_info` (LIVE at that very
 //! epoch), SIGHUPs held and coalesced while a new epoch initialises, and
 //! the drain hold that comes with it, with no other extension flag.
 //!
-//! Envoy runs from examples/start_envoy.sh as in tests/envoy.rs (the lab in
-//! tests/envoy_lab: --drain-time-s 1, --parent-shutdown-time-s 2,
+//! Envoy runs from examples/start_envoy.sh as in envoy/hot_restart.rs (the lab in
+//! tests/support/envoy_lab.rs: --drain-time-s 1, --parent-shutdown-time-s 2,
 //! --concurrency 1, -l warning), through a shim that adds
 //! `--component-log-level config:info`: Envoy's `config` logger then says
 //! `all dependencies initialized. starting workers` when the epoch goes

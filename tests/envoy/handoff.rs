@@ -1,4 +1,4 @@
-//! Side-by-side handoff between two Envoy generations (SPEC section 9),
+//! Side-by-side handoff between two Envoy generations,
 //! with real Envoy 1.40 and wrk load: `--envoy-admin 127.0.0.1:P0
 //! --handoff-admin 127.0.0.1:P1`, examples/start_envoy.sh under its slot
 //! contract (base-id ENVOY_BASE_ID + HOT_RESTARTER_SLOT, admin address from
@@ -11,7 +11,7 @@
 //! `Connection: close` load.
 //!
 //! The Envoy scenarios run inside a private network and mount namespace
-//! (tests/envoy_lab/netns.rs) with net.ipv4.tcp_migrate_req=1 and a /dev/shm
+//! (tests/support/netns.rs) with net.ipv4.tcp_migrate_req=1 and a /dev/shm
 //! of their own; the host's sysctls are never touched. With
 //! HANDOFF_TEST_MIGRATE_REQ=0 they run with 0, and their socket errors are
 //! reported instead of asserted. Figures: `[handoff ...]` lines on stderr

@@ -356,7 +356,7 @@ fn sigusr1_spares_an_epoch_that_is_not_ready_yet() {
 fn a_held_restart_does_not_start_when_the_last_epoch_has_gone() {
     // Epoch 0 never gets ready, a SIGHUP is held, then epoch 0 exits 0 by
     // itself: nothing is left to hot-restart from, so the wrapper exits 0
-    // (SPEC: every child exited 0) instead of starting epoch 1.
+    // (as when every child exited 0) instead of starting epoch 1.
     let mut w = start(&["--ready-check", "ready.sh"]);
     let epoch0 = w.report(0).pid().unwrap();
     w.signal(Signal::SIGHUP);
@@ -431,4 +431,111 @@ fn keep_serving_cancels_a_preflight_for_an_epoch_that_will_not_come() {
         0
     );
     stop(w);
+}
+
+/// An interval longer than the timeout: the check runs exactly once (the
+/// default 0.1 s would run it about ten times).
+#[test]
+fn a_ready_interval_longer_than_the_ready_timeout_runs_the_check_once() {
+    let mut w = start_in(
+        |dir| {
+            script(dir, "start.sh", REPORTER);
+            script(
+                dir,
+                "count.sh",
+                "#!/bin/sh\necho run >> \"$REPORT_DIR/checks\"\nexit 1\n",
+            );
+        },
+        &[
+            "--ready-interval",
+            "3600",
+            "--ready-check",
+            "count.sh",
+            "--ready-timeout",
+            "1",
+            "start.sh",
+        ],
+        |_| {},
+    );
+    w.wait_for_text("not ready after 1 s, killing it");
+    assert_eq!(w.exit_code(), 1);
+    assert_eq!(
+        fs::read_to_string(w.path().join("checks")).unwrap(),
+        "run\n"
+    );
+}
+
+// ----- what a helper leaves behind ------------------------------------------
+
+/// A helper (ready check or preflight) that leaves a background process
+/// behind and passes.
+const LEAKY_HELPER: &str = r#"#!/bin/sh
+sleep 1000 &
+echo $! >> "$REPORT_DIR/leaked"
+exit 0
+"#;
+
+/// The wrapper on the reporter with `flag leaky.sh`.
+fn start_leaky(flag: &str) -> Wrapper {
+    start_in(
+        |dir| {
+            script(dir, "start.sh", REPORTER);
+            script(dir, "leaky.sh", LEAKY_HELPER);
+        },
+        &[flag, "leaky.sh", "start.sh"],
+        |_| {},
+    )
+}
+
+/// The pids a leaky helper left behind, once at least `n` are recorded.
+fn leaked(w: &Wrapper, n: usize) -> Vec<i32> {
+    let path = w.path().join("leaked");
+    let mut pids = Vec::new();
+    assert!(
+        wait_until(DEADLINE, || {
+            pids = fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            pids.len() >= n
+        }),
+        "the helper never recorded its background process"
+    );
+    pids
+}
+
+#[test]
+fn what_a_ready_check_leaves_behind_is_killed_when_the_check_is_over() {
+    let mut w = start_leaky("--ready-check");
+    w.wait_for_text("epoch 0 (PID=");
+    let pids = leaked(&w, 1);
+    let _guards: Vec<_> = pids.iter().map(|p| ProcessGuard::new(*p)).collect();
+    for pid in &pids {
+        assert!(
+            wait_until(DEADLINE, || !running(*pid)),
+            "the ready check's background PID={pid} outlived the check"
+        );
+    }
+    w.signal(Signal::SIGTERM);
+    assert_eq!(w.exit_code(), 0);
+}
+
+#[test]
+fn what_a_preflight_leaves_behind_does_not_outlive_the_wrapper() {
+    let mut w = start_leaky("--preflight");
+    w.report(0);
+    w.signal(Signal::SIGHUP);
+    let epoch1 = w.report(1).pid().unwrap();
+    assert!(running(epoch1));
+    let pids = leaked(&w, 1);
+    let _guards: Vec<_> = pids.iter().map(|p| ProcessGuard::new(*p)).collect();
+    w.signal(Signal::SIGTERM);
+    assert_eq!(w.exit_code(), 0);
+    for pid in &pids {
+        assert!(
+            wait_until(DEADLINE, || !running(*pid)),
+            "the preflight's background PID={pid} outlived the wrapper"
+        );
+    }
 }

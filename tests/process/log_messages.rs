@@ -1,5 +1,5 @@
 //! Log output: the Python wrapper's line shape, local time, RUST_LOG, lines
-//! written at once, and every message of SPEC section 5 word for word, at
+//! written at once, and every message hot-restarter.py writes, word for word, at
 //! its level, in the situation that produces it.
 
 
@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::support::*;
 use nix::sys::signal::Signal;
 
-/// SPEC section 5, as written there: (level, message template).
-const SPEC_MESSAGES: &[(&str, &str)] = &[
+/// The messages hot-restarter.py writes: (level, message template).
+const PYTHON_MESSAGES: &[(&str, &str)] = &[
     ("INFO", "starting hot-restarter with target: {script}"),
     ("INFO", "forking and execing new child process at epoch {n}"),
     ("INFO", "forked new child process with PID={pid}"),
@@ -73,7 +73,7 @@ fn fits(template: &str, message: &str) -> bool {
     }
 }
 
-/// Every stdout line has the SPEC shape, with the wrapper's pid.
+/// Every stdout line has the Python wrapper's shape, with the wrapper's pid.
 fn assert_shape(w: &Wrapper) {
     let lines = w.log_lines();
     assert!(!lines.is_empty(), "no log at all");
@@ -84,11 +84,11 @@ fn assert_shape(w: &Wrapper) {
     }
 }
 
-/// Every line that fits a SPEC template is logged at that template's level.
+/// Every line that fits a template of PYTHON_MESSAGES is logged at that template's level.
 fn assert_spec_levels(w: &Wrapper) {
     for line in w.log_lines() {
         let message = message_of(&line);
-        for (level, template) in SPEC_MESSAGES {
+        for (level, template) in PYTHON_MESSAGES {
             if fits(template, message) {
                 assert_eq!(level_of(&line), *level, "wrong level: {line}");
             }
@@ -285,7 +285,7 @@ fn every_spec_message_is_produced_by_some_situation() {
         killed_by_signal(),
         no_child_left(),
     ];
-    for (level, template) in SPEC_MESSAGES {
+    for (level, template) in PYTHON_MESSAGES {
         if UNREACHABLE.contains(template) {
             continue;
         }

@@ -2,7 +2,7 @@
 //! ready only when the admin says LIVE for that very epoch, SIGHUPs wait
 //! and coalesce until then, the drain hold is on by default, a silent or
 //! refusing admin never delays a signal, and bad addresses are usage
-//! errors. Real Envoy is in tests/envoy_admin.rs.
+//! errors. Real Envoy is in tests/envoy/admin.rs.
 
 
 use std::time::{Duration, Instant};

@@ -2,75 +2,25 @@
 //! each child learns of its generation, SIGUSR2 and `handoff` moving to a
 //! new generation and stopping the old one, a new generation that fails,
 //! a drain the old admin refuses, `--envoy-bin` choosing a handoff, and
-//! the flag checks. Real Envoy under load is in tests/handoff.rs.
+//! the flag checks. Real Envoy under load is in tests/envoy/handoff.rs.
 
 
-use std::fs;
 
-use crate::support::admin_lab::{FakeAdmin, Mode, initializing, live};
+use crate::support::admin_lab::{FakeAdmin, Lab, Mode, initializing, live};
 use crate::support::*;
 use nix::sys::signal::Signal;
 
-/// A reporter that also records what the wrapper told it about its
-/// generation, into `env-G-E`; with `FAIL_SLOT=S` a child of slot S exits
-/// 1 at once (a start script that ignores the slot).
-const START: &str = r#"#!/bin/sh
-g=${HOT_RESTARTER_GENERATION:-none}
-echo "$HOT_RESTARTER_GENERATION $HOT_RESTARTER_SLOT $HOT_RESTARTER_ENVOY_ADMIN" \
-  > "$REPORT_DIR/env-$g-$RESTART_EPOCH"
-if [ -n "$FAIL_SLOT" ] && [ "$FAIL_SLOT" = "$HOT_RESTARTER_SLOT" ]; then exit 1; fi
-export RESTART_EPOCH="$g-$RESTART_EPOCH"
-exec "$REPORT_DIR/reporter.sh" "$@"
-"#;
-
-struct Lab {
-    w: Wrapper,
-    slot0: FakeAdmin,
-    slot1: FakeAdmin,
-}
-
-fn start(flags: &[&str], env: &[(&str, &str)]) -> Lab {
-    let slot0 = FakeAdmin::tcp(live(0));
-    let slot1 = FakeAdmin::tcp(live(0));
-    let dir = tempfile::tempdir().unwrap();
-    script(dir.path(), "reporter.sh", REPORTER);
-    script(dir.path(), "start.sh", START);
-    let mut cmd = command(dir.path());
-    cmd.args(["--envoy-admin", &slot0.addr, "--handoff-admin", &slot1.addr])
-        .args(flags)
-        .arg("start.sh");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let w = Wrapper::spawn(dir, cmd);
-    Lab { w, slot0, slot1 }
-}
-
-/// The pid of `generation`'s `epoch`, once it has reported.
-fn pid(lab: &Lab, generation: u32, epoch: u32) -> i32 {
-    let path = lab.w.path().join(format!("epoch-{generation}-{epoch}"));
-    wait_new_report(&path, None, || lab.w.output())
-        .pid()
-        .unwrap()
-}
-
-fn env_of(lab: &Lab, generation: u32, epoch: u32) -> String {
-    let path = lab.w.path().join(format!("env-{generation}-{epoch}"));
-    assert!(wait_until(DEADLINE, || path.exists()));
-    fs::read_to_string(path).unwrap().trim().to_string()
-}
-
 #[test]
 fn sigusr2_hands_off_to_a_new_generation_and_stops_the_old_one() {
-    let mut lab = start(&[], &[]);
-    let old = pid(&lab, 0, 0);
+    let mut lab = Lab::start(&[], &[]);
+    let old = lab.pid(0, 0);
     lab.w
         .wait_for_text(&format!("epoch 0 (PID={old}) is ready after"));
-    assert_eq!(env_of(&lab, 0, 0), format!("0 0 {}", lab.slot0.addr));
+    assert_eq!(lab.env_of(0, 0), format!("0 0 {}", lab.slot0.addr));
 
     lab.w.signal(Signal::SIGUSR2);
-    let new = pid(&lab, 1, 0);
-    assert_eq!(env_of(&lab, 1, 0), format!("1 1 {}", lab.slot1.addr));
+    let new = lab.pid(1, 0);
+    assert_eq!(lab.env_of(1, 0), format!("1 1 {}", lab.slot1.addr));
     lab.w
         .wait_for_text(&format!("generation 1 epoch 0 (PID={new}) is LIVE after"));
     lab.w
@@ -99,8 +49,8 @@ fn sigusr2_hands_off_to_a_new_generation_and_stops_the_old_one() {
     // Hot restarts go on inside the new generation: epoch 1 on slot 1.
     lab.slot1.set(live(1));
     lab.w.signal(Signal::SIGHUP);
-    let next = pid(&lab, 1, 1);
-    assert_eq!(env_of(&lab, 1, 1), format!("1 1 {}", lab.slot1.addr));
+    let next = lab.pid(1, 1);
+    assert_eq!(lab.env_of(1, 1), format!("1 1 {}", lab.slot1.addr));
     lab.w
         .wait_for_text(&format!("epoch 1 (PID={next}) is ready after"));
     lab.w.signal(Signal::SIGTERM);
@@ -110,8 +60,8 @@ fn sigusr2_hands_off_to_a_new_generation_and_stops_the_old_one() {
 
 #[test]
 fn a_new_generation_that_fails_leaves_the_old_one_serving() {
-    let mut lab = start(&[], &[("FAIL_SLOT", "1")]);
-    let old = pid(&lab, 0, 0);
+    let mut lab = Lab::start(&[], &[("FAIL_SLOT", "1")]);
+    let old = lab.pid(0, 0);
     lab.w.wait_for_text("is ready after");
     // Nothing answers LIVE for the new generation: it dies first.
     lab.slot1.set(initializing(0));
@@ -140,8 +90,8 @@ fn a_new_generation_that_fails_leaves_the_old_one_serving() {
 
 #[test]
 fn an_old_admin_that_refuses_the_drain_is_stopped_with_a_warning() {
-    let mut lab = start(&[], &[]);
-    let old = pid(&lab, 0, 0);
+    let mut lab = Lab::start(&[], &[]);
+    let old = lab.pid(0, 0);
     lab.w.wait_for_text("is ready after");
     // The old generation's admin goes silent: the drain request times out.
     lab.slot0.set(Mode::Silent);
@@ -164,7 +114,7 @@ fn envoy_bin_with_another_hot_restart_version_turns_a_reload_into_a_handoff() {
     let same = script(dir.path(), "envoy-same", "#!/bin/sh\necho 11.104 >&2\n");
     for (bin, handoff) in [(&same, false), (&other, true)] {
         let bin = bin.display().to_string();
-        let mut lab = start(&["--envoy-bin", &bin], &[]);
+        let mut lab = Lab::start(&["--envoy-bin", &bin], &[]);
         lab.w.wait_for_text("is ready after");
         lab.slot0.set(live(1));
         lab.w.signal(Signal::SIGHUP);
@@ -176,7 +126,7 @@ fn envoy_bin_with_another_hot_restart_version_turns_a_reload_into_a_handoff() {
             assert!(line.contains("11.104"), "{line}");
             lab.w.wait_for_text("handoff from generation 0 done in");
         } else {
-            let epoch1 = pid(&lab, 0, 1);
+            let epoch1 = lab.pid(0, 1);
             lab.w
                 .wait_for_text(&format!("epoch 1 (PID={epoch1}) is ready after"));
             assert!(!lab.w.output().contains("handing off"));
@@ -246,8 +196,8 @@ fn handoff_flags_are_checked_at_start_up() {
 fn ctl_handoff_waits_until_the_new_generation_serves() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("ctl.sock").display().to_string();
-    let mut lab = start(&["--control-socket", &sock], &[]);
-    let old = pid(&lab, 0, 0);
+    let mut lab = Lab::start(&["--control-socket", &sock], &[]);
+    let old = lab.pid(0, 0);
     lab.w.wait_for_text("is ready after");
     let ctl = env!("CARGO_BIN_EXE_hot-restarter-ctl");
     let out = std::process::Command::new(ctl)

@@ -1,16 +1,19 @@
-//! Defects found in review (adversarial testing of the core and the real
-//! binary). Every test here fails until its defect is fixed; each names
-//! the code at fault.
+//! A handoff racing with crashes, late answers and held work: the new
+//! generation still takes over when the old one crashes under
+//! --keep-serving, a late drain answer about an earlier generation leaves
+//! the retiring one alone, a held handoff stays a handoff, and the
+//! `--envoy-bin` probe never outlives the wrapper.
 //!
-//! The first part drives `Core` directly with events, as the driver would;
-//! the second runs the real binary on the reporter fixture with stand-in
-//! admins (tests/common/fake_admin.rs).
+//! The first part drives `Core` directly with events, as the driver would
+//! (exact interleavings the real binary cannot be made to hit on cue);
+//! the second runs the real binary with stand-in admins
+//! (support/admin_lab.rs).
 
 
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::support::admin_lab::{FakeAdmin, initializing, live};
+use crate::support::admin_lab::{Lab, initializing, live};
 use crate::support::*;
 use hot_restarter::control::proto::{Reply, Request};
 use hot_restarter::control::server::ClientId;
@@ -122,23 +125,17 @@ fn signals(actions: &[Action], pid: i32) -> Vec<Signal> {
         .collect()
 }
 
-// ----- 1. --keep-serving: the old generation dies while the new one starts --
+// ----- --keep-serving: the old generation dies while the new one starts ----
 
 /// With `--keep-serving`, the serving generation's only Envoy crashes
 /// while a handoff's new generation is still initialising. The new
-/// generation is the only hope of serving again: once it is LIVE it must
-/// serve (generation 1, state ready).
-///
-/// Fault: `judge_exit` (src/core/exits.rs) counts only the serving
-/// generation, so the crashed old child looks like "a new epoch that died
-/// before taking over": it calls `restart_failed`, which kills the
-/// handoff's work (`set_work(Idle)`), reports the handoff as a failed
-/// *restart to epoch 0*, and leaves the new generation's child `Starting`
-/// for ever. Its LIVE answer is then ignored (`on_answer` finds no
-/// `Awaiting`), the generation never moves, SIGUSR1 never reaches it, and
-/// the next SIGHUP starts epoch 0 of generation 0 beside it.
+/// generation is then the only hope of serving again: once it is LIVE it
+/// serves (generation 1, state ready). The crash of the old child is
+/// judged as the old generation's, not as "a new epoch that died before
+/// taking over": the handoff's work goes on and the new child's LIVE
+/// answer is taken.
 #[test]
-fn keep_serving_old_generation_dying_during_handoff_leaves_new_generation_orphaned() {
+fn with_keep_serving_a_new_generation_takes_over_after_the_old_one_crashed() {
     let mut sim = Sim::new(Settings {
         keep_serving: true,
         ..handoff_settings()
@@ -161,11 +158,11 @@ fn keep_serving_old_generation_dying_during_handoff_leaves_new_generation_orphan
     assert_eq!(sim.core.generation(), 1, "generation 1 never took over");
 }
 
-/// The same with a clean report: the handoff's `--wait` client must not be
-/// told that a "restart to epoch 0 failed" because the *old* generation
-/// crashed; it is answered when generation 1 serves.
+/// The same seen by a `handoff --wait` client: it is not told that a
+/// "restart to epoch 0 failed" because the *old* generation crashed; it
+/// is answered when generation 1 serves.
 #[test]
-fn keep_serving_handoff_wait_is_not_failed_by_the_old_generation_crashing() {
+fn a_handoff_wait_is_not_failed_by_the_old_generation_crashing() {
     let mut sim = Sim::new(Settings {
         keep_serving: true,
         ..handoff_settings()
@@ -184,19 +181,16 @@ fn keep_serving_handoff_wait_is_not_failed_by_the_old_generation_crashing() {
     );
 }
 
-// ----- 2. a late drain answer for an earlier generation ----------------------
+// ----- a late drain answer about an earlier generation ----------------------
 
 /// Answers to `POST /drain_listeners` carry the generation they were asked
-/// of, but `on_retiring_answer` (src/core/handoff.rs) never compares it
-/// with the generation retiring now. A late (timed-out) drain answer for
-/// generation 0 that lands while generation 1 retires is taken as
-/// generation 1's admin refusing the drain: generation 1 is SIGTERMed at
-/// once, cutting its requests in flight, instead of draining.
-/// (`on_answer` checks generation and epoch for `/server_info`; the
-/// drain's answer needs the same check, and so does `HotRestartVersion` in
-/// `on_version`.)
+/// of, and only an answer about the generation retiring now counts. A
+/// late (timed-out) drain answer for generation 0 that lands while
+/// generation 1 retires is not taken as generation 1's admin refusing the
+/// drain: generation 1 is not signalled, and drains with its requests in
+/// flight.
 #[test]
-fn a_stale_drain_answer_for_an_earlier_generation_stops_the_one_retiring_now() {
+fn a_late_drain_answer_about_an_earlier_generation_leaves_the_retiring_one_alone() {
     let mut sim = Sim::new(handoff_settings());
     first_live(&mut sim, 100);
     // Handoff 0 -> 1.
@@ -226,63 +220,24 @@ fn a_stale_drain_answer_for_an_earlier_generation_stops_the_one_retiring_now() {
 
 // ----- binary-level harness ---------------------------------------------------
 
-/// A reporter that records its generation (files `epoch-G-E`).
-const GEN_START: &str = r#"#!/bin/sh
-export RESTART_EPOCH="${HOT_RESTARTER_GENERATION:-none}-$RESTART_EPOCH"
-exec "$REPORT_DIR/reporter.sh" "$@"
-"#;
-
-struct Lab {
-    w: Wrapper,
-    slot0: FakeAdmin,
-    slot1: FakeAdmin,
-}
-
-/// The wrapper with `--envoy-admin` and `--handoff-admin` on stand-in
-/// admins; `extra` scripts are written into its directory first.
-fn lab(flags: &[&str], extra: &[(&str, &str)]) -> Lab {
-    let slot0 = FakeAdmin::tcp(live(0));
-    let slot1 = FakeAdmin::tcp(live(0));
-    let dir = tempfile::tempdir().unwrap();
-    script(dir.path(), "reporter.sh", REPORTER);
-    script(dir.path(), "start.sh", GEN_START);
-    for (name, body) in extra {
-        script(dir.path(), name, body);
-    }
-    let mut cmd = command(dir.path());
-    cmd.args(["--envoy-admin", &slot0.addr, "--handoff-admin", &slot1.addr])
-        .args(flags)
-        .arg("start.sh");
-    let w = Wrapper::spawn(dir, cmd);
-    Lab { w, slot0, slot1 }
-}
-
-fn pid_of(lab: &Lab, generation: u32, epoch: u32) -> i32 {
-    let path = lab.w.path().join(format!("epoch-{generation}-{epoch}"));
-    wait_new_report(&path, None, || lab.w.output())
-        .pid()
-        .unwrap()
-}
-
 fn logged_within(w: &Wrapper, text: &str, timeout: Duration) -> bool {
     wait_until(timeout, || w.output().contains(text))
 }
 
-// ----- 1 again, with the real binary ----------------------------------------
+// ----- the same with the real binary ---------------------------------------
 
-/// The operator's view of finding 1: `--keep-serving`, SIGUSR2, the old
-/// Envoy crashes while the new generation initialises; the new one then
-/// goes LIVE but the wrapper never makes it serve (no "is LIVE" line,
-/// status says `serving: no ready child`, the child stays `starting`).
+/// The operator's view: `--keep-serving`, SIGUSR2, the old Envoy crashes
+/// while the new generation initialises; once the new one is LIVE the
+/// wrapper logs it and makes it serve.
 #[test]
-fn binary_keep_serving_new_generation_never_serves_after_old_one_crashed() {
-    let mut lab = lab(&["--keep-serving"], &[]);
-    let old = pid_of(&lab, 0, 0);
+fn with_keep_serving_the_new_generation_serves_after_the_old_one_crashed() {
+    let mut lab = Lab::start(&["--keep-serving"], &[]);
+    let old = lab.pid(0, 0);
     lab.w
         .wait_for_text(&format!("epoch 0 (PID={old}) is ready after"));
     lab.slot1.set(initializing(0));
     lab.w.signal(Signal::SIGUSR2);
-    let new = pid_of(&lab, 1, 0);
+    let new = lab.pid(1, 0);
     signal_pid(old, Signal::SIGKILL);
     lab.w
         .wait_for(&format!("PID={old} was killed with signal=9"));
@@ -303,25 +258,22 @@ fn binary_keep_serving_new_generation_never_serves_after_old_one_crashed() {
     drop(lab.slot0);
 }
 
-// ----- 3. the --envoy-bin probe outlives the wrapper ---------------------------
+// ----- the --envoy-bin probe stops with the wrapper -----------------------------
 
 /// `--envoy-bin PATH --hot-restart-version` that hangs (a wrapper script
 /// whose child blocks, an Envoy stuck on a slow filesystem). SIGTERM
 /// arrives while the versions are being compared: the wrapper stops its
-/// children and exits, but never kills the probe's process group, so what
-/// the probe started outlives the wrapper. Helpers (preflight, ready
-/// check) get `KillGroup` and are waited for at shutdown; the probe is
-/// invisible to the core (`Driver::version_probe`,
-/// src/driver/jobs.rs) and `Driver::exit` does not touch it.
+/// children, kills the probe's process group as it does a helper's, and
+/// exits; nothing the probe started outlives it.
 #[test]
-fn a_hanging_envoy_bin_probe_is_left_behind_when_the_wrapper_stops() {
+fn a_hanging_envoy_bin_probe_is_stopped_with_the_wrapper() {
     const PROBE: &str = r#"#!/bin/sh
 sleep 1000 &
 echo $! > "$REPORT_DIR/probe-child"
 wait
 "#;
-    let mut lab = lab(&["--envoy-bin", "probe.sh"], &[("probe.sh", PROBE)]);
-    let old = pid_of(&lab, 0, 0);
+    let mut lab = Lab::with_scripts(&["--envoy-bin", "probe.sh"], &[("probe.sh", PROBE)]);
+    let old = lab.pid(0, 0);
     lab.w
         .wait_for_text(&format!("epoch 0 (PID={old}) is ready after"));
     lab.w.signal(Signal::SIGHUP);
@@ -340,19 +292,16 @@ wait
     drop(lab.slot1);
 }
 
-// ----- 4. a held handoff turned into a hot restart --------------------------
+// ----- a held handoff stays a handoff ---------------------------------------
 
 /// `--keep-serving --preflight` with the drain hold off: a preflight runs
 /// for epoch 2 when SIGUSR2 arrives, so the handoff is held. Then the
-/// serving epoch 1 crashes. `restart_failed` (src/core/restart.rs) cancels
-/// the preflight and sets `held` to `Held::Restart` because the preflight
-/// was for the serving generation, overwriting the held
-/// `Held::Handoff`: the operator's handoff silently becomes a hot restart
-/// (and a `handoff --wait` client gets the hot restart's result). It
-/// should keep the handoff (a held handoff absorbs a restart, as
-/// `on_handoff` does).
+/// serving epoch 1 crashes, which cancels the preflight and retries the
+/// held work: the operator's handoff stays a handoff (a held handoff
+/// absorbs a restart) and runs now, and a `handoff --wait` client gets
+/// the handoff's result.
 #[test]
-fn a_held_handoff_is_not_downgraded_to_a_restart_when_a_preflight_is_cancelled() {
+fn a_held_handoff_stays_a_handoff_when_its_preflight_is_cancelled() {
     let mut sim = Sim::new(Settings {
         keep_serving: true,
         hold_while_draining: false,

@@ -7,7 +7,7 @@
 //!
 //! monit needs its start program to exit, so the wrapper ends up orphaned:
 //! this test process is made a child subreaper that reaps such orphans and
-//! records how they exited (see supervisors_common).
+//! records how they exited (see support/supervisor.rs).
 
 
 use std::fs;

@@ -3,7 +3,7 @@
 //! reporter fixture through its HOT_RESTARTER and START_ENVOY variables,
 //! then driven with `sv` as an operator would.
 //!
-//! The test process is a child subreaper (see supervisors_common), so that
+//! The test process is a child subreaper (see support/supervisor.rs), so that
 //! whatever a killed runsv leaves behind is reaped here, not left to PID 1.
 
 

@@ -1,15 +1,22 @@
-//! A stand-in for Envoy's admin, on 127.0.0.1 or a unix socket: it answers
-//! `GET /server_info` with the state and epoch the test sets, or stays
-//! silent, and counts the requests it was sent.
+//! The stand-in admin lab: a stand-in for Envoy's admin, on 127.0.0.1 or
+//! a unix socket (it answers `GET /server_info` with the state and epoch
+//! the test sets, or stays silent, and counts the requests it was sent),
+//! and a `Lab` that runs the wrapper with `--envoy-admin` and
+//! `--handoff-admin` on two of them, over a reporter child that records
+//! its generation.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
+use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
+
+use super::fixtures::{REPORTER, script, wait_new_report};
+use super::wrapper::{DEADLINE, Wrapper, command, wait_until};
 
 /// How the fake admin answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,4 +178,70 @@ fn read_head(conn: &mut dyn Conn) -> String {
         .next()
         .unwrap_or("")
         .to_string()
+}
+
+/// A reporter that also records what the wrapper told it about its
+/// generation, into `env-G-E`, and reports as `epoch-G-E`; with
+/// `FAIL_SLOT=S` a child of slot S exits 1 at once (a start script that
+/// ignores the slot).
+const GENERATION_START: &str = r#"#!/bin/sh
+g=${HOT_RESTARTER_GENERATION:-none}
+echo "$HOT_RESTARTER_GENERATION $HOT_RESTARTER_SLOT $HOT_RESTARTER_ENVOY_ADMIN" \
+  > "$REPORT_DIR/env-$g-$RESTART_EPOCH"
+if [ -n "$FAIL_SLOT" ] && [ "$FAIL_SLOT" = "$HOT_RESTARTER_SLOT" ]; then exit 1; fi
+export RESTART_EPOCH="$g-$RESTART_EPOCH"
+exec "$REPORT_DIR/reporter.sh" "$@"
+"#;
+
+/// The wrapper with `--envoy-admin` and `--handoff-admin` on two stand-in
+/// admins (both LIVE at epoch 0 to begin with).
+pub struct Lab {
+    pub w: Wrapper,
+    pub slot0: FakeAdmin,
+    pub slot1: FakeAdmin,
+}
+
+impl Lab {
+    /// The lab with `flags` before the start script and `env` added.
+    pub fn start(flags: &[&str], env: &[(&str, &str)]) -> Lab {
+        Lab::launch(flags, env, &[])
+    }
+
+    /// The lab with `scripts` (name, body) written into its directory.
+    pub fn with_scripts(flags: &[&str], scripts: &[(&str, &str)]) -> Lab {
+        Lab::launch(flags, &[], scripts)
+    }
+
+    fn launch(flags: &[&str], env: &[(&str, &str)], scripts: &[(&str, &str)]) -> Lab {
+        let slot0 = FakeAdmin::tcp(live(0));
+        let slot1 = FakeAdmin::tcp(live(0));
+        let dir = tempfile::tempdir().unwrap();
+        script(dir.path(), "reporter.sh", REPORTER);
+        script(dir.path(), "start.sh", GENERATION_START);
+        for (name, body) in scripts {
+            script(dir.path(), name, body);
+        }
+        let mut cmd = command(dir.path());
+        cmd.args(["--envoy-admin", &slot0.addr, "--handoff-admin", &slot1.addr])
+            .args(flags)
+            .arg("start.sh")
+            .envs(env.iter().copied());
+        let w = Wrapper::spawn(dir, cmd);
+        Lab { w, slot0, slot1 }
+    }
+
+    /// The pid of `generation`'s `epoch`, once it has reported.
+    pub fn pid(&self, generation: u32, epoch: u32) -> i32 {
+        let path = self.w.path().join(format!("epoch-{generation}-{epoch}"));
+        wait_new_report(&path, None, || self.w.output())
+            .pid()
+            .unwrap()
+    }
+
+    /// "GENERATION SLOT ENVOY_ADMIN" as `generation`'s `epoch` saw them.
+    pub fn env_of(&self, generation: u32, epoch: u32) -> String {
+        let path = self.w.path().join(format!("env-{generation}-{epoch}"));
+        assert!(wait_until(DEADLINE, || path.exists()));
+        fs::read_to_string(path).unwrap().trim().to_string()
+    }
 }

@@ -63,7 +63,7 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 }
 
 /// Children of the test process that a reaper thread (tests that make the
-/// test process a subreaper, see tests/supervisors_common) must leave to
+/// test process a subreaper, see support/supervisor.rs) must leave to
 /// their own `wait`.
 pub fn owned() -> &'static Mutex<HashSet<i32>> {
     static OWNED: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();

@@ -27,7 +27,7 @@ pub fn level_of(line: &str) -> &str {
     }
 }
 
-/// Check one stdout line against the shape of SPEC section 5, i.e. the
+/// Check one stdout line against the shape of hot-restarter.py's lines, i.e. the
 /// regular expression
 /// `^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\]\[PID\]\[(DEBUG|INFO|WARNING|ERROR)\]\[core\] \[src/[a-z_]+\.rs:\d+\] `
 /// written out by hand (there is no regex crate). Returns what is wrong.
