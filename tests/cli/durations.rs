@@ -19,9 +19,8 @@ const SECONDS_OPTIONS: [(&str, &str); 4] = [
 
 /// Run the wrapper on the reporter with `args` before the script and `env`
 /// set, and return its stderr once it has exited 2 without starting
-/// anything. A wrapper that accepts the value instead is stopped with
-/// SIGTERM (where a huge term wait would overflow) and the test fails with
-/// what happened.
+/// anything (a wrapper that accepts the value fails the test: see
+/// `expect_refused_at_start`).
 fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
     let what = format!("{env:?} {args:?}");
     let setup = |dir: &Path| {
@@ -33,31 +32,7 @@ fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
         }
         cmd.envs(env.iter().copied()).arg("start.sh");
     });
-    let started = "forking and execing new child process at epoch 0";
-    assert!(
-        wait_until(DEADLINE, || !w.is_running() || w.count(started) > 0),
-        "{what}: the wrapper neither exited nor started; output:\n{}",
-        w.output()
-    );
-    if w.is_running() {
-        // Accepted: show what the value does at shutdown.
-        w.report(0);
-        w.signal(Signal::SIGTERM);
-        let status = w.wait_exit(DEADLINE);
-        panic!(
-            "{what} was accepted and epoch 0 started; at SIGTERM the wrapper ended with \
-             {status}; output:\n{}",
-            w.output()
-        );
-    }
-    let code = w.exit_code();
-    assert_eq!(code, 2, "{what}: output:\n{}", w.output());
-    w.assert_not_logged(started);
-    assert!(
-        !w.path().join("epoch-0").exists(),
-        "{what}: a child reported; output:\n{}",
-        w.output()
-    );
+    w.expect_refused_at_start(2, &what);
     let stderr = w.stderr_lines();
     assert_eq!(stderr.len(), 1, "{what}: one line expected: {stderr:?}");
     stderr[0].clone()

@@ -37,25 +37,7 @@ fn refused(name: &str, body: &str, args: &[&str], env: &[(&str, &str)]) -> (Stri
     }
     cmd.arg("start.sh");
     let mut w = Wrapper::spawn(dir, cmd);
-    let started = "forking and execing new child process at epoch 0";
-    assert!(
-        wait_until(DEADLINE, || !w.is_running() || w.count(started) > 0),
-        "the wrapper neither exited nor started; output:\n{}",
-        w.output()
-    );
-    if w.is_running() {
-        w.report(0);
-        w.signal(Signal::SIGTERM);
-        let status = w.wait_exit(DEADLINE);
-        panic!(
-            "{name} ({body:?}) was accepted and epoch 0 started (then {status} at SIGTERM); \
-             output:\n{}",
-            w.output()
-        );
-    }
-    assert_eq!(w.exit_code(), 2, "{}", w.output());
-    w.assert_not_logged(started);
-    assert!(!w.path().join("epoch-0").exists(), "a child ran");
+    w.expect_refused_at_start(2, &format!("{name} ({body:?})"));
     let errors: Vec<String> = w
         .log_lines()
         .into_iter()

@@ -105,9 +105,8 @@ fn removed_when_epoch_0_cannot_start() {
 #[test]
 fn not_written_on_a_usage_error() {
     let (mut w, path) = start(None, &["--term-wait", "soon"], &[]);
-    assert_eq!(w.exit_code(), 2);
+    w.expect_refused_at_start(2, "--term-wait soon");
     assert!(!path.exists());
-    assert!(!w.path().join("epoch-0").exists());
 }
 
 /// Start with a pid file that cannot be written: a start-up error naming

@@ -241,6 +241,38 @@ impl Wrapper {
         status
     }
 
+    /// Expect the wrapper to refuse to run: it exits with `code` before
+    /// epoch 0 starts (no "forking ... epoch 0" line, no report). A wrapper
+    /// that starts epoch 0 instead is stopped with SIGTERM, and the test
+    /// fails saying so and how the wrapper then ended (`what` names the
+    /// case).
+    #[track_caller]
+    pub fn expect_refused_at_start(&mut self, code: i32, what: &str) {
+        let started = "forking and execing new child process at epoch 0";
+        assert!(
+            wait_until(DEADLINE, || !self.is_running() || self.count(started) > 0),
+            "{what}: the wrapper neither exited nor started; output:\n{}",
+            self.output()
+        );
+        if self.is_running() {
+            self.report(0);
+            self.signal(Signal::SIGTERM);
+            let status = self.wait_exit(DEADLINE);
+            panic!(
+                "{what} was accepted and epoch 0 started (then {status} at SIGTERM); \
+                 output:\n{}",
+                self.output()
+            );
+        }
+        assert_eq!(self.exit_code(), code, "{what}: output:\n{}", self.output());
+        assert_eq!(self.count(started), 0, "{what}: output:\n{}", self.output());
+        assert!(
+            !self.path().join("epoch-0").exists(),
+            "{what}: a child reported; output:\n{}",
+            self.output()
+        );
+    }
+
     /// Wait for the wrapper's exit code.
     pub fn exit_code(&mut self) -> i32 {
         self.wait_exit(DEADLINE)
