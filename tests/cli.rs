@@ -3,21 +3,25 @@
 //! durations, start-up errors and the checks of helper scripts, and the
 //! usage messages. Each is refused or taken before epoch 0 starts.
 
-mod support {
-    //! The parts of tests/support this binary uses.
-    pub mod fixtures;
-    pub mod log;
-    pub mod procfs;
-    pub mod wrapper;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/log_lines.rs"]
+mod log_lines;
+#[path = "support/procfs.rs"]
+mod procfs;
+#[path = "support/wrapper.rs"]
+mod wrapper;
 
-    pub use {fixtures::*, log::*, procfs::*, wrapper::*};
+/// What the tests of this binary import: `use crate::support::*`.
+mod support {
+    pub(crate) use super::{fixtures::*, log_lines::*, procfs::*, wrapper::*};
 }
 
-#[path = "cli/flags.rs"]
-mod flags;
 #[path = "cli/durations.rs"]
 mod durations;
-#[path = "cli/start_errors.rs"]
-mod start_errors;
+#[path = "cli/flags.rs"]
+mod flags;
 #[path = "cli/helper_checks.rs"]
 mod helper_checks;
+#[path = "cli/start_errors.rs"]
+mod start_errors;

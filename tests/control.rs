@@ -1,17 +1,21 @@
 //! The control socket (`--control-socket`) and `hot-restarter-ctl`: the
 //! protocol, its limits, waiting requests, status, and the client.
 
-mod support {
-    //! The parts of tests/support this binary uses.
-    pub mod fixtures;
-    pub mod log;
-    pub mod procfs;
-    pub mod wrapper;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/log_lines.rs"]
+mod log_lines;
+#[path = "support/procfs.rs"]
+mod procfs;
+#[path = "support/wrapper.rs"]
+mod wrapper;
 
-    pub use {fixtures::*, log::*, procfs::*, wrapper::*};
+/// What the tests of this binary import: `use crate::support::*`.
+mod support {
+    pub(crate) use super::{fixtures::*, log_lines::*, procfs::*, wrapper::*};
 }
 
-#[path = "control/socket.rs"]
-mod socket;
 #[path = "control/ctl.rs"]
 mod ctl;
+#[path = "control/socket.rs"]
+mod socket;

@@ -2,25 +2,33 @@
 //! readiness from Envoy's admin, handoffs between generations (in a
 //! private network namespace), and the README's demo.
 
-mod support {
-    //! The parts of tests/support this binary uses.
-    pub mod components;
-    pub mod envoy_lab;
-    pub mod fixtures;
-    pub mod log;
-    pub mod netns;
-    pub mod procfs;
-    pub mod wrapper;
+#[path = "support/components.rs"]
+mod components;
+#[path = "support/envoy_lab.rs"]
+mod envoy_lab;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/log_lines.rs"]
+mod log_lines;
+#[path = "support/netns.rs"]
+mod netns;
+#[path = "support/procfs.rs"]
+mod procfs;
+#[path = "support/wrapper.rs"]
+mod wrapper;
 
+/// What the tests of this binary import: `use crate::support::*`.
+mod support {
+    pub(crate) use super::{components, envoy_lab, netns};
+    pub(crate) use super::{components::*, fixtures::*, log_lines::*, procfs::*, wrapper::*};
     pub use hot_restarter_test_needs::{in_netns, needs};
-    pub use {components::*, fixtures::*, log::*, procfs::*, wrapper::*};
 }
 
-#[path = "envoy/hot_restart.rs"]
-mod hot_restart;
 #[path = "envoy/admin.rs"]
 mod admin;
-#[path = "envoy/handoff.rs"]
-mod handoff;
 #[path = "envoy/demo.rs"]
 mod demo;
+#[path = "envoy/handoff.rs"]
+mod handoff;
+#[path = "envoy/hot_restart.rs"]
+mod hot_restart;

@@ -3,15 +3,21 @@
 //! between generations, and the races of a handoff with crashes and stale
 //! answers.
 
-mod support {
-    //! The parts of tests/support this binary uses.
-    pub mod admin_lab;
-    pub mod fixtures;
-    pub mod log;
-    pub mod procfs;
-    pub mod wrapper;
+#[path = "support/admin_lab.rs"]
+mod admin_lab;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/log_lines.rs"]
+mod log_lines;
+#[path = "support/procfs.rs"]
+mod procfs;
+#[path = "support/wrapper.rs"]
+mod wrapper;
 
-    pub use {fixtures::*, procfs::*, wrapper::*};
+/// What the tests of this binary import: `use crate::support::*`.
+mod support {
+    pub(crate) use super::admin_lab;
+    pub(crate) use super::{fixtures::*, procfs::*, wrapper::*};
 }
 
 #[path = "readiness/admin.rs"]

@@ -7,15 +7,20 @@
 //! `cargo test --release --test soak -- --ignored --nocapture`.
 //! Start and end figures are printed (visible with `--nocapture`).
 
-mod support {
-    //! The parts of tests/support this binary uses.
-    pub mod fifo;
-    pub mod fixtures;
-    pub mod log;
-    pub mod procfs;
-    pub mod wrapper;
+#[path = "support/fifo.rs"]
+mod fifo;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/log_lines.rs"]
+mod log_lines;
+#[path = "support/procfs.rs"]
+mod procfs;
+#[path = "support/wrapper.rs"]
+mod wrapper;
 
-    pub use {fifo::*, fixtures::*, log::*, procfs::*, wrapper::*};
+/// What the tests of this binary import: `use crate::support::*`.
+mod support {
+    pub(crate) use super::{fifo::*, fixtures::*, log_lines::*, procfs::*, wrapper::*};
 }
 
 use std::collections::BTreeSet;

@@ -3,7 +3,6 @@
 //! huge `--term-wait` is one: accepted, it would overflow `Instant +
 //! Duration` at SIGTERM, and the wrapper would leave its children behind.
 
-
 use std::path::Path;
 
 use crate::support::*;

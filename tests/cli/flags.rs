@@ -86,7 +86,13 @@ fn parse_with_env(args: &[String], env: &[(String, &str)]) -> String {
         module_path!().split_once("::").unwrap().1
     );
     let out = Command::new(std::env::current_exe().unwrap())
-        .args([&test, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            &test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), *v)))
         .env(CHILD_ARGS, args.join("\n"))
@@ -106,7 +112,11 @@ fn parse_with_env(args: &[String], env: &[(String, &str)]) -> String {
 #[ignore = "a helper of the tests in this module, run by them in a child process"]
 fn parse_in_a_child() {
     let args = std::env::var(CHILD_ARGS).expect("run only by parse_with_env");
-    let args: Vec<String> = args.split('\n').filter(|a| !a.is_empty()).map(String::from).collect();
+    let args: Vec<String> = args
+        .split('\n')
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
     forget_empty_variables();
     println!("parsed: {}", parse_here(&args));
 }
@@ -147,7 +157,12 @@ fn a_flag_wins_over_its_variable() {
     for (flag, value, other) in OPTIONS {
         let args = [flag_arg(flag, *value)];
         let both = parse_with_env(&args, &[(env_name(flag), other)]);
-        assert_eq!(both, parse_here(&args), "{}={other} won over --{flag}", env_name(flag));
+        assert_eq!(
+            both,
+            parse_here(&args),
+            "{}={other} won over --{flag}",
+            env_name(flag)
+        );
     }
 }
 
@@ -167,14 +182,21 @@ fn boolean_variables_accept_1_yes_on_and_0_no_off() {
         ("false", &off),
     ] {
         let var = env_name("keep-serving");
-        assert_eq!(&parse_with_env(&[], &[(var.clone(), value)]), wanted, "{var}={value}");
+        assert_eq!(
+            &parse_with_env(&[], &[(var.clone(), value)]),
+            wanted,
+            "{var}={value}"
+        );
     }
 }
 
 #[test]
 fn empty_variables_parse_as_unset() {
     // `Environment=HOT_RESTARTER_PID_FILE=` clears a setting in systemd.
-    let env: Vec<(String, &str)> = OPTIONS.iter().map(|(flag, _, _)| (env_name(flag), "")).collect();
+    let env: Vec<(String, &str)> = OPTIONS
+        .iter()
+        .map(|(flag, _, _)| (env_name(flag), ""))
+        .collect();
     assert_eq!(parse_with_env(&[], &env), parse_here(&[]));
 }
 
@@ -184,7 +206,8 @@ fn empty_variables_parse_as_unset() {
 fn a_variable_takes_effect_in_the_binary() {
     let mut w = Wrapper::start_with(&[], REPORTER, |cmd| {
         clean(cmd);
-        cmd.env("HOT_RESTARTER_TERM_WAIT", "0.5").env("IGNORE_TERM", "1");
+        cmd.env("HOT_RESTARTER_TERM_WAIT", "0.5")
+            .env("IGNORE_TERM", "1");
     });
     let pid = w.report(0).pid().unwrap();
     let asked = Instant::now();

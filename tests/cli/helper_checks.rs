@@ -4,7 +4,6 @@
 //! interpreter that does not exist, no `#!` line at all. Accepted, each
 //! would make every restart fail later.
 
-
 use std::path::Path;
 
 use crate::support::*;

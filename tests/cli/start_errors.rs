@@ -1,7 +1,6 @@
 //! Bad input: a start script that cannot be executed (at epoch 0 and at a
 //! later epoch), and usage errors.
 
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -2,7 +2,6 @@
 //! answers on a unix socket in a temp dir with canned reply lines. Exit
 //! codes, output, and `start` with a fake hot-restarter script.
 
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -443,7 +442,10 @@ fn start_runs_the_wrapper_detached_and_returns_once_it_answers() {
     assert!(wait_until(DEADLINE, || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("fake wrapper says hello"))
     }));
-    assert!(crate::support::running(pid.parse().unwrap()), "left running");
+    assert!(
+        crate::support::running(pid.parse().unwrap()),
+        "left running"
+    );
 }
 
 #[test]

@@ -6,7 +6,6 @@
 //! (garbage, an overlong line, silent clients, a hundred clients at once,
 //! a waiter that hangs up, and what may already be at the socket path).
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};

@@ -22,15 +22,14 @@
 //! Without Envoy, wrk or curl the tests skip with a printed reason, and
 //! fail when CI=true.
 
-
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::*;
 use crate::support::envoy_lab::*;
+use crate::support::*;
 use nix::sys::signal::Signal;
 
 /// What Envoy 1.40 logs (logger `config`, source/common/listener_manager/

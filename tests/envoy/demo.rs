@@ -1,6 +1,5 @@
 //! The README's no-install demo (examples/demo/run.sh) works as documented.
 
-
 use std::process::Command;
 
 #[test]

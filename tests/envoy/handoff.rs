@@ -18,16 +18,15 @@
 //! (--nocapture). Without Envoy, wrk, curl, unshare or ip they skip with a
 //! printed reason, and fail when CI=true.
 
-
 use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::*;
-use crate::support::netns::{migrate_req, migrate_req_wanted};
 use crate::support::envoy_lab::*;
+use crate::support::netns::{migrate_req, migrate_req_wanted};
+use crate::support::*;
 use nix::sys::signal::Signal;
 
 /// start_envoy.sh's --drain-time-s in the lab.

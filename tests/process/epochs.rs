@@ -1,7 +1,6 @@
 //! Epochs: RESTART_EPOCH, argv, script arguments, SIGHUP, and the child's
 //! inherited state (signal mask, dispositions, descriptors).
 
-
 use crate::support::*;
 use nix::sys::signal::Signal;
 

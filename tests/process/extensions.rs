@@ -3,7 +3,6 @@
 //! new epoch exit 3 at start, `broken` fails the preflight, `slow` makes it
 //! hang, `ready-N` makes epoch N pass the ready check.
 
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 

@@ -2,7 +2,6 @@
 //! or exits 0 with no child left); a non-zero exit or a death by signal
 //! SIGKILLs every other child and exits 1.
 
-
 use crate::support::*;
 use nix::sys::signal::Signal;
 

@@ -2,7 +2,6 @@
 //! written at once, and every message hot-restarter.py writes, word for word, at
 //! its level, in the situation that produces it.
 
-
 use std::time::Duration;
 
 use crate::support::*;

@@ -2,7 +2,6 @@
 //! (with --subreaper) are reaped silently and never change the outcome; and
 //! no child outlives a wrapper that is SIGKILLed.
 
-
 use std::fs;
 use std::time::Duration;
 

@@ -2,7 +2,6 @@
 //! kind of exit, refused clearly when it cannot be written (and then no
 //! child starts), and never redirected by a planted symlink.
 
-
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;

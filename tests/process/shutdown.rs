@@ -1,7 +1,6 @@
 //! Graceful shutdown: SIGTERM and SIGINT, the term wait, children that
 //! ignore SIGTERM, signals during shutdown, and how soon the wrapper exits.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

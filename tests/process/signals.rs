@@ -1,7 +1,6 @@
 //! Signals outside shutdown: SIGUSR1 fan-out, no signal to a reaped pid, a
 //! storm of SIGHUPs, and signals the wrapper's own parent left ignored.
 
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::process::CommandExt;

@@ -4,7 +4,6 @@
 //! refusing admin never delays a signal, and bad addresses are usage
 //! errors. Real Envoy is in tests/envoy/admin.rs.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::admin_lab::{FakeAdmin, Mode, initializing, live};

@@ -9,7 +9,6 @@
 //! the second runs the real binary with stand-in admins
 //! (support/admin_lab.rs).
 
-
 use std::fs;
 use std::time::{Duration, Instant};
 

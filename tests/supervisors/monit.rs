@@ -9,17 +9,16 @@
 //! this test process is made a child subreaper that reaps such orphans and
 //! records how they exited (see support/supervisor.rs).
 
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::support::supervisor::*;
 use crate::support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use crate::support::supervisor::*;
 
 const SERVICE: &str = "hot-restarter";
 const CTL: &str = env!("CARGO_BIN_EXE_hot-restarter-ctl");

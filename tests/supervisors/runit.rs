@@ -6,14 +6,13 @@
 //! The test process is a child subreaper (see support/supervisor.rs), so that
 //! whatever a killed runsv leaves behind is reaped here, not left to PID 1.
 
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::*;
 use crate::support::supervisor::*;
+use crate::support::*;
 
 const CTL: &str = env!("CARGO_BIN_EXE_hot-restarter-ctl");
 

@@ -3,7 +3,6 @@
 //! unit files in examples/systemd driven the way systemd would drive them,
 //! and `systemd-analyze verify` on those unit files.
 
-
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
@@ -13,11 +12,11 @@ use std::process::Command;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use crate::support::supervisor::*;
 use crate::support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::time::{ClockId, clock_gettime};
 use nix::unistd::Pid;
-use crate::support::supervisor::*;
 
 // ----- the receiving end of NOTIFY_SOCKET --------------------------------
 

