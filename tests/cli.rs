@@ -3,20 +3,6 @@
 //! durations, start-up errors and the checks of helper scripts, and the
 //! usage messages. Each is refused or taken before epoch 0 starts.
 
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/log_lines.rs"]
-mod log_lines;
-#[path = "support/procfs.rs"]
-mod procfs;
-#[path = "support/wrapper.rs"]
-mod wrapper;
-
-/// What the tests of this binary import: `use crate::support::*`.
-mod support {
-    pub(crate) use super::{fixtures::*, log_lines::*, procfs::*, wrapper::*};
-}
-
 #[path = "cli/durations.rs"]
 mod durations;
 #[path = "cli/flags.rs"]
@@ -25,3 +11,5 @@ mod flags;
 mod helper_checks;
 #[path = "cli/start_errors.rs"]
 mod start_errors;
+#[path = "support/mod.rs"]
+mod support;

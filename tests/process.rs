@@ -5,20 +5,8 @@
 
 #[path = "support/components.rs"]
 mod components;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/log_lines.rs"]
-mod log_lines;
-#[path = "support/procfs.rs"]
-mod procfs;
-#[path = "support/wrapper.rs"]
-mod wrapper;
-
-/// What the tests of this binary import: `use crate::support::*`.
-mod support {
-    pub(crate) use super::{components::*, fixtures::*, log_lines::*, procfs::*, wrapper::*};
-    pub use hot_restarter_test_needs::needs;
-}
+#[path = "support/mod.rs"]
+mod support;
 
 #[path = "process/epochs.rs"]
 mod epochs;

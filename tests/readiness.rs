@@ -5,20 +5,8 @@
 
 #[path = "support/admin_lab.rs"]
 mod admin_lab;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/log_lines.rs"]
-mod log_lines;
-#[path = "support/procfs.rs"]
-mod procfs;
-#[path = "support/wrapper.rs"]
-mod wrapper;
-
-/// What the tests of this binary import: `use crate::support::*`.
-mod support {
-    pub(crate) use super::admin_lab;
-    pub(crate) use super::{fixtures::*, procfs::*, wrapper::*};
-}
+#[path = "support/mod.rs"]
+mod support;
 
 #[path = "readiness/admin.rs"]
 mod admin;

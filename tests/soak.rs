@@ -9,23 +9,13 @@
 
 #[path = "support/fifo.rs"]
 mod fifo;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/log_lines.rs"]
-mod log_lines;
-#[path = "support/procfs.rs"]
-mod procfs;
-#[path = "support/wrapper.rs"]
-mod wrapper;
-
-/// What the tests of this binary import: `use crate::support::*`.
-mod support {
-    pub(crate) use super::{fifo::*, fixtures::*, log_lines::*, procfs::*, wrapper::*};
-}
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::fifo::ReadyFifo;
 use crate::support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;

@@ -3,23 +3,10 @@
 
 #[path = "support/components.rs"]
 mod components;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/log_lines.rs"]
-mod log_lines;
-#[path = "support/procfs.rs"]
-mod procfs;
 #[path = "support/supervisor.rs"]
 mod supervisor;
-#[path = "support/wrapper.rs"]
-mod wrapper;
-
-/// What the tests of this binary import: `use crate::support::*`.
-mod support {
-    pub(crate) use super::supervisor;
-    pub(crate) use super::{components::*, fixtures::*, log_lines::*, procfs::*, wrapper::*};
-    pub use hot_restarter_test_needs::needs;
-}
+#[path = "support/mod.rs"]
+mod support;
 
 #[path = "supervisors/monit.rs"]
 mod monit;

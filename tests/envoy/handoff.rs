@@ -24,8 +24,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::envoy_lab::*;
-use crate::support::netns::{migrate_req, migrate_req_wanted};
+use crate::components::*;
+use crate::envoy_lab::*;
+use crate::netns::{in_netns, migrate_req, migrate_req_wanted};
 use crate::support::*;
 use nix::sys::signal::Signal;
 

@@ -20,7 +20,8 @@ use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::envoy_lab::*;
+use crate::components::*;
+use crate::envoy_lab::*;
 use crate::support::*;
 use nix::sys::signal::Signal;
 

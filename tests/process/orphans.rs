@@ -5,6 +5,7 @@
 use std::fs;
 use std::time::Duration;
 
+use crate::components::*;
 use crate::support::*;
 use nix::sys::signal::Signal;
 

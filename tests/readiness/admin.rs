@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::admin_lab::{FakeAdmin, Mode, initializing, live};
+use crate::admin_lab::{FakeAdmin, Mode, initializing, live};
 use crate::support::*;
 use nix::sys::signal::Signal;
 

@@ -4,7 +4,7 @@
 //! a drain the old admin refuses, `--envoy-bin` choosing a handoff, and
 //! the flag checks. Real Envoy under load is in tests/envoy/handoff.rs.
 
-use crate::support::admin_lab::{FakeAdmin, Lab, Mode, initializing, live};
+use crate::admin_lab::{FakeAdmin, Lab, Mode, initializing, live};
 use crate::support::*;
 use nix::sys::signal::Signal;
 

@@ -12,7 +12,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::support::admin_lab::{Lab, initializing, live};
+use crate::admin_lab::{Lab, initializing, live};
 use crate::support::*;
 use hot_restarter::control::proto::{Reply, Request};
 use hot_restarter::control::server::ClientId;

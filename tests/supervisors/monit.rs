@@ -14,7 +14,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::support::supervisor::*;
+use crate::components::*;
+use crate::supervisor::*;
 use crate::support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::WaitStatus;

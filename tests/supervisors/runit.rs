@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::supervisor::*;
+use crate::components::*;
+use crate::supervisor::*;
 use crate::support::*;
 
 const CTL: &str = env!("CARGO_BIN_EXE_hot-restarter-ctl");

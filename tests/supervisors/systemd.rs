@@ -12,7 +12,8 @@ use std::process::Command;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::support::supervisor::*;
+use crate::components::*;
+use crate::supervisor::*;
 use crate::support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::time::{ClockId, clock_gettime};

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use super::fixtures::{REPORTER, script, wait_new_report};
-use super::wrapper::{DEADLINE, Wrapper, command, wait_until};
+use crate::support::fixtures::{REPORTER, script, wait_new_report};
+use crate::support::wrapper::{DEADLINE, Wrapper, command, wait_until};
 
 /// How the fake admin answers.
 #[derive(Debug, Clone, PartialEq, Eq)]

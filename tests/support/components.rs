@@ -11,6 +11,7 @@ use std::path::PathBuf;
 pub mod found;
 
 pub use found::in_ci;
+pub use hot_restarter_test_needs::needs;
 
 /// Why a test whose component is missing runs at all, for its failure
 /// message.

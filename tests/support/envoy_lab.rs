@@ -17,8 +17,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use super::components::found::find_envoy;
-use super::components::why_required;
+use crate::components::found::find_envoy;
+use crate::components::why_required;
 
 /// Old epochs drain for 1 s and are told to exit 2 s after the new epoch
 /// is LIVE.

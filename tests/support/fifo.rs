@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::fixtures::make_fifo;
+use crate::support::fixtures::make_fifo;
 
 /// A FIFO that fixtures write one-line reports to. The test holds it open
 /// read-write, so a fixture's open never blocks and no writer closing it

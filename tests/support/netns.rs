@@ -39,8 +39,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::support::components::need_tool;
-use crate::support::envoy_lab::SERIAL;
+pub use hot_restarter_test_needs::in_netns;
+
+use crate::components::need_tool;
+use crate::envoy_lab::SERIAL;
 
 /// Set, to the test's name, for the run inside the namespace.
 pub const INSIDE: &str = "HOT_RESTARTER_TEST_NETNS";

@@ -11,7 +11,7 @@
 //! `#[in_netns]` (or `#[in_netns(migrate_req = 0)]`) makes the test run
 //! inside a private network and mount namespace: the outer run re-executes
 //! the test binary for that one test under `unshare` and checks its
-//! result (see tests/support/netns.rs, which the expansion calls).
+//! result (the expansion calls `crate::netns`, tests/support/netns.rs).
 //!
 //! A proc-macro crate, used only as a dev-dependency: `cargo build` and
 //! `cargo install` of hot-restarter never compile it, so they never run
@@ -25,12 +25,17 @@ use std::sync::OnceLock;
 
 use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 
+/// Finds a component, or says why it is missing.
+type Probe = fn() -> Result<(), String>;
+
 /// The components a test may name, each with its probe.
-const COMPONENTS: [(&str, fn() -> Result<(), String>); 8] = [
+const COMPONENTS: [(&str, Probe); 8] = [
     ("envoy", || components::find_envoy().map(drop)),
     ("wrk", || tool("wrk")),
     ("curl", || tool("curl")),
-    ("runit", || ["runsv", "sv", "svlogd"].into_iter().try_for_each(tool)),
+    ("runit", || {
+        ["runsv", "sv", "svlogd"].into_iter().try_for_each(tool)
+    }),
     ("monit", || tool("monit")),
     ("systemd_analyze", systemd_analyze),
     ("pid_namespace", pid_namespace),
@@ -82,24 +87,24 @@ pub fn needs(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn in_netns(attr: TokenStream, item: TokenStream) -> TokenStream {
     let wanted: TokenStream = match attr.into_iter().last() {
-        None => "crate::support::netns::migrate_req_wanted()".parse().unwrap(),
+        None => "crate::netns::migrate_req_wanted()"
+            .parse()
+            .unwrap(),
         Some(TokenTree::Literal(n)) => TokenTree::Literal(n).into(),
         Some(other) => return compile_error(&format!("expected migrate_req = N, got {other}")),
     };
     let mut trees: Vec<TokenTree> = item.into_iter().collect();
-    let name = trees
-        .windows(2)
-        .find_map(|w| match (&w[0], &w[1]) {
-            (TokenTree::Ident(f), TokenTree::Ident(name)) if f.to_string() == "fn" => {
-                Some(name.to_string())
-            }
-            _ => None,
-        });
+    let name = trees.windows(2).find_map(|w| match (&w[0], &w[1]) {
+        (TokenTree::Ident(f), TokenTree::Ident(name)) if f.to_string() == "fn" => {
+            Some(name.to_string())
+        }
+        _ => None,
+    });
     let (Some(name), Some(TokenTree::Group(body))) = (name, trees.pop()) else {
         return compile_error("#[in_netns] goes on a test function");
     };
     let mut inner: TokenStream = format!(
-        "if !crate::support::netns::in_private_netns(module_path!(), {name:?}, {wanted}) {{ return; }}"
+        "if !crate::netns::in_private_netns(module_path!(), {name:?}, {wanted}) {{ return; }}"
     )
     .parse()
     .unwrap();
@@ -135,7 +140,12 @@ fn systemd_analyze() -> Result<(), String> {
     let verified = wrote.is_ok()
         && succeeds(
             Command::new("systemd-analyze")
-                .args(["verify", "--man=no", "--generators=no", "--recursive-errors=no"])
+                .args([
+                    "verify",
+                    "--man=no",
+                    "--generators=no",
+                    "--recursive-errors=no",
+                ])
                 .arg(&unit),
         );
     let _ = std::fs::remove_dir_all(&dir);
@@ -165,8 +175,16 @@ fn netns() -> Result<(), String> {
     if unsafe { geteuid() } != 0 {
         cmd.arg("--map-root-user");
     }
-    cmd.args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg("ip link set lo up && mount -t tmpfs -o mode=1777 tmpfs /dev/shm");
+    cmd.args([
+        "--net",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+    ])
+    .arg("ip link set lo up && mount -t tmpfs -o mode=1777 tmpfs /dev/shm");
     succeeds(&mut cmd)
         .then_some(())
         .ok_or_else(|| "cannot set up a private network namespace (unshare -n -m, ip)".into())

@@ -18,6 +18,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::*;
+use crate::components::need_tool;
 use crate::support::*;
 
 /// How a lab is started: the wrapper's flags, the start script, and
