@@ -136,7 +136,7 @@ fn an_absolute_path_is_named_as_given() {
 /// Epoch 0 runs; `break_script` makes `start.sh` unusable; SIGHUP must then
 /// be a failed child: epoch 0 SIGKILLed, exit 1.
 fn fails_at_epoch_1(break_script: impl FnOnce(&Path), os_error: &str) {
-    let mut w = Wrapper::start_with(&[], REPORTER, |_| {});
+    let mut w = Wrapper::start(&[]);
     let first = w.ready_pid(0);
     w.wait_for(&format!("forked new child process with PID={first}"));
     break_script(&w.path().join("start.sh"));

@@ -1255,22 +1255,7 @@ fn a_live_wrappers_socket_is_not_taken_over() {
     let inode = fs::symlink_metadata(&socket).unwrap().ino();
 
     // A second wrapper, in a directory of its own, given the same socket.
-    let dir2 = tempfile::tempdir().unwrap();
-    script(dir2.path(), "start.sh", REPORTER);
-    let mut cmd = command(dir2.path());
-    cmd.arg("--control-socket").arg(&socket).arg("start.sh");
-    let mut w2 = Wrapper::spawn(dir2, cmd);
-    assert_eq!(w2.exit_code(), 1);
-    assert!(
-        w2.output()
-            .contains(&format!("another process answers on {}", socket.display())),
-        "{}",
-        w2.output()
-    );
-    assert!(
-        !w2.path().join("epoch-0").exists(),
-        "the second wrapper started a child"
-    );
+    second_wrapper_refused(&socket, &[]);
 
     // The first is unaffected: the same socket file, still serving.
     assert_eq!(fs::symlink_metadata(&socket).unwrap().ino(), inode);
@@ -1283,6 +1268,28 @@ fn a_live_wrappers_socket_is_not_taken_over() {
     w1.ready_pid(1);
 }
 
+/// A second wrapper, in a directory of its own, given `socket` (which a
+/// running wrapper serves) and `extra` flags: it exits 1 before epoch 0,
+/// saying that another process answers there.
+fn second_wrapper_refused(socket: &Path, extra: &[&std::ffi::OsStr]) -> Wrapper {
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "start.sh", REPORTER);
+    let mut cmd = command(dir.path());
+    cmd.arg("--control-socket")
+        .arg(socket)
+        .args(extra)
+        .arg("start.sh");
+    let mut w = Wrapper::spawn(dir, cmd);
+    w.expect_refused_at_start(1, "a second wrapper on the same socket");
+    assert!(
+        w.output()
+            .contains(&format!("another process answers on {}", socket.display())),
+        "{}",
+        w.output()
+    );
+    w
+}
+
 #[test]
 fn a_second_wrapper_refused_at_the_socket_leaves_the_first_ones_pid_file() {
     // Both given the same --pid-file, as a supervisor's start program run
@@ -1291,22 +1298,7 @@ fn a_second_wrapper_refused_at_the_socket_leaves_the_first_ones_pid_file() {
     let (w1, socket) = start(&["--pid-file", "w.pid"], |_| {});
     up(&w1);
     let pid_file = w1.path().join("w.pid");
-    let dir2 = tempfile::tempdir().unwrap();
-    script(dir2.path(), "start.sh", REPORTER);
-    let mut cmd = command(dir2.path());
-    cmd.arg("--control-socket")
-        .arg(&socket)
-        .arg("--pid-file")
-        .arg(&pid_file)
-        .arg("start.sh");
-    let mut w2 = Wrapper::spawn(dir2, cmd);
-    assert_eq!(w2.exit_code(), 1);
-    assert!(
-        w2.output()
-            .contains(&format!("another process answers on {}", socket.display())),
-        "{}",
-        w2.output()
-    );
+    let w2 = second_wrapper_refused(&socket, &["--pid-file".as_ref(), pid_file.as_os_str()]);
     assert_eq!(
         fs::read_to_string(&pid_file).ok(),
         Some(format!("{}\n", w1.pid)),

@@ -47,6 +47,12 @@ exec "$REAL_ENVOY" "$@" --component-log-level config:info
 /// A lab whose wrapper gets `--envoy-admin 127.0.0.1:<admin port>` (first)
 /// and `flags`, running Envoy through `INFO_ENVOY`.
 fn lab(name: &'static str, index: u32, flags: &[&str]) -> Lab {
+    lab_with_info_envoy(name, index, flags, true)
+}
+
+/// A lab running Envoy through `INFO_ENVOY`, with `flags`, and with
+/// `--envoy-admin` on its admin port first when `admin`.
+fn lab_with_info_envoy(name: &'static str, index: u32, flags: &[&str], admin: bool) -> Lab {
     let setup = Setup {
         tag: "envoy-admin",
         flags,
@@ -54,6 +60,11 @@ fn lab(name: &'static str, index: u32, flags: &[&str]) -> Lab {
         handoff: false,
     };
     Lab::start_with(name, index, setup, |dir: &Path, cmd: &mut Command| {
+        let shim = script(dir, "envoy", INFO_ENVOY);
+        cmd.env("REAL_ENVOY", need_envoy()).env("ENVOY", &shim);
+        if !admin {
+            return;
+        }
         let port = cmd
             .get_envs()
             .find(|(k, _)| *k == "ENVOY_ADMIN_PORT")
@@ -61,11 +72,7 @@ fn lab(name: &'static str, index: u32, flags: &[&str]) -> Lab {
             .expect("the lab sets ENVOY_ADMIN_PORT")
             .to_string_lossy()
             .into_owned();
-        let shim = script(dir, "envoy", INFO_ENVOY);
-        cmd.env("REAL_ENVOY", need_envoy())
-            .env("ENVOY", &shim)
-            .arg("--envoy-admin")
-            .arg(format!("127.0.0.1:{port}"));
+        cmd.arg("--envoy-admin").arg(format!("127.0.0.1:{port}"));
     })
 }
 
@@ -360,20 +367,9 @@ fn admin_requests(lab: &Lab) -> u64 {
 /// with `flags` besides `--envoy-admin` or instead of it; prints Envoy
 /// LIVE to ready and SIGHUP to ready. Returns the lab, idle.
 fn restart_figures(name: &'static str, index: u32, flags: &[&str], restarts: u32) -> Lab {
-    let lab = if flags.contains(&"--ready-check") {
-        let setup = Setup {
-            tag: "envoy-admin",
-            flags,
-            start: Start::Example,
-            handoff: false,
-        };
-        Lab::start_with(name, index, setup, |dir: &Path, cmd: &mut Command| {
-            let shim = script(dir, "envoy", INFO_ENVOY);
-            cmd.env("REAL_ENVOY", need_envoy()).env("ENVOY", &shim);
-        })
-    } else {
-        lab(name, index, flags)
-    };
+    // The ready check stands in for --envoy-admin; otherwise it is added.
+    let admin = !flags.contains(&"--ready-check");
+    let lab = lab_with_info_envoy(name, index, flags, admin);
     let mut old = lab.wait_pid(0, 1);
     lab.w
         .wait_for_text(&format!("epoch 0 (PID={old}) is ready after"));

@@ -100,6 +100,13 @@ fn first_generation(lab: &Lab) -> Child {
     first
 }
 
+/// `first_generation`, then wrk's load on it.
+fn first_generation_under_load(lab: &mut Lab) -> Child {
+    let gen0 = first_generation(lab);
+    lab.start_wrk();
+    gen0
+}
+
 /// Figures of one handoff, from the signal on.
 struct Handoff {
     new: Child,
@@ -366,8 +373,7 @@ fn b_sigusr2_hands_off_under_connection_close_load_and_back() {
 #[in_netns]
 fn c_after_a_wedge_sighup_hands_off() {
     let mut lab = lab("c wedge, SIGHUP", 2, &["--keep-serving"], |_, _| {});
-    let gen0 = first_generation(&lab);
-    lab.start_wrk();
+    let gen0 = first_generation_under_load(&mut lab);
     lab.set_config(Cfg::Broken);
     lab.w.signal(Signal::SIGHUP);
     let failed = nth_child(&lab, 2);
@@ -414,8 +420,7 @@ fn c_after_a_wedge_sighup_hands_off() {
 fn d_a_new_generation_that_fails_leaves_the_old_one_serving() {
     let flags = ["--ready-timeout", "2"];
     let mut lab = lab("d failed generations", 3, &flags, |_, _| {});
-    let gen0 = first_generation(&lab);
-    lab.start_wrk();
+    let gen0 = first_generation_under_load(&mut lab);
     let mut notes = Vec::new();
     for (nth, cfg) in [(2, Cfg::Broken), (3, Cfg::SlowInit)] {
         lab.set_config(cfg);
@@ -489,8 +494,7 @@ fn e_a_different_hot_restart_version_makes_sighup_a_handoff() {
             .arg(&bin);
     };
     let mut lab = lab("e --envoy-bin", 4, &[], adjust);
-    let gen0 = first_generation(&lab);
-    lab.start_wrk();
+    let gen0 = first_generation_under_load(&mut lab);
     let t = Instant::now();
     lab.w.signal(Signal::SIGHUP);
     let epoch1 = nth_child(&lab, 2);
@@ -523,8 +527,7 @@ fn e_a_different_hot_restart_version_makes_sighup_a_handoff() {
 fn f_sigterm_during_a_handoff_stops_both_generations() {
     let flags = ["--term-wait", "10"];
     let mut lab = lab("f SIGTERM during a handoff", 5, &flags, |_, _| {});
-    let gen0 = first_generation(&lab);
-    lab.start_wrk();
+    let gen0 = first_generation_under_load(&mut lab);
     lab.w.signal(Signal::SIGUSR2);
     let gen1 = nth_child(&lab, 2);
     assert_eq!((gen1.generation, gen1.slot), (1, 1));

@@ -86,9 +86,7 @@ fn good_reload_to_epoch_1(lab: &mut Lab, epoch0: i32, nth: usize, what: &str) {
 #[needs(envoy, wrk, curl)]
 fn a_three_hot_restarts_under_load_fail_no_request() {
     let mut lab = Lab::start("a default", 0, &[], Start::Example);
-    let mut old = lab.wait_pid(0, 1);
-    lab.wait_live(0);
-    lab.start_wrk();
+    let mut old = lab.serve_under_load();
     let mut notes = Vec::new();
     for epoch in 1..=3 {
         let t = Instant::now();
@@ -124,9 +122,7 @@ fn a_three_hot_restarts_under_load_fail_no_request() {
 #[needs(envoy, wrk, curl)]
 fn b_a_bad_reload_with_default_flags_tears_the_proxy_down() {
     let mut lab = Lab::start("b default, bad reload", 1, &[], Start::Example);
-    let epoch0 = lab.wait_pid(0, 1);
-    lab.wait_live(0);
-    lab.start_wrk();
+    let epoch0 = lab.serve_under_load();
     lab.set_config(Cfg::Broken);
     let t = Instant::now();
     lab.w.signal(Signal::SIGHUP);
@@ -174,9 +170,7 @@ fn c_preflight_skips_a_bad_reload_and_the_next_one_works() {
         &["--preflight", &validate],
         Start::Example,
     );
-    let epoch0 = lab.wait_pid(0, 1);
-    lab.wait_live(0);
-    lab.start_wrk();
+    let epoch0 = lab.serve_under_load();
 
     lab.set_config(Cfg::Broken);
     lab.w.signal(Signal::SIGHUP);
@@ -210,9 +204,7 @@ fn d1_keep_serving_survives_a_failed_start_script_and_reuses_the_epoch() {
         &["--keep-serving"],
         Start::FailsWhileFlagged,
     );
-    let epoch0 = lab.wait_pid(0, 1);
-    lab.wait_live(0);
-    lab.start_wrk();
+    let epoch0 = lab.serve_under_load();
 
     fs::write(lab.path().join("fail-start"), "").unwrap();
     lab.w.signal(Signal::SIGHUP);
@@ -255,9 +247,7 @@ fn d2_keep_serving_survives_an_envoy_that_dies_at_start_up() {
         &["--keep-serving"],
         Start::Example,
     );
-    let epoch0 = lab.wait_pid(0, 1);
-    lab.wait_live(0);
-    lab.start_wrk();
+    let epoch0 = lab.serve_under_load();
 
     lab.set_config(Cfg::Broken);
     lab.w.signal(Signal::SIGHUP);
@@ -406,9 +396,7 @@ fn e_a_sighup_burst_with_ready_check_and_hold_coalesces() {
 #[needs(envoy, wrk, curl)]
 fn e_a_sighup_burst_without_flags_takes_the_proxy_down() {
     let mut lab = Lab::start("e no flags, 10 SIGHUPs", 6, &[], Start::Example);
-    let epoch0 = lab.wait_pid(0, 1);
-    lab.wait_live(0);
-    lab.start_wrk();
+    let epoch0 = lab.serve_under_load();
     lab.set_config(Cfg::SlowInit);
     let t = Instant::now();
     let took = burst(&lab.w, 10);

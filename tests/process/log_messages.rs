@@ -150,7 +150,7 @@ fn lifecycle(rust_log: Option<&str>) -> Scenario {
 }
 
 fn sigint() -> Scenario {
-    let mut w = Wrapper::start_with(&[], REPORTER, |_| {});
+    let mut w = Wrapper::start(&[]);
     let pid = w.ready_pid(0);
     w.wait_for(&format!("forked new child process with PID={pid}"));
     w.signal(Signal::SIGINT);
@@ -183,9 +183,7 @@ fn forced_shutdown() -> Scenario {
 }
 
 fn crash() -> Scenario {
-    let mut w = Wrapper::start_with(&[], REPORTER, |cmd| {
-        cmd.env("FAIL_EPOCH", "1");
-    });
+    let mut w = Wrapper::start_env(&[("FAIL_EPOCH", "1")]);
     let e0 = w.ready_pid(0);
     w.wait_for(&format!("forked new child process with PID={e0}"));
     w.signal(Signal::SIGHUP);
@@ -204,7 +202,7 @@ fn crash() -> Scenario {
 }
 
 fn killed_by_signal() -> Scenario {
-    let mut w = Wrapper::start_with(&[], REPORTER, |_| {});
+    let mut w = Wrapper::start(&[]);
     let pids = w.start_epochs(1);
     signal_pid(pids[1], Signal::SIGKILL);
     assert_eq!(w.exit_code(), 1, "{}", w.output());
@@ -223,9 +221,7 @@ fn killed_by_signal() -> Scenario {
 }
 
 fn no_child_left() -> Scenario {
-    let mut w = Wrapper::start_with(&[], REPORTER, |cmd| {
-        cmd.env("EXIT_AT_START", "0");
-    });
+    let mut w = Wrapper::start_env(&[("EXIT_AT_START", "0")]);
     let pid = w.pid_of(0);
     assert_eq!(w.exit_code(), 0, "{}", w.output());
     let expected = vec![
@@ -238,40 +234,24 @@ fn no_child_left() -> Scenario {
     (w, expected)
 }
 
-#[test]
-fn start_restart_usr1_drain_and_stop_messages() {
-    let (w, expected) = lifecycle(None);
-    assert_messages(&w, &expected);
+/// One test per situation: its messages, in order, at their levels.
+macro_rules! situation_tests {
+    ($($test:ident: $situation:expr;)*) => {$(
+        #[test]
+        fn $test() {
+            let (w, expected) = $situation;
+            assert_messages(&w, &expected);
+        }
+    )*};
 }
 
-#[test]
-fn sigint_messages() {
-    let (w, expected) = sigint();
-    assert_messages(&w, &expected);
-}
-
-#[test]
-fn forced_shutdown_messages() {
-    let (w, expected) = forced_shutdown();
-    assert_messages(&w, &expected);
-}
-
-#[test]
-fn crash_messages() {
-    let (w, expected) = crash();
-    assert_messages(&w, &expected);
-}
-
-#[test]
-fn signal_death_messages() {
-    let (w, expected) = killed_by_signal();
-    assert_messages(&w, &expected);
-}
-
-#[test]
-fn last_child_exit_messages() {
-    let (w, expected) = no_child_left();
-    assert_messages(&w, &expected);
+situation_tests! {
+    start_restart_usr1_drain_and_stop_messages: lifecycle(None);
+    sigint_messages: sigint();
+    forced_shutdown_messages: forced_shutdown();
+    crash_messages: crash();
+    signal_death_messages: killed_by_signal();
+    last_child_exit_messages: no_child_left();
 }
 
 #[test]
@@ -369,9 +349,7 @@ fn every_line_has_the_python_shape_at_every_level() {
 #[test]
 fn timestamps_are_local_time_with_milliseconds() {
     // A zone 5:30 east of UTC, so that UTC passed off as local time shows.
-    let mut w = Wrapper::start_with(&[], REPORTER, |cmd| {
-        cmd.env("TZ", "<+0530>-05:30");
-    });
+    let mut w = Wrapper::start_env(&[("TZ", "<+0530>-05:30")]);
     let line = w.wait_for_text("forked new child process with PID=");
     let expected = chrono::Utc::now().naive_utc() + chrono::Duration::minutes(330);
     let logged = chrono::NaiveDateTime::parse_from_str(&line[1..24], "%Y-%m-%d %H:%M:%S%.3f")
@@ -387,9 +365,7 @@ fn timestamps_are_local_time_with_milliseconds() {
 
 #[test]
 fn rust_log_warn_hides_info_lines() {
-    let mut w = Wrapper::start_with(&[], REPORTER, |cmd| {
-        cmd.env("RUST_LOG", "warn");
-    });
+    let mut w = Wrapper::start_env(&[("RUST_LOG", "warn")]);
     w.report(0);
     w.signal(Signal::SIGHUP);
     w.report(1);
@@ -409,7 +385,7 @@ fn rust_log_warn_hides_info_lines() {
 fn lines_are_written_at_once_into_a_pipe() {
     // stdout is a pipe here: a buffered logger would hold these lines until
     // the wrapper exits, and the waits below would time out.
-    let mut w = Wrapper::start_with(&[], REPORTER, |_| {});
+    let mut w = Wrapper::start(&[]);
     let line = w.wait_for_text("forked new child process with PID=");
     assert!(w.is_running(), "the wrapper had exited: {line}");
     w.signal(Signal::SIGHUP);

@@ -107,7 +107,7 @@ fn a_live_orphan_does_not_hold_up_shutdown() {
 
 #[test]
 fn a_sigkilled_wrapper_takes_every_child_with_it() {
-    let mut w = Wrapper::start_with(&[], REPORTER, |_| {});
+    let mut w = Wrapper::start(&[]);
     let pids = w.start_epochs(2);
     w.signal(Signal::SIGKILL);
     assert!(wait_until(DEADLINE, || !w.is_running()), "still running");

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 /// Start three epochs, send `sig` to the wrapper, and check the graceful
 /// shutdown: every child gets SIGTERM once, the wrapper exits 0.
 fn graceful_shutdown(sig: Signal, logged: &str) {
-    let mut w = Wrapper::start_with(&[], REPORTER, |_| {});
+    let mut w = Wrapper::start(&[]);
     let pids = w.start_epochs(2);
     w.signal(sig);
     assert_eq!(w.exit_code(), 0, "{}", w.output());
@@ -39,9 +39,7 @@ fn sigint_stops_every_child_and_exits_0() {
 
 #[test]
 fn exit_codes_do_not_matter_during_shutdown() {
-    let mut w = Wrapper::start_with(&[], REPORTER, |cmd| {
-        cmd.env("TERM_EXIT", "7");
-    });
+    let mut w = Wrapper::start_env(&[("TERM_EXIT", "7")]);
     let pids = w.start_epochs(1);
     w.signal(Signal::SIGTERM);
     assert_eq!(w.exit_code(), 0, "{}", w.output());
@@ -155,7 +153,7 @@ fn signals_during_shutdown_are_logged_and_ignored() {
 
 /// SIGTERM to wrapper exit, with children that exit at once.
 fn time_to_exit() -> Duration {
-    let mut w = Wrapper::start_with(&[], REPORTER, |_| {});
+    let mut w = Wrapper::start(&[]);
     w.start_epochs(2);
     let sent = Instant::now();
     w.signal(Signal::SIGTERM);

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 
 #[test]
 fn sigusr1_reaches_every_live_child_exactly_once() {
-    let mut w = Wrapper::start_with(&[], REPORTER, |_| {});
+    let mut w = Wrapper::start(&[]);
     let pids = w.start_epochs(2);
     w.signal(Signal::SIGUSR1);
     for (epoch, pid) in pids.iter().enumerate() {
@@ -34,7 +34,7 @@ fn sigusr1_reaches_every_live_child_exactly_once() {
 
 #[test]
 fn a_reaped_child_is_never_signalled_again() {
-    let mut w = Wrapper::start_with(&[], REPORTER, |_| {});
+    let mut w = Wrapper::start(&[]);
     let pids = w.start_epochs(1);
     // Epoch 0 finishes draining (exits 0) by itself.
     signal_pid(pids[0], Signal::SIGTERM);

@@ -27,8 +27,8 @@ pub fn level_of(line: &str) -> &str {
     }
 }
 
-/// Check one stdout line against the shape of hot-restarter.py's lines, i.e. the
-/// regular expression
+/// Check one stdout line against the shape of hot-restarter.py's lines,
+/// i.e. the regular expression
 /// `^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\]\[PID\]\[(DEBUG|INFO|WARNING|ERROR)\]\[core\] \[src/[a-z_]+\.rs:\d+\] `
 /// written out by hand (there is no regex crate). Returns what is wrong.
 pub fn check_log_line(line: &str, wrapper_pid: i32) -> Result<(), String> {
@@ -36,32 +36,32 @@ pub fn check_log_line(line: &str, wrapper_pid: i32) -> Result<(), String> {
         rest.strip_prefix(text)
             .ok_or_else(|| format!("expected {text:?} ({what}) at {rest:?}"))
     }
-    fn digits<'a>(rest: &'a str, n: Option<usize>, what: &str) -> Result<&'a str, String> {
+    fn digits<'a>(rest: &'a str, what: &str) -> Result<&'a str, String> {
         let count = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let ok = match n {
-            Some(n) => count >= n,
-            None => count >= 1,
-        };
-        if !ok {
+        if count == 0 {
             return Err(format!("expected digits ({what}) at {rest:?}"));
         }
-        Ok(&rest[n.unwrap_or(count)..])
+        Ok(&rest[count..])
     }
-    let r = lit(line, "[", "timestamp")?;
-    let r = digits(r, Some(4), "year")?;
-    let r = lit(r, "-", "date")?;
-    let r = digits(r, Some(2), "month")?;
-    let r = lit(r, "-", "date")?;
-    let r = digits(r, Some(2), "day")?;
-    let r = lit(r, " ", "date and time")?;
-    let r = digits(r, Some(2), "hour")?;
-    let r = lit(r, ":", "time")?;
-    let r = digits(r, Some(2), "minute")?;
-    let r = lit(r, ":", "time")?;
-    let r = digits(r, Some(2), "second")?;
-    let r = lit(r, ".", "milliseconds")?;
-    let r = digits(r, Some(3), "milliseconds")?;
-    let r = lit(r, "][", "after the timestamp")?;
+    // The timestamp, character by character: `d` stands for a digit.
+    let mut r = line;
+    for want in "[dddd-dd-dd dd:dd:dd.ddd][".chars() {
+        let fits = |c: char| {
+            if want == 'd' {
+                c.is_ascii_digit()
+            } else {
+                c == want
+            }
+        };
+        match r.chars().next() {
+            Some(c) if fits(c) => r = &r[c.len_utf8()..],
+            _ => {
+                return Err(format!(
+                    "expected {want:?} (d: a digit) of the timestamp at {r:?}"
+                ));
+            }
+        }
+    }
     let r = lit(r, &wrapper_pid.to_string(), "the wrapper's pid")?;
     let r = lit(r, "][", "after the pid")?;
     let r = ["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -77,7 +77,7 @@ pub fn check_log_line(line: &str, wrapper_pid: i32) -> Result<(), String> {
         return Err(format!("expected a source file name at {r:?}"));
     }
     let r = lit(&r[name_len..], ".rs:", "source file extension")?;
-    let r = digits(r, None, "line number")?;
+    let r = digits(r, "line number")?;
     lit(r, "] ", "end of the source location")?;
     Ok(())
 }

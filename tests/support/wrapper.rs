@@ -73,6 +73,14 @@ impl Wrapper {
         Wrapper::start_with(args, REPORTER, |_| {})
     }
 
+    /// Start the wrapper on the reporter fixture with no flags and `env`
+    /// added (`FAIL_EPOCH`, `TERM_EXIT`, ... steer the reporter).
+    pub fn start_env(env: &[(&str, &str)]) -> Wrapper {
+        Wrapper::start_with(&[], REPORTER, |cmd| {
+            cmd.envs(env.iter().copied());
+        })
+    }
+
     /// Start the wrapper with `args`, a `start.sh` holding `body`, and a
     /// chance to adjust the command (environment, extra arguments).
     pub fn start_with(args: &[&str], body: &str, adjust: impl FnOnce(&mut Command)) -> Wrapper {

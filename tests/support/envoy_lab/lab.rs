@@ -231,6 +231,15 @@ impl Lab {
         self.w.lines().iter().filter(|l| l.contains(text)).count()
     }
 
+    /// Wait for epoch 0 to be LIVE, then start wrk's load on it; returns
+    /// epoch 0's pid.
+    pub fn serve_under_load(&mut self) -> i32 {
+        let epoch0 = self.wait_pid(0, 1);
+        self.wait_live(0);
+        self.start_wrk();
+        epoch0
+    }
+
     /// How many times the wrapper started an Envoy at `epoch`.
     pub fn starts(&self, epoch: u32) -> usize {
         self.w.count(&format!(
