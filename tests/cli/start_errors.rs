@@ -137,8 +137,7 @@ fn an_absolute_path_is_named_as_given() {
 /// be a failed child: epoch 0 SIGKILLed, exit 1.
 fn fails_at_epoch_1(break_script: impl FnOnce(&Path), os_error: &str) {
     let mut w = Wrapper::start(&[]);
-    let first = w.ready_pid(0);
-    w.wait_for(&format!("forked new child process with PID={first}"));
+    let first = w.first_child();
     break_script(&w.path().join("start.sh"));
     w.signal(Signal::SIGHUP);
     assert_eq!(w.exit_code(), 1, "{}", w.output());

@@ -66,8 +66,7 @@ fn start_env(args: &[&str], env: &[(&str, &str)], setup: impl FnOnce(&Path)) -> 
 /// Wait until epoch 0 runs, has set its traps and, where readiness is
 /// checked, is ready; returns its pid.
 fn up(w: &Wrapper) -> i32 {
-    let pid = w.ready_pid(0);
-    w.wait_for(&format!("forked new child process with PID={pid}"));
+    let pid = w.first_child();
     pid
 }
 
@@ -184,6 +183,16 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `hot-restarter-ctl reload --wait`, which must succeed with epoch
+/// `epoch` running; returns its pid.
+fn reload_wait(w: &Wrapper, socket: &Path, epoch: u32) -> i32 {
+    let out = ctl(socket, &["reload", "--wait", "--timeout", "20"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let pid = w.ready_pid(epoch);
+    assert_eq!(stdout(&out), format!("epoch {epoch} (PID={pid}) runs\n"));
+    pid
 }
 
 /// `status --json`, parsed.
@@ -395,10 +404,7 @@ fn status_in_json_text_and_prometheus_matches_the_wrapper() {
     assert_eq!(counters(&s), expected_counters(&[]));
 
     // One reload: two children, the older draining; last_reload filled in.
-    let out = ctl(&socket, &["reload", "--wait", "--timeout", "20"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let pid1 = w.ready_pid(1);
-    assert_eq!(stdout(&out), format!("epoch 1 (PID={pid1}) runs\n"));
+    let pid1 = reload_wait(&w, &socket, 1);
     let s = status(&socket);
     assert_eq!(
         children(&s),
@@ -594,10 +600,7 @@ fn reload_wait_skipped_by_a_failing_preflight_reports_its_message() {
 
     // Fixed: the next reload takes the epoch number the skip left free.
     fs::remove_file(w.path().join("reject")).unwrap();
-    let out = ctl(&socket, &["reload", "--wait", "--timeout", "20"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let pid1 = w.ready_pid(1);
-    assert_eq!(stdout(&out), format!("epoch 1 (PID={pid1}) runs\n"));
+    reload_wait(&w, &socket, 1);
     let s = status(&socket);
     assert_eq!(
         counters(&s),

@@ -79,6 +79,19 @@ fn good_reload_to_epoch_1(lab: &mut Lab, epoch0: i32, nth: usize, what: &str) {
     );
 }
 
+/// After a failed restart to epoch 1 (`line` is the wrapper's report of
+/// it): epoch 0 (`epoch0`) keeps serving, as the line says, and the
+/// wrapper runs on.
+fn assert_epoch_0_serves_on(lab: &Lab, line: &str, epoch0: i32, when: &str) {
+    assert!(
+        line.contains(&format!("epoch 0 (PID={epoch0}) keeps serving")),
+        "{line}"
+    );
+    assert!(running(epoch0));
+    assert!(running(lab.w.pid));
+    lab.assert_serving(when);
+}
+
 // ----- scenarios -------------------------------------------------------------
 
 /// Issue 4, scenario 1: default flags, three hot restarts under load.
@@ -212,14 +225,8 @@ fn d1_keep_serving_survives_a_failed_start_script_and_reuses_the_epoch() {
     let line = lab.w.wait_for_text(&format!(
         "restart to epoch 1 failed because PID={failed} exited with code=1"
     ));
-    assert!(
-        line.contains(&format!("epoch 0 (PID={epoch0}) keeps serving")),
-        "{line}"
-    );
     assert!(line.contains("the next restart uses epoch 1"), "{line}");
-    assert!(running(epoch0));
-    assert!(running(lab.w.pid));
-    lab.assert_serving("after the failed start");
+    assert_epoch_0_serves_on(&lab, &line, epoch0, "after the failed start");
     assert_eq!(lab.server_info(), Some(("LIVE".into(), 0)));
 
     fs::remove_file(lab.path().join("fail-start")).unwrap();
@@ -271,17 +278,11 @@ fn d2_keep_serving_survives_an_envoy_that_dies_at_start_up() {
     let line = lab.w.wait_for_text(&format!(
         "restart to epoch 1 failed because PID={second} exited with code=1"
     ));
-    assert!(
-        line.contains(&format!("epoch 0 (PID={epoch0}) keeps serving")),
-        "{line}"
-    );
     // Envoy's #33446 refusal, once.
     lab.wait_envoy_said(STILL_INITIALIZING);
     assert_eq!(lab.envoy_said(STILL_INITIALIZING), 1, "{}", lab.w.output());
     assert_eq!(lab.starts(2), 0);
-    assert!(running(epoch0));
-    assert!(running(lab.w.pid));
-    lab.assert_serving("after the refused hot restart");
+    assert_epoch_0_serves_on(&lab, &line, epoch0, "after the refused hot restart");
     // Epoch 0 goes on serving the load.
     let served = lab.ingress_2xx();
     assert!(

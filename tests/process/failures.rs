@@ -8,10 +8,8 @@ use nix::sys::signal::Signal;
 #[test]
 fn an_old_epoch_exiting_0_leaves_the_wrapper_serving() {
     let mut w = Wrapper::start(&[]);
-    let pids = w.start_epochs(1);
     // Epoch 0 finished draining.
-    signal_pid(pids[0], Signal::SIGTERM);
-    w.wait_for(&format!("PID={} exited with code=0", pids[0]));
+    let pids = w.epoch_0_drained();
     w.assert_logged("INFO", &format!("PID={} exited with code=0", pids[0]));
     w.assert_logged("INFO", "got SIGCHLD");
     w.wait_gone(pids[0]);
@@ -37,7 +35,7 @@ fn an_old_epoch_exiting_0_leaves_the_wrapper_serving() {
 
 #[test]
 fn the_last_child_exiting_0_ends_the_wrapper_with_0() {
-    let mut w = Wrapper::start_env(&[("EXIT_AT_START", "0")]);
+    let mut w = Wrapper::start_env(&[], &[("EXIT_AT_START", "0")]);
     let pid = w.pid_of(0);
     assert_eq!(w.exit_code(), 0, "{}", w.output());
     w.assert_logged("INFO", &format!("PID={pid} exited with code=0"));
@@ -49,9 +47,7 @@ fn the_last_child_exiting_0_ends_the_wrapper_with_0() {
 #[test]
 fn every_epoch_exiting_0_in_turn_ends_the_wrapper_with_0() {
     let mut w = Wrapper::start(&[]);
-    let pids = w.start_epochs(1);
-    signal_pid(pids[0], Signal::SIGTERM);
-    w.wait_for(&format!("PID={} exited with code=0", pids[0]));
+    let pids = w.epoch_0_drained();
     w.wait_idle();
     assert!(w.is_running(), "exited with a child left:\n{}", w.output());
     signal_pid(pids[1], Signal::SIGTERM);
@@ -94,9 +90,8 @@ fn assert_teardown(w: &mut Wrapper, victim: i32, logged: &str, others: &[i32]) {
 
 #[test]
 fn a_new_epoch_exiting_non_zero_takes_everything_down() {
-    let mut w = Wrapper::start_env(&[("FAIL_EPOCH", "1")]);
-    let first = w.ready_pid(0);
-    w.wait_for(&format!("forked new child process with PID={first}"));
+    let mut w = Wrapper::start_env(&[], &[("FAIL_EPOCH", "1")]);
+    let first = w.first_child();
     w.signal(Signal::SIGHUP);
     let crashed = w.pid_of(1);
     assert_teardown(
@@ -109,7 +104,7 @@ fn a_new_epoch_exiting_non_zero_takes_everything_down() {
 
 #[test]
 fn an_old_epoch_exiting_non_zero_takes_everything_down() {
-    let mut w = Wrapper::start_env(&[("TERM_EXIT", "4")]);
+    let mut w = Wrapper::start_env(&[], &[("TERM_EXIT", "4")]);
     let pids = w.start_epochs(2);
     signal_pid(pids[0], Signal::SIGTERM);
     assert_teardown(

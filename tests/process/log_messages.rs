@@ -151,8 +151,7 @@ fn lifecycle(rust_log: Option<&str>) -> Scenario {
 
 fn sigint() -> Scenario {
     let mut w = Wrapper::start(&[]);
-    let pid = w.ready_pid(0);
-    w.wait_for(&format!("forked new child process with PID={pid}"));
+    let pid = w.first_child();
     w.signal(Signal::SIGINT);
     assert_eq!(w.exit_code(), 0, "{}", w.output());
     let expected = vec![
@@ -164,11 +163,8 @@ fn sigint() -> Scenario {
 }
 
 fn forced_shutdown() -> Scenario {
-    let mut w = Wrapper::start_with(&["--term-wait", "0.3"], REPORTER, |cmd| {
-        cmd.env("IGNORE_TERM", "1");
-    });
-    let pid = w.ready_pid(0);
-    w.wait_for(&format!("forked new child process with PID={pid}"));
+    let mut w = Wrapper::start_env(&["--term-wait", "0.3"], &[("IGNORE_TERM", "1")]);
+    let pid = w.first_child();
     w.signal(Signal::SIGTERM);
     assert_eq!(w.exit_code(), 1, "{}", w.output());
     let expected = vec![
@@ -183,9 +179,8 @@ fn forced_shutdown() -> Scenario {
 }
 
 fn crash() -> Scenario {
-    let mut w = Wrapper::start_env(&[("FAIL_EPOCH", "1")]);
-    let e0 = w.ready_pid(0);
-    w.wait_for(&format!("forked new child process with PID={e0}"));
+    let mut w = Wrapper::start_env(&[], &[("FAIL_EPOCH", "1")]);
+    let e0 = w.first_child();
     w.signal(Signal::SIGHUP);
     let e1 = w.pid_of(1);
     assert_eq!(w.exit_code(), 1, "{}", w.output());
@@ -221,7 +216,7 @@ fn killed_by_signal() -> Scenario {
 }
 
 fn no_child_left() -> Scenario {
-    let mut w = Wrapper::start_env(&[("EXIT_AT_START", "0")]);
+    let mut w = Wrapper::start_env(&[], &[("EXIT_AT_START", "0")]);
     let pid = w.pid_of(0);
     assert_eq!(w.exit_code(), 0, "{}", w.output());
     let expected = vec![
@@ -349,7 +344,7 @@ fn every_line_has_the_python_shape_at_every_level() {
 #[test]
 fn timestamps_are_local_time_with_milliseconds() {
     // A zone 5:30 east of UTC, so that UTC passed off as local time shows.
-    let mut w = Wrapper::start_env(&[("TZ", "<+0530>-05:30")]);
+    let mut w = Wrapper::start_env(&[], &[("TZ", "<+0530>-05:30")]);
     let line = w.wait_for_text("forked new child process with PID=");
     let expected = chrono::Utc::now().naive_utc() + chrono::Duration::minutes(330);
     let logged = chrono::NaiveDateTime::parse_from_str(&line[1..24], "%Y-%m-%d %H:%M:%S%.3f")
@@ -365,7 +360,7 @@ fn timestamps_are_local_time_with_milliseconds() {
 
 #[test]
 fn rust_log_warn_hides_info_lines() {
-    let mut w = Wrapper::start_env(&[("RUST_LOG", "warn")]);
+    let mut w = Wrapper::start_env(&[], &[("RUST_LOG", "warn")]);
     w.report(0);
     w.signal(Signal::SIGHUP);
     w.report(1);

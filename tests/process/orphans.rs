@@ -23,8 +23,7 @@ fn orphan_maker() -> String {
 /// epoch 0 pid, and the orphan (re-parented to the wrapper by then).
 fn with_orphan() -> (Wrapper, i32, ProcessGuard) {
     let w = Wrapper::start_with(&["--subreaper"], &orphan_maker(), |_| {});
-    let child = w.ready_pid(0);
-    w.wait_for(&format!("forked new child process with PID={child}"));
+    let child = w.first_child();
     let path = w.path().join("orphan");
     assert!(
         wait_until(DEADLINE, || path.exists()),
@@ -66,10 +65,7 @@ fn assert_reaped_silently(w: &mut Wrapper, pid: i32, child: i32) {
     assert!(running(child), "epoch 0 was stopped");
     assert_eq!(w.report(0).count("term"), 0, "epoch 0 was signalled");
 
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0, "{}", w.output());
-    w.assert_logged("INFO", "all children exited cleanly");
-    w.assert_no_children_left();
+    w.stop_cleanly();
 }
 
 #[test]

@@ -39,7 +39,7 @@ fn sigint_stops_every_child_and_exits_0() {
 
 #[test]
 fn exit_codes_do_not_matter_during_shutdown() {
-    let mut w = Wrapper::start_env(&[("TERM_EXIT", "7")]);
+    let mut w = Wrapper::start_env(&[], &[("TERM_EXIT", "7")]);
     let pids = w.start_epochs(1);
     w.signal(Signal::SIGTERM);
     assert_eq!(w.exit_code(), 0, "{}", w.output());
@@ -52,11 +52,8 @@ fn exit_codes_do_not_matter_during_shutdown() {
 
 #[test]
 fn a_child_that_ignores_sigterm_is_killed_after_the_term_wait() {
-    let mut w = Wrapper::start_with(&["--term-wait", "0.5"], REPORTER, |cmd| {
-        cmd.env("IGNORE_TERM", "1");
-    });
-    let pid = w.ready_pid(0);
-    w.wait_for(&format!("forked new child process with PID={pid}"));
+    let mut w = Wrapper::start_env(&["--term-wait", "0.5"], &[("IGNORE_TERM", "1")]);
+    let pid = w.first_child();
     let sent = Instant::now();
     w.signal(Signal::SIGTERM);
     w.wait_report_event(0, "term", 1);
@@ -102,11 +99,8 @@ fn only_the_child_that_ignores_sigterm_is_killed() {
 
 #[test]
 fn signals_during_shutdown_are_logged_and_ignored() {
-    let mut w = Wrapper::start_with(&["--term-wait", "2"], REPORTER, |cmd| {
-        cmd.env("IGNORE_TERM", "1");
-    });
-    let pid = w.ready_pid(0);
-    w.wait_for(&format!("forked new child process with PID={pid}"));
+    let mut w = Wrapper::start_env(&["--term-wait", "2"], &[("IGNORE_TERM", "1")]);
+    let pid = w.first_child();
     let sent = Instant::now();
     w.signal(Signal::SIGTERM);
     w.wait_for(&format!("sending TERM to PID={pid}"));

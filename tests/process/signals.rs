@@ -35,10 +35,8 @@ fn sigusr1_reaches_every_live_child_exactly_once() {
 #[test]
 fn a_reaped_child_is_never_signalled_again() {
     let mut w = Wrapper::start(&[]);
-    let pids = w.start_epochs(1);
     // Epoch 0 finishes draining (exits 0) by itself.
-    signal_pid(pids[0], Signal::SIGTERM);
-    w.wait_for(&format!("PID={} exited with code=0", pids[0]));
+    let pids = w.epoch_0_drained();
     w.signal(Signal::SIGUSR1);
     w.wait_for(&format!("sending SIGUSR1 to PID={}", pids[1]));
     w.wait_report_event(1, "usr1", 1);
@@ -144,10 +142,7 @@ fn a_storm_of_sighups_gives_contiguous_epochs_and_leaves_no_zombie() {
     }
     assert!(w.is_running(), "the wrapper exited after the storm");
 
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0, "{}", w.output());
-    w.assert_logged("INFO", "all children exited cleanly");
-    w.assert_no_children_left();
+    w.stop_cleanly();
 }
 
 #[test]
@@ -170,10 +165,7 @@ fn signals_the_parent_left_ignored_are_still_handled() {
     w.signal(Signal::SIGUSR1);
     w.wait_for(&format!("sending SIGUSR1 to PID={}", pids[1]));
     w.wait_report_event(1, "usr1", 1);
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0, "{}", w.output());
-    w.assert_logged("INFO", "all children exited cleanly");
-    w.assert_no_children_left();
+    w.stop_cleanly();
 }
 
 #[test]

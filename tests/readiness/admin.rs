@@ -236,7 +236,7 @@ fn an_admin_address_that_does_not_parse_is_a_usage_error() {
         assert!(err.contains(bad), "the error does not name {bad}: {err}");
     }
     // From the environment too, naming the variable.
-    let mut w = Wrapper::start_env(&[("HOT_RESTARTER_ENVOY_ADMIN", "nope")]);
+    let mut w = Wrapper::start_env(&[], &[("HOT_RESTARTER_ENVOY_ADMIN", "nope")]);
     assert_eq!(w.exit_code(), 2);
     let err = w.stderr_lines().join("\n");
     assert!(err.contains("HOT_RESTARTER_ENVOY_ADMIN"), "{err}");

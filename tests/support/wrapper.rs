@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 use super::fixtures::{REPORTER, Report, script, wait_report_at};
 use super::log_lines::{level_of, message_of};
-use super::procfs::{caught_signals, exists, is_idle, running};
+use super::procfs::{caught_signals, exists, is_idle, running, signal_pid};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hot-restarter");
 
@@ -73,10 +73,10 @@ impl Wrapper {
         Wrapper::start_with(args, REPORTER, |_| {})
     }
 
-    /// Start the wrapper on the reporter fixture with no flags and `env`
+    /// Start the wrapper on the reporter fixture with `args` and `env`
     /// added (`FAIL_EPOCH`, `TERM_EXIT`, ... steer the reporter).
-    pub fn start_env(env: &[(&str, &str)]) -> Wrapper {
-        Wrapper::start_with(&[], REPORTER, |cmd| {
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Wrapper {
+        Wrapper::start_with(args, REPORTER, |cmd| {
             cmd.envs(env.iter().copied());
         })
     }
@@ -393,6 +393,32 @@ impl Wrapper {
             self.output()
         );
         pid
+    }
+
+    /// The pid of epoch 0's reporter once it is ready (see `ready_pid`) and
+    /// the wrapper has logged its fork.
+    pub fn first_child(&self) -> i32 {
+        let pid = self.ready_pid(0);
+        self.wait_for(&format!("forked new child process with PID={pid}"));
+        pid
+    }
+
+    /// SIGTERM, and the clean end that follows: exit 0, "all children
+    /// exited cleanly", no child left.
+    pub fn stop_cleanly(&mut self) {
+        self.signal(Signal::SIGTERM);
+        assert_eq!(self.exit_code(), 0, "{}", self.output());
+        self.assert_logged("INFO", "all children exited cleanly");
+        self.assert_no_children_left();
+    }
+
+    /// Epochs 0 and 1 (see `start_epochs`), then epoch 0 ends its drain
+    /// (exits 0 on SIGTERM from the test); returns both pids.
+    pub fn epoch_0_drained(&self) -> Vec<i32> {
+        let pids = self.start_epochs(1);
+        signal_pid(pids[0], Signal::SIGTERM);
+        self.wait_for(&format!("PID={} exited with code=0", pids[0]));
+        pids
     }
 
     /// Start epochs 1..=`last` with SIGHUP, one after another, and return
