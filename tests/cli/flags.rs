@@ -44,15 +44,6 @@ fn env_name(flag: &str) -> String {
     format!("HOT_RESTARTER_{}", flag.replace('-', "_").to_uppercase())
 }
 
-/// The test's own HOT_RESTARTER_* variables must not leak into a run.
-fn clean(cmd: &mut Command) {
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOT_RESTARTER_") {
-            cmd.env_remove(key);
-        }
-    }
-}
-
 /// `--flag=value` (`=` because --hold-while-draining requires it), or
 /// `--flag` for a switch.
 fn flag_arg(flag: &str, value: Option<&str>) -> String {
@@ -205,7 +196,6 @@ fn empty_variables_parse_as_unset() {
 #[test]
 fn a_variable_takes_effect_in_the_binary() {
     let mut w = Wrapper::start_with(&[], REPORTER, |cmd| {
-        clean(cmd);
         cmd.env("HOT_RESTARTER_TERM_WAIT", "0.5")
             .env("IGNORE_TERM", "1");
     });
@@ -229,7 +219,6 @@ fn a_bad_value_in_a_variable_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     script(dir.path(), "start.sh", REPORTER);
     let mut cmd = command(dir.path());
-    clean(&mut cmd);
     cmd.env("HOT_RESTARTER_TERM_WAIT", "soon").arg("start.sh");
     let mut w = Wrapper::spawn(dir, cmd);
     w.expect_refused_at_start(2, "HOT_RESTARTER_TERM_WAIT=soon");
@@ -249,7 +238,6 @@ fn empty_variables_mean_unset() {
     let dir = tempfile::tempdir().unwrap();
     script(dir.path(), "start.sh", REPORTER);
     let mut cmd = command(dir.path());
-    clean(&mut cmd);
     for var in [
         "HOT_RESTARTER_TERM_WAIT",
         "HOT_RESTARTER_PID_FILE",
@@ -276,7 +264,7 @@ fn empty_variables_mean_unset() {
 #[test]
 fn help_names_the_variable_of_every_option() {
     let mut cmd = Command::new(BIN);
-    clean(&mut cmd);
+    clean_env(&mut cmd);
     let out = cmd.arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();

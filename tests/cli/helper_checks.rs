@@ -9,15 +9,6 @@ use std::path::Path;
 use crate::support::*;
 use nix::sys::signal::Signal;
 
-/// The test's own HOT_RESTARTER_* variables must not leak into a run.
-fn clean(cmd: &mut std::process::Command) {
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOT_RESTARTER_") {
-            cmd.env_remove(key);
-        }
-    }
-}
-
 /// Run the wrapper on the reporter with `args` and `env`, after writing the
 /// helper `name` with `body` into its directory (the `{helper}` in `args`
 /// and `env` values becomes its absolute path). The wrapper must exit 2
@@ -29,7 +20,6 @@ fn refused(name: &str, body: &str, args: &[&str], env: &[(&str, &str)]) -> (Stri
     let helper = script(dir.path(), name, body).display().to_string();
     let fill = |s: &str| s.replace("{helper}", &helper);
     let mut cmd = command(dir.path());
-    clean(&mut cmd);
     cmd.args(args.iter().map(|a| fill(a)));
     for (k, v) in env {
         cmd.env(k, fill(v));
@@ -46,52 +36,52 @@ fn refused(name: &str, body: &str, args: &[&str], env: &[(&str, &str)]) -> (Stri
     (message_of(&errors[0]).to_string(), helper)
 }
 
+/// `flag` given the script `name` holding `body` (on the command line, or
+/// through its variable when `via_env`: the message still names the flag)
+/// is refused, with exactly "FLAG PATH: cannot execute: `reason`".
+fn assert_refused(flag: &str, name: &str, body: &str, via_env: bool, reason: &str) {
+    let var = format!(
+        "HOT_RESTARTER_{}",
+        flag[2..].replace('-', "_").to_uppercase()
+    );
+    let (line, path) = if via_env {
+        refused(name, body, &[], &[(&var, "{helper}")])
+    } else {
+        refused(name, body, &[flag, "{helper}"], &[])
+    };
+    assert_eq!(line, format!("{flag} {path}: cannot execute: {reason}"));
+}
+
 #[test]
 fn a_preflight_with_crlf_line_endings_is_refused() {
-    let (line, path) = refused(
+    assert_refused(
+        "--preflight",
         "preflight.sh",
         "#!/bin/sh\r\nexit 0\r\n",
-        &["--preflight", "{helper}"],
-        &[],
-    );
-    assert_eq!(
-        line,
-        format!(
-            "--preflight {path}: cannot execute: its #! line ends in a carriage return: \
-             the file has CRLF (DOS) line endings"
-        )
+        false,
+        "its #! line ends in a carriage return: the file has CRLF (DOS) line endings",
     );
 }
 
 #[test]
 fn a_ready_check_whose_interpreter_is_missing_is_refused() {
-    let (line, path) = refused(
+    assert_refused(
+        "--ready-check",
         "ready.sh",
         "#!/no/such/interpreter\nexit 0\n",
-        &["--ready-check", "{helper}"],
-        &[],
-    );
-    assert_eq!(
-        line,
-        format!(
-            "--ready-check {path}: cannot execute: its interpreter /no/such/interpreter \
-             cannot be found"
-        )
+        false,
+        "its interpreter /no/such/interpreter cannot be found",
     );
 }
 
 #[test]
 fn a_ready_check_without_a_shebang_is_refused_but_a_binary_is_accepted() {
-    // Through the variable: the message still names the flag.
-    let (line, path) = refused(
+    assert_refused(
+        "--ready-check",
         "ready.sh",
         "exit 0\n",
-        &[],
-        &[("HOT_RESTARTER_READY_CHECK", "{helper}")],
-    );
-    assert_eq!(
-        line,
-        format!("--ready-check {path}: cannot execute: it has no #! line and is not an ELF binary")
+        true,
+        "it has no #! line and is not an ELF binary",
     );
 
     // An ELF binary has no #! line and is fine.
@@ -111,14 +101,11 @@ fn a_ready_check_without_a_shebang_is_refused_but_a_binary_is_accepted() {
 
 #[test]
 fn a_preflight_with_an_empty_shebang_is_refused() {
-    let (line, path) = refused(
+    assert_refused(
+        "--preflight",
         "preflight.sh",
         "#!\nexit 0\n",
-        &[],
-        &[("HOT_RESTARTER_PREFLIGHT", "{helper}")],
-    );
-    assert_eq!(
-        line,
-        format!("--preflight {path}: cannot execute: its #! line names no interpreter")
+        true,
+        "its #! line names no interpreter",
     );
 }

@@ -58,6 +58,15 @@ fn a_script_that_is_not_executable_fails_at_once() {
     );
 }
 
+/// `fails_at_epoch_0` with a start.sh holding `body`.
+fn fails_with_body(body: &str, os_error: &str) -> String {
+    fails_at_epoch_0(
+        |dir| drop(script(dir, "start.sh", body)),
+        "start.sh",
+        os_error,
+    )
+}
+
 #[test]
 fn a_directory_fails_at_once() {
     fails_at_epoch_0(
@@ -70,13 +79,7 @@ fn a_directory_fails_at_once() {
 #[test]
 fn a_missing_interpreter_fails_at_once() {
     let body = REPORTER.replacen("#!/bin/sh", "#!/no/such/interpreter", 1);
-    fails_at_epoch_0(
-        |dir| {
-            script(dir, "start.sh", &body);
-        },
-        "start.sh",
-        "No such file or directory",
-    );
+    fails_with_body(&body, "No such file or directory");
 }
 
 #[test]
@@ -84,13 +87,7 @@ fn a_script_with_crlf_line_endings_fails_at_once_saying_so() {
     // The kernel looks for the interpreter "/bin/sh\r": ENOENT, which is
     // not "/bin/sh cannot be found".
     let body = REPORTER.replace('\n', "\r\n");
-    let error = fails_at_epoch_0(
-        |dir| {
-            script(dir, "start.sh", &body);
-        },
-        "start.sh",
-        "No such file or directory",
-    );
+    let error = fails_with_body(&body, "No such file or directory");
     assert!(
         message_of(&error).ends_with(
             "cannot start epoch 0: cannot execute start.sh: No such file or directory \
@@ -106,13 +103,7 @@ fn a_script_with_crlf_line_endings_fails_at_once_saying_so() {
 fn a_script_without_a_shebang_fails_at_once() {
     // execvp would run it with /bin/sh; os.execl (execv) does not.
     let body = REPORTER.replacen("#!/bin/sh\n", "", 1);
-    fails_at_epoch_0(
-        |dir| {
-            script(dir, "start.sh", &body);
-        },
-        "start.sh",
-        "Exec format error",
-    );
+    fails_with_body(&body, "Exec format error");
 }
 
 #[test]

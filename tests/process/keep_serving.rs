@@ -8,19 +8,13 @@ use std::fs;
 use crate::support::*;
 use nix::sys::signal::Signal;
 
-const START: &str = r#"#!/bin/sh
-exec "$REPORT_DIR/reporter.sh" "$@"
-"#;
-
-fn start(flags: &[&str]) -> Wrapper {
-    let dir = tempfile::tempdir().unwrap();
-    script(dir.path(), "reporter.sh", REPORTER);
-    script(dir.path(), "start.sh", START);
-    let mut cmd = command(dir.path());
-    cmd.args(flags).arg("start.sh");
-    let w = Wrapper::spawn(dir, cmd);
-    w.report(0);
-    w
+/// The wrapper with --keep-serving on the reporter, restarted once:
+/// returns it with the pids of epochs 0 and 1.
+fn two_epochs() -> (Wrapper, i32, i32) {
+    let w = Wrapper::start(&["--keep-serving"]);
+    let epoch0 = w.report(0).pid().unwrap();
+    let epoch1 = restart_to(&w, 1);
+    (w, epoch0, epoch1)
 }
 
 /// Restart to `epoch` and return its pid.
@@ -31,9 +25,7 @@ fn restart_to(w: &Wrapper, epoch: u32) -> i32 {
 
 #[test]
 fn keep_serving_exits_1_when_an_old_epoch_failed_before_the_new_one_ended_cleanly() {
-    let mut w = start(&["--keep-serving"]);
-    let epoch0 = w.report(0).pid().unwrap();
-    let epoch1 = restart_to(&w, 1);
+    let (mut w, epoch0, epoch1) = two_epochs();
     // The old epoch fails while the new one serves...
     signal_pid(epoch0, Signal::SIGKILL);
     w.wait_for(&format!("PID={epoch0} was killed with signal=9"));
@@ -49,9 +41,7 @@ fn keep_serving_exits_1_when_an_old_epoch_failed_before_the_new_one_ended_cleanl
 
 #[test]
 fn keep_serving_exits_1_when_the_new_epoch_failed_before_the_old_one_ended_cleanly() {
-    let mut w = start(&["--keep-serving"]);
-    let epoch0 = w.report(0).pid().unwrap();
-    let epoch1 = restart_to(&w, 1);
+    let (mut w, epoch0, epoch1) = two_epochs();
     signal_pid(epoch1, Signal::SIGKILL);
     w.wait_for_text("restart to epoch 1 failed because");
     signal_pid(epoch0, Signal::SIGTERM);
@@ -62,9 +52,7 @@ fn keep_serving_exits_1_when_the_new_epoch_failed_before_the_old_one_ended_clean
 
 #[test]
 fn children_that_exit_in_one_batch_are_never_named_as_serving() {
-    let mut w = start(&["--keep-serving"]);
-    let epoch0 = w.report(0).pid().unwrap();
-    let epoch1 = restart_to(&w, 1);
+    let (mut w, epoch0, epoch1) = two_epochs();
     let epoch2 = restart_to(&w, 2);
     // Stop the wrapper so that both exits are reaped in one batch.
     signal_pid(w.pid, Signal::SIGSTOP);

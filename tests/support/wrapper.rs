@@ -52,9 +52,20 @@ pub struct Wrapper {
     status: Option<ExitStatus>,
 }
 
-/// Build a command for the binary, run in `dir` with `REPORT_DIR=dir`.
+/// The test's own HOT_RESTARTER_* variables must not leak into a run.
+pub fn clean_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HOT_RESTARTER_") {
+            cmd.env_remove(key);
+        }
+    }
+}
+
+/// Build a command for the binary, run in `dir` with `REPORT_DIR=dir` and
+/// none of the test's own HOT_RESTARTER_* variables.
 pub fn command(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
+    clean_env(&mut cmd);
     cmd.current_dir(dir)
         .env("REPORT_DIR", dir)
         .env_remove("RESTART_EPOCH")
