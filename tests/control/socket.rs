@@ -1159,11 +1159,8 @@ fn a_waiter_that_hangs_up_is_forgotten() {
 #[test]
 fn a_socket_in_a_missing_directory_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    script(dir.path(), "start.sh", REPORTER);
     let socket = dir.path().join("missing/ctl.sock");
-    let mut cmd = command(dir.path());
-    cmd.arg("--control-socket").arg(&socket).arg("start.sh");
-    let mut w = Wrapper::spawn(dir, cmd);
+    let mut w = on_socket(dir, &socket, &[]);
     assert_eq!(w.exit_code(), 1);
     let output = w.output();
     assert!(
@@ -1271,18 +1268,23 @@ fn a_live_wrappers_socket_is_not_taken_over() {
     w1.ready_pid(1);
 }
 
-/// A second wrapper, in a directory of its own, given `socket` (which a
-/// running wrapper serves) and `extra` flags: it exits 1 before epoch 0,
-/// saying that another process answers there.
-fn second_wrapper_refused(socket: &Path, extra: &[&std::ffi::OsStr]) -> Wrapper {
-    let dir = tempfile::tempdir().unwrap();
+/// The wrapper on the reporter in `dir`, with `--control-socket socket`
+/// and `extra` flags.
+fn on_socket(dir: tempfile::TempDir, socket: &Path, extra: &[&std::ffi::OsStr]) -> Wrapper {
     script(dir.path(), "start.sh", REPORTER);
     let mut cmd = command(dir.path());
     cmd.arg("--control-socket")
         .arg(socket)
         .args(extra)
         .arg("start.sh");
-    let mut w = Wrapper::spawn(dir, cmd);
+    Wrapper::spawn(dir, cmd)
+}
+
+/// A second wrapper, in a directory of its own, given `socket` (which a
+/// running wrapper serves) and `extra` flags: it exits 1 before epoch 0,
+/// saying that another process answers there.
+fn second_wrapper_refused(socket: &Path, extra: &[&std::ffi::OsStr]) -> Wrapper {
+    let mut w = on_socket(tempfile::tempdir().unwrap(), socket, extra);
     w.expect_refused_at_start(1, "a second wrapper on the same socket");
     assert!(
         w.output()
@@ -1313,15 +1315,12 @@ fn a_second_wrapper_refused_at_the_socket_leaves_the_first_ones_pid_file() {
 #[test]
 fn a_pid_file_that_cannot_be_written_leaves_no_socket_behind() {
     let dir = tempfile::tempdir().unwrap();
-    script(dir.path(), "start.sh", REPORTER);
     let socket = dir.path().join("ctl.sock");
-    let mut cmd = command(dir.path());
-    cmd.arg("--control-socket")
-        .arg(&socket)
-        .arg("--pid-file")
-        .arg("missing/w.pid")
-        .arg("start.sh");
-    let mut w = Wrapper::spawn(dir, cmd);
+    let mut w = on_socket(
+        dir,
+        &socket,
+        &["--pid-file".as_ref(), "missing/w.pid".as_ref()],
+    );
     assert_eq!(w.exit_code(), 1);
     assert!(
         w.output().contains("cannot write pid file missing/w.pid"),

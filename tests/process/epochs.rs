@@ -32,9 +32,7 @@ fn sighup_starts_contiguous_epochs_and_leaves_older_ones_alone() {
         assert!(running(report.pid().unwrap()), "epoch {epoch} is gone");
         assert_eq!(report.count("term"), 0, "epoch {epoch} was signalled");
     }
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
-    w.assert_no_children_left();
+    w.stop();
 }
 
 #[test]

@@ -62,9 +62,7 @@ fn ready_then_restart(w: &Wrapper) -> (i32, i32) {
 }
 
 fn stop(mut w: Wrapper) {
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0, "{}", w.output());
-    w.assert_no_children_left();
+    w.stop();
 }
 
 #[test]

@@ -50,13 +50,21 @@ fn exit_codes_do_not_matter_during_shutdown() {
     w.assert_no_children_left();
 }
 
-#[test]
-fn a_child_that_ignores_sigterm_is_killed_after_the_term_wait() {
-    let mut w = Wrapper::start_env(&["--term-wait", "0.5"], &[("IGNORE_TERM", "1")]);
+/// A wrapper with `--term-wait term_wait` whose epoch 0 ignores SIGTERM,
+/// sent SIGTERM: returns it once the child has seen the SIGTERM, with the
+/// child's pid and when the SIGTERM was sent.
+fn sigterm_to_a_deaf_child(term_wait: &str) -> (Wrapper, i32, Instant) {
+    let w = Wrapper::start_env(&["--term-wait", term_wait], &[("IGNORE_TERM", "1")]);
     let pid = w.first_child();
     let sent = Instant::now();
     w.signal(Signal::SIGTERM);
     w.wait_report_event(0, "term", 1);
+    (w, pid, sent)
+}
+
+#[test]
+fn a_child_that_ignores_sigterm_is_killed_after_the_term_wait() {
+    let (mut w, pid, sent) = sigterm_to_a_deaf_child("0.5");
     assert_eq!(w.exit_code(), 1, "{}", w.output());
     let took = sent.elapsed();
     assert!(
@@ -99,12 +107,8 @@ fn only_the_child_that_ignores_sigterm_is_killed() {
 
 #[test]
 fn signals_during_shutdown_are_logged_and_ignored() {
-    let mut w = Wrapper::start_env(&["--term-wait", "2"], &[("IGNORE_TERM", "1")]);
-    let pid = w.first_child();
-    let sent = Instant::now();
-    w.signal(Signal::SIGTERM);
+    let (mut w, pid, sent) = sigterm_to_a_deaf_child("2");
     w.wait_for(&format!("sending TERM to PID={pid}"));
-    w.wait_report_event(0, "term", 1);
 
     // Each one on its own, so that each is seen and logged separately.
     w.signal(Signal::SIGHUP);

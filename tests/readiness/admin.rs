@@ -61,9 +61,7 @@ fn an_epoch_is_ready_only_when_the_admin_says_live_for_that_epoch() {
     w.wait_for_text(&format!("not sending SIGUSR1 to PID={epoch1}"));
     admin.set(live(1));
     w.wait_for_text(&format!("epoch 1 (PID={epoch1}) is ready after"));
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
-    w.assert_no_children_left();
+    w.stop();
 }
 
 #[test]
@@ -112,9 +110,7 @@ fn sighups_wait_until_live_and_then_until_the_old_epoch_has_drained() {
         0,
         "the held SIGHUPs were not coalesced into one restart"
     );
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
-    w.assert_no_children_left();
+    w.stop();
 }
 
 #[test]

@@ -51,9 +51,7 @@ fn sigusr2_hands_off_to_a_new_generation_and_stops_the_old_one() {
     assert_eq!(lab.env_of(1, 1), format!("1 1 {}", lab.slot1.addr));
     lab.w
         .wait_for_text(&format!("epoch 1 (PID={next}) is ready after"));
-    lab.w.signal(Signal::SIGTERM);
-    assert_eq!(lab.w.exit_code(), 0);
-    lab.w.assert_no_children_left();
+    lab.w.stop();
 }
 
 #[test]
@@ -81,9 +79,7 @@ fn a_new_generation_that_fails_leaves_the_old_one_serving() {
             .any(|l| l.starts_with("POST")),
         "the old generation was drained"
     );
-    lab.w.signal(Signal::SIGTERM);
-    assert_eq!(lab.w.exit_code(), 0);
-    lab.w.assert_no_children_left();
+    lab.w.stop();
 }
 
 #[test]
@@ -129,9 +125,7 @@ fn envoy_bin_with_another_hot_restart_version_turns_a_reload_into_a_handoff() {
                 .wait_for_text(&format!("epoch 1 (PID={epoch1}) is ready after"));
             assert!(!lab.w.output().contains("handing off"));
         }
-        lab.w.signal(Signal::SIGTERM);
-        assert_eq!(lab.w.exit_code(), 0);
-        lab.w.assert_no_children_left();
+        lab.w.stop();
     }
 }
 

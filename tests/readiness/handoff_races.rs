@@ -43,13 +43,7 @@ impl Sim {
 
     /// Answer the spawn in `actions` (there must be exactly one) with `pid`.
     fn spawned(&mut self, actions: &[Action], pid: i32) -> Vec<Action> {
-        let jobs: Vec<Job> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Spawn(j) => Some(*j),
-                _ => None,
-            })
-            .collect();
+        let jobs = spawns(actions);
         assert_eq!(jobs.len(), 1, "expected one spawn in {actions:?}");
         self.ev(Event::Spawned(jobs[0], Ok(Pid::from_raw(pid))))
     }
@@ -88,6 +82,28 @@ impl Sim {
             .find(|c| c.pid == Pid::from_raw(pid))
             .map(|c| c.state)
     }
+}
+
+/// A core with --keep-serving and handoffs whose first child (PID=100)
+/// is LIVE.
+fn keep_serving_sim() -> Sim {
+    let mut sim = Sim::new(Settings {
+        keep_serving: true,
+        ..handoff_settings()
+    });
+    first_live(&mut sim, 100);
+    sim
+}
+
+/// The jobs `actions` start.
+fn spawns(actions: &[Action]) -> Vec<Job> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Spawn(j) => Some(*j),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The settings `--envoy-admin A --handoff-admin B` give (drain hold on).
@@ -135,11 +151,7 @@ fn signals(actions: &[Action], pid: i32) -> Vec<Signal> {
 /// answer is taken.
 #[test]
 fn with_keep_serving_a_new_generation_takes_over_after_the_old_one_crashed() {
-    let mut sim = Sim::new(Settings {
-        keep_serving: true,
-        ..handoff_settings()
-    });
-    first_live(&mut sim, 100);
+    let mut sim = keep_serving_sim();
     let a = sim.ev(Event::Signal(Signal::SIGUSR2));
     assert!(a.contains(&Action::Spawn(Job::new(JobKind::Epoch, 0, 1))));
     sim.spawned(&a, 200);
@@ -162,11 +174,7 @@ fn with_keep_serving_a_new_generation_takes_over_after_the_old_one_crashed() {
 /// is answered when generation 1 serves.
 #[test]
 fn a_handoff_wait_is_not_failed_by_the_old_generation_crashing() {
-    let mut sim = Sim::new(Settings {
-        keep_serving: true,
-        ..handoff_settings()
-    });
-    first_live(&mut sim, 100);
+    let mut sim = keep_serving_sim();
     let a = sim.ev(Event::Control(ClientId(7), Request::Handoff { wait: true }));
     sim.spawned(&a, 200);
     let a = sim.reaped(100, Exit::Code(1));
@@ -324,13 +332,7 @@ fn a_held_handoff_stays_a_handoff_when_its_preflight_is_cancelled() {
     assert!(sim.core.held());
     // Epoch 1 crashes: the preflight is cancelled and the held work retried.
     let a = sim.reaped(101, Exit::Code(1));
-    let spawned: Vec<Job> = a
-        .iter()
-        .filter_map(|a| match a {
-            Action::Spawn(j) => Some(*j),
-            _ => None,
-        })
-        .collect();
+    let spawned = spawns(&a);
     assert!(
         spawned.contains(&Job::new(JobKind::Preflight, 0, 1)),
         "the held handoff should run now (preflight for generation 1 epoch 0); \

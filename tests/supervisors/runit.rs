@@ -56,16 +56,13 @@ impl Runit {
         );
         let tag = tmp.path().to_string_lossy().into_owned();
         let mut cmd = Command::new("runsv");
-        cmd.arg(&svc)
+        scrub(&mut cmd)
+            .arg(&svc)
             .env("HOT_RESTARTER", BIN)
             .env("START_ENVOY", tmp.path().join("start.sh"))
             .env("HOT_RESTARTER_CONTROL_SOCKET", tmp.path().join("ctl.sock"))
             .env("REPORT_DIR", tmp.path())
             .env(TAG, &tag)
-            .env_remove("RESTART_EPOCH")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (k, v) in env {

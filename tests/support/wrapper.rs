@@ -61,17 +61,23 @@ pub fn clean_env(cmd: &mut Command) {
     }
 }
 
-/// Build a command for the binary, run in `dir` with `REPORT_DIR=dir` and
-/// none of the test's own HOT_RESTARTER_* variables.
-pub fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    clean_env(&mut cmd);
-    cmd.current_dir(dir)
-        .env("REPORT_DIR", dir)
-        .env_remove("RESTART_EPOCH")
+/// What the test process's own environment must not pass on to a wrapper
+/// (its HOT_RESTARTER_* settings, an epoch, a systemd socket, a log
+/// level); stdin is /dev/null.
+pub fn scrub(cmd: &mut Command) -> &mut Command {
+    clean_env(cmd);
+    cmd.env_remove("RESTART_EPOCH")
         .env_remove("NOTIFY_SOCKET")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
+}
+
+/// Build a command for the binary, run in `dir` with `REPORT_DIR=dir`.
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    scrub(&mut cmd)
+        .current_dir(dir)
+        .env("REPORT_DIR", dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
@@ -162,22 +168,10 @@ impl Wrapper {
     /// Wait until `count` lines carry exactly `message`; panics with the
     /// whole output otherwise.
     pub fn wait_for_count(&self, message: &str, count: usize) {
-        let (lock, cv) = &*self.lines;
-        let end = Instant::now() + DEADLINE;
-        let mut lines = lock.lock().unwrap();
-        loop {
-            if lines.iter().filter(|l| message_of(l) == message).count() >= count {
-                return;
-            }
-            let now = Instant::now();
-            if now >= end {
-                panic!(
-                    "timed out waiting for {count} x {message:?}; output:\n{}",
-                    lines.join("\n")
-                );
-            }
-            lines = cv.wait_timeout(lines, end - now).unwrap().0;
-        }
+        self.wait_lines(&format!("{count} x {message:?}"), |lines| {
+            let seen = lines.iter().filter(|l| message_of(l) == message).count();
+            (seen >= count).then(String::new)
+        });
     }
 
     /// Wait for one line whose message is exactly `message`.
@@ -187,17 +181,26 @@ impl Wrapper {
 
     /// Wait for a line containing `text` anywhere; returns it.
     pub fn wait_for_text(&self, text: &str) -> String {
+        self.wait_lines(&format!("{text:?}"), |lines| {
+            lines.iter().find(|l| l.contains(text)).cloned()
+        })
+    }
+
+    /// Wait (until `DEADLINE`) for `found` to find something in the output
+    /// lines, as each one comes; panics naming `what`, with the whole
+    /// output, otherwise.
+    fn wait_lines(&self, what: &str, found: impl Fn(&[String]) -> Option<String>) -> String {
         let (lock, cv) = &*self.lines;
         let end = Instant::now() + DEADLINE;
         let mut lines = lock.lock().unwrap();
         loop {
-            if let Some(l) = lines.iter().find(|l| l.contains(text)) {
-                return l.clone();
+            if let Some(hit) = found(&lines) {
+                return hit;
             }
             let now = Instant::now();
             if now >= end {
                 panic!(
-                    "timed out waiting for {text:?}; output:\n{}",
+                    "timed out waiting for {what}; output:\n{}",
                     lines.join("\n")
                 );
             }
@@ -417,9 +420,14 @@ impl Wrapper {
     /// SIGTERM, and the clean end that follows: exit 0, "all children
     /// exited cleanly", no child left.
     pub fn stop_cleanly(&mut self) {
+        self.stop();
+        self.assert_logged("INFO", "all children exited cleanly");
+    }
+
+    /// SIGTERM: the wrapper exits 0 and leaves no child behind.
+    pub fn stop(&mut self) {
         self.signal(Signal::SIGTERM);
         assert_eq!(self.exit_code(), 0, "{}", self.output());
-        self.assert_logged("INFO", "all children exited cleanly");
         self.assert_no_children_left();
     }
 
