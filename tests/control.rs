@@ -3,6 +3,10 @@
 
 #[path = "control/ctl.rs"]
 mod ctl;
+#[path = "control/faults.rs"]
+mod faults;
+#[path = "control/harness.rs"]
+mod harness;
 #[path = "control/socket.rs"]
 mod socket;
 #[path = "support/mod.rs"]
