@@ -1,5 +1,5 @@
 //! Real Envoy 1.40 under hot-restarter, with wrk load on the listener during
-//! every scenario (issue 4): zero-downtime hot restarts, a bad reload with
+//! every scenario: zero-downtime hot restarts, a bad reload with
 //! default flags, and the flags that keep a reload from taking the proxy
 //! down (--preflight, --keep-serving, --ready-check, --hold-while-draining).
 //!
@@ -94,7 +94,7 @@ fn assert_epoch_0_serves_on(lab: &Lab, line: &str, epoch0: i32, when: &str) {
 
 // ----- scenarios -------------------------------------------------------------
 
-/// Issue 4, scenario 1: default flags, three hot restarts under load.
+/// Scenario 1: default flags, three hot restarts under load.
 #[test]
 #[needs(envoy, wrk, curl)]
 fn a_three_hot_restarts_under_load_fail_no_request() {
@@ -129,7 +129,7 @@ fn a_three_hot_restarts_under_load_fail_no_request() {
     assert!(!running(old));
 }
 
-/// Issue 4, scenario 2: default flags, a broken config, SIGHUP: as with the
+/// Scenario 2: default flags, a broken config, SIGHUP: as with the
 /// Python wrapper, the new Envoy exits 1 and the whole proxy is torn down.
 #[test]
 #[needs(envoy, wrk, curl)]
@@ -171,7 +171,7 @@ fn b_a_bad_reload_with_default_flags_tears_the_proxy_down() {
     );
 }
 
-/// Issue 4, scenario 3: --preflight catches the broken config before any
+/// Scenario 3: --preflight catches the broken config before any
 /// new Envoy starts.
 #[test]
 #[needs(envoy, wrk, curl)]
@@ -206,7 +206,7 @@ fn c_preflight_skips_a_bad_reload_and_the_next_one_works() {
     lab.stop();
 }
 
-/// Issue 4, scenario 4 (i): --keep-serving, a start script that fails
+/// Scenario 4 (i): --keep-serving, a start script that fails
 /// before it execs Envoy: the old epoch serves on, the epoch is reused.
 #[test]
 #[needs(envoy, wrk, curl)]
@@ -242,7 +242,7 @@ fn d1_keep_serving_survives_a_failed_start_script_and_reuses_the_epoch() {
     lab.stop();
 }
 
-/// Issue 4, scenario 4 (ii): --keep-serving, a new Envoy that dies at
+/// Scenario 4 (ii): --keep-serving, a new Envoy that dies at
 /// start-up (broken config, no preflight). The old epoch serves on; Envoy
 /// then refuses every further hot restart of it (envoyproxy/envoy #33446).
 #[test]
@@ -304,7 +304,7 @@ fn d2_keep_serving_survives_an_envoy_that_dies_at_start_up() {
     lab.stop();
 }
 
-/// Issue 4, scenario 5: ten SIGHUPs inside 100 ms while an epoch is still
+/// Scenario 5: ten SIGHUPs inside 100 ms while an epoch is still
 /// initializing, with --ready-check and --hold-while-draining: one restart
 /// at a time, each after the previous epoch is LIVE and its parent gone.
 #[test]
@@ -390,7 +390,7 @@ fn e_a_sighup_burst_with_ready_check_and_hold_coalesces() {
     lab.stop();
 }
 
-/// Issue 4, scenario 5 without the flags: the same burst. Every SIGHUP
+/// Scenario 5 without the flags: the same burst. Every SIGHUP
 /// starts an Envoy at once (as with the Python wrapper), the first one to
 /// fail tears everything down.
 #[test]
