@@ -105,6 +105,8 @@ fn a_preflight_that_hangs_is_killed_and_the_restart_skipped() {
     touch(&w, "slow");
     w.signal(Signal::SIGHUP);
     w.wait_for_text("preflight for epoch 1 (PID=");
+    let line = w.wait_for_text("timed out after");
+    assert!(line.contains("timed out after 0.3 s"), "{line}");
     w.wait_for_text("restart to epoch 1 skipped because its preflight timed out");
     assert!(running(epoch0));
     assert!(!w.path().join("epoch-1").exists());
@@ -158,6 +160,7 @@ fn keep_serving_survives_a_failed_epoch_and_reuses_its_number() {
         "{line}"
     );
     assert!(line.contains("the next restart uses epoch 1"), "{line}");
+    assert!(line.contains("(--keep-serving)"), "{line}");
     assert!(running(epoch0));
     assert!(running(w.pid));
 
