@@ -180,8 +180,8 @@ fn position(lab: &Lab, pred: impl Fn(&str) -> bool) -> Option<usize> {
 /// initialise (slow_init.yaml), with `--envoy-admin` as the only extension
 /// flag: one restart at a time, each after the previous epoch is LIVE and
 /// its parent gone; nothing refused by Envoy, no failed request.
-#[test]
 #[needs(envoy, wrk, curl)]
+#[test]
 fn a_sighup_burst_on_slow_epochs_is_coalesced() {
     let mut lab = lab("a 10 SIGHUPs, slow epochs", 0, &[]);
     let epoch0 = lab.wait_pid(0, 1);
@@ -278,8 +278,8 @@ fn a_sighup_burst_on_slow_epochs_is_coalesced() {
 /// Three reloads under load, each once the previous one is done: every new
 /// epoch is declared ready only once Envoy has said it is LIVE, and before
 /// the next SIGHUP.
-#[test]
 #[needs(envoy, wrk, curl)]
+#[test]
 fn b_each_epoch_is_ready_only_once_envoy_says_live() {
     let mut lab = lab("b 3 spaced reloads", 1, &[]);
     let mut old = lab.wait_pid(0, 1);
@@ -404,8 +404,8 @@ fn restart_figures(name: &'static str, index: u32, flags: &[&str], restarts: u32
 /// restarts (`--envoy-admin`, then `--ready-check ready.sh
 /// --hold-while-draining` at its default interval and at 20 ms), idle
 /// wake-ups, admin requests and memory. Asserts nothing about time.
-#[test]
 #[needs(envoy, wrk, curl)]
+#[test]
 #[ignore = "figures, not a check: cargo test --release --test envoy -- --ignored --nocapture figures"]
 fn figures_readiness_latency_idle_wake_ups_and_memory() {
     let mut lab = restart_figures("figures --envoy-admin", 2, &[], 20);

@@ -199,8 +199,8 @@ fn assert_logs_name_generation(lab: &Lab, g: u32) {
 
 // ----- the namespace runner ---------------------------------------------------
 
-#[test]
 #[needs(netns)]
+#[test]
 #[in_netns]
 fn netns_runner_gives_a_private_network_and_dev_shm() {
     assert_eq!(migrate_req(), Some(migrate_req_wanted()));
@@ -274,8 +274,8 @@ fn handoff_admin_without_envoy_admin_is_a_usage_error() {
     assert!(w.output().contains("--envoy-admin"), "{}", w.output());
 }
 
-#[test]
 #[needs(envoy, wrk, curl, netns)]
+#[test]
 #[in_netns(migrate_req = 0)]
 fn handoff_warns_at_start_up_when_tcp_migrate_req_is_0() {
     let w = Wrapper::start(&[
@@ -300,8 +300,8 @@ fn handoff_warns_at_start_up_when_tcp_migrate_req_is_0() {
 
 /// SIGUSR2 under keep-alive load; then SIGHUP hot-restarts inside the new
 /// generation (epoch 1 on slot 1's base-id).
-#[test]
 #[needs(envoy, wrk, curl, netns)]
+#[test]
 #[in_netns]
 fn a_sigusr2_hands_off_under_keep_alive_load_then_sighup_hot_restarts() {
     let mut lab = lab("a SIGUSR2, keep-alive; SIGHUP", 0, &[], |_, _| {});
@@ -341,8 +341,8 @@ fn a_sigusr2_hands_off_under_keep_alive_load_then_sighup_hot_restarts() {
 }
 
 /// SIGUSR2 twice under `Connection: close` load: slot 0 -> 1 -> 0.
-#[test]
 #[needs(envoy, wrk, curl, netns)]
+#[test]
 #[in_netns]
 fn b_sigusr2_hands_off_under_connection_close_load_and_back() {
     let mut lab = lab("b SIGUSR2 twice, Connection: close", 1, &[], |_, _| {});
@@ -368,8 +368,8 @@ fn b_sigusr2_hands_off_under_connection_close_load_and_back() {
 /// Envoy refuses every later hot restart (#33446). With the config fixed,
 /// SIGHUP hands off to a new generation instead; then hot restarts work
 /// again.
-#[test]
 #[needs(envoy, wrk, curl, netns)]
+#[test]
 #[in_netns]
 fn c_after_a_wedge_sighup_hands_off() {
     let mut lab = lab("c wedge, SIGHUP", 2, &["--keep-serving"], |_, _| {});
@@ -414,8 +414,8 @@ fn c_after_a_wedge_sighup_hands_off() {
 /// A new generation that exits at start-up, then one that is not LIVE
 /// within --ready-timeout: each is stopped, the old generation serves on,
 /// the wrapper carries on. The third try (slot 1 again) succeeds.
-#[test]
 #[needs(envoy, wrk, curl, netns)]
+#[test]
 #[in_netns]
 fn d_a_new_generation_that_fails_leaves_the_old_one_serving() {
     let flags = ["--ready-timeout", "2"];
@@ -482,8 +482,8 @@ exec "$REAL_ENVOY" "$@"
 
 /// --envoy-bin: with the running version SIGHUP hot-restarts; with another
 /// one it hands off.
-#[test]
 #[needs(envoy, wrk, curl, netns)]
+#[test]
 #[in_netns]
 fn e_a_different_hot_restart_version_makes_sighup_a_handoff() {
     let adjust = |dir: &Path, cmd: &mut Command| {
@@ -521,8 +521,8 @@ fn e_a_different_hot_restart_version_makes_sighup_a_handoff() {
 /// SIGTERM while both generations run (the old one draining): both stop
 /// within the term wait, the wrapper exits 0. Failed requests are only
 /// reported: the proxy is shutting down.
-#[test]
 #[needs(envoy, wrk, curl, netns)]
+#[test]
 #[in_netns]
 fn f_sigterm_during_a_handoff_stops_both_generations() {
     let flags = ["--term-wait", "10"];

@@ -95,8 +95,8 @@ fn assert_epoch_0_serves_on(lab: &Lab, line: &str, epoch0: i32, when: &str) {
 // ----- scenarios -------------------------------------------------------------
 
 /// Scenario 1: default flags, three hot restarts under load.
-#[test]
 #[needs(envoy, wrk, curl)]
+#[test]
 fn a_three_hot_restarts_under_load_fail_no_request() {
     let mut lab = Lab::start("a default", 0, &[], Start::Example);
     let mut old = lab.serve_under_load();
@@ -131,8 +131,8 @@ fn a_three_hot_restarts_under_load_fail_no_request() {
 
 /// Scenario 2: default flags, a broken config, SIGHUP: as with the
 /// Python wrapper, the new Envoy exits 1 and the whole proxy is torn down.
-#[test]
 #[needs(envoy, wrk, curl)]
+#[test]
 fn b_a_bad_reload_with_default_flags_tears_the_proxy_down() {
     let mut lab = Lab::start("b default, bad reload", 1, &[], Start::Example);
     let epoch0 = lab.serve_under_load();
@@ -173,8 +173,8 @@ fn b_a_bad_reload_with_default_flags_tears_the_proxy_down() {
 
 /// Scenario 3: --preflight catches the broken config before any
 /// new Envoy starts.
-#[test]
 #[needs(envoy, wrk, curl)]
+#[test]
 fn c_preflight_skips_a_bad_reload_and_the_next_one_works() {
     let validate = example("envoy/validate.sh");
     let mut lab = Lab::start(
@@ -208,8 +208,8 @@ fn c_preflight_skips_a_bad_reload_and_the_next_one_works() {
 
 /// Scenario 4 (i): --keep-serving, a start script that fails
 /// before it execs Envoy: the old epoch serves on, the epoch is reused.
-#[test]
 #[needs(envoy, wrk, curl)]
+#[test]
 fn d1_keep_serving_survives_a_failed_start_script_and_reuses_the_epoch() {
     let mut lab = Lab::start(
         "d(i) --keep-serving, start script fails",
@@ -245,8 +245,8 @@ fn d1_keep_serving_survives_a_failed_start_script_and_reuses_the_epoch() {
 /// Scenario 4 (ii): --keep-serving, a new Envoy that dies at
 /// start-up (broken config, no preflight). The old epoch serves on; Envoy
 /// then refuses every further hot restart of it (envoyproxy/envoy #33446).
-#[test]
 #[needs(envoy, wrk, curl)]
+#[test]
 fn d2_keep_serving_survives_an_envoy_that_dies_at_start_up() {
     let mut lab = Lab::start(
         "d(ii) --keep-serving, Envoy dies",
@@ -307,8 +307,8 @@ fn d2_keep_serving_survives_an_envoy_that_dies_at_start_up() {
 /// Scenario 5: ten SIGHUPs inside 100 ms while an epoch is still
 /// initializing, with --ready-check and --hold-while-draining: one restart
 /// at a time, each after the previous epoch is LIVE and its parent gone.
-#[test]
 #[needs(envoy, wrk, curl)]
+#[test]
 fn e_a_sighup_burst_with_ready_check_and_hold_coalesces() {
     let ready = example("envoy/ready.sh");
     let mut lab = Lab::start(
@@ -393,8 +393,8 @@ fn e_a_sighup_burst_with_ready_check_and_hold_coalesces() {
 /// Scenario 5 without the flags: the same burst. Every SIGHUP
 /// starts an Envoy at once (as with the Python wrapper), the first one to
 /// fail tears everything down.
-#[test]
 #[needs(envoy, wrk, curl)]
+#[test]
 fn e_a_sighup_burst_without_flags_takes_the_proxy_down() {
     let mut lab = Lab::start("e no flags, 10 SIGHUPs", 6, &[], Start::Example);
     let epoch0 = lab.serve_under_load();

@@ -131,8 +131,8 @@ trap 'exit 0' TERM
 while :; do sleep 0.02; done
 "#;
 
-#[test]
 #[needs(pid_namespace)]
+#[test]
 fn as_pid_1_orphans_are_reaped_silently() {
     need_tool("unshare");
     let can = std::process::Command::new("unshare")

@@ -289,8 +289,8 @@ impl Monit {
     }
 }
 
-#[test]
 #[needs(monit)]
+#[test]
 fn monit_starts_the_wrapper_restarts_it_after_sigkill_and_stops_it() {
     let m = Monit::start(&[]);
     // Started by monit through hot-restarter-ctl, found through the pid
@@ -335,8 +335,8 @@ fn monit_starts_the_wrapper_restarts_it_after_sigkill_and_stops_it() {
     assert_eq!(m.wait_event(0, "term").pid(), Some(child2));
 }
 
-#[test]
 #[needs(monit)]
+#[test]
 fn a_config_change_hot_restarts_through_monit_exec() {
     let m = Monit::start(&[]);
     let wrapper = m.wait_wrapper(None);

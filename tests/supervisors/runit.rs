@@ -196,8 +196,8 @@ impl Runit {
     }
 }
 
-#[test]
 #[needs(runit)]
+#[test]
 fn sv_hup_1_and_down_map_to_sighup_sigusr1_and_sigterm() {
     let rt = Runit::start(&[]);
     let first = rt.report(0);
@@ -246,8 +246,8 @@ fn sv_hup_1_and_down_map_to_sighup_sigusr1_and_sigterm() {
     assert_eq!(rt.report(0).pid(), Some(pid0));
 }
 
-#[test]
 #[needs(runit)]
+#[test]
 fn a_crashing_epoch_makes_runsv_start_afresh_at_epoch_0() {
     let rt = Runit::start(&[("FAIL_EPOCH", "1")]);
     let pid0 = rt.report(0).pid().unwrap();
@@ -281,8 +281,8 @@ fn a_crashing_epoch_makes_runsv_start_afresh_at_epoch_0() {
     assert_eq!(rt.wait_finishes(2), vec!["1 0", "0 0"]);
 }
 
-#[test]
 #[needs(runit)]
+#[test]
 fn term_wait_5_fits_inside_runits_7_second_force_stop() {
     // Children that ignore SIGTERM: the wrapper must kill them itself and
     // exit before sv force-stop's 7 s are up and runit SIGKILLs it.
@@ -310,8 +310,8 @@ fn term_wait_5_fits_inside_runits_7_second_force_stop() {
     assert_eq!(rt.stat(), "down");
 }
 
-#[test]
 #[needs(runit)]
+#[test]
 fn the_check_script_makes_sv_wait_until_an_epoch_is_ready() {
     // Epoch N is ready once the test creates ready-N: until then ./check
     // (hot-restarter-ctl status) says the service is not available.
@@ -363,8 +363,8 @@ fn the_check_script_makes_sv_wait_until_an_epoch_is_ready() {
     assert!(!rt.socket().exists(), "the socket outlived the wrapper");
 }
 
-#[test]
 #[needs(runit)]
+#[test]
 fn hot_restarter_ctl_talks_to_the_wrapper_runsv_started() {
     let rt = Runit::start(&[]);
     let pid0 = rt.report(0).pid().unwrap();

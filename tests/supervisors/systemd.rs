@@ -600,8 +600,8 @@ fn systemd_version() -> u32 {
         .unwrap_or_else(|| panic!("cannot read the systemd version from {first:?}"))
 }
 
-#[test]
 #[needs(systemd_analyze)]
+#[test]
 fn unit_files_pass_systemd_analyze_verify() {
     need_tool("systemd-analyze");
     let dir = tempfile::tempdir().unwrap();

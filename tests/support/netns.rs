@@ -8,8 +8,8 @@
 //! migrate_req)` and returns when that answers false:
 //!
 //! ```ignore
-//! #[test]
 //! #[needs(netns)]
+//! #[test]
 //! #[in_netns]
 //! fn a_handoff() {
 //!     // ... runs inside: loopback only, tcp_migrate_req set, own /dev/shm

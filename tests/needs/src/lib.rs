@@ -2,8 +2,8 @@
 //! components (Envoy, wrk, curl, runit, monit, systemd-analyze, Linux
 //! namespaces).
 //!
-//! `#[needs(envoy, wrk, curl)]` looks for the components when the test
-//! crate compiles. Outside CI, a test whose component is missing gets
+//! `#[needs(envoy, wrk, curl)]`, above `#[test]`, looks for the
+//! components when the test crate compiles. Outside CI, a test whose component is missing gets
 //! `#[ignore = "needs ...: <why>"]`, so `cargo test` lists it as ignored
 //! with the reason. With `CI=true` nothing is added: the test runs, and a
 //! missing component fails it (the test finds it again when it runs).
@@ -68,8 +68,14 @@ pub fn needs(attr: TokenStream, item: TokenStream) -> TokenStream {
             other => return compile_error(&format!("expected component names, got {other}")),
         }
     }
+    // Above `#[test]`, so that the test harness sees the `#[ignore]` this
+    // adds: an attribute below `#[test]` expands after the harness has
+    // read the test's attributes.
+    if !has_attribute(&item, "test") {
+        return compile_error("put #[needs(...)] above #[test]");
+    }
     let mut out = tracking();
-    if !missing.is_empty() && !components::in_ci() && !has_ignore(&item) {
+    if !missing.is_empty() && !components::in_ci() && !has_attribute(&item, "ignore") {
         let reason = format!(
             "needs {}; run .ci/run to install, then rebuild the tests",
             missing.join(", ")
@@ -87,9 +93,7 @@ pub fn needs(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn in_netns(attr: TokenStream, item: TokenStream) -> TokenStream {
     let wanted: TokenStream = match attr.into_iter().last() {
-        None => "crate::netns::migrate_req_wanted()"
-            .parse()
-            .unwrap(),
+        None => "crate::netns::migrate_req_wanted()".parse().unwrap(),
         Some(TokenTree::Literal(n)) => TokenTree::Literal(n).into(),
         Some(other) => return compile_error(&format!("expected migrate_req = N, got {other}")),
     };
@@ -202,15 +206,16 @@ fn succeeds(cmd: &mut Command) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Does the item already carry `#[ignore]` (a test run only on request)?
-fn has_ignore(item: &TokenStream) -> bool {
+/// Does the item carry the attribute `#[name...]` (`#[ignore]`: a test run
+/// only on request)?
+fn has_attribute(item: &TokenStream, name: &str) -> bool {
     let trees: Vec<TokenTree> = item.clone().into_iter().collect();
     trees.windows(2).any(|w| match (&w[0], &w[1]) {
         (TokenTree::Punct(p), TokenTree::Group(g)) if p.as_char() == '#' => g
             .stream()
             .into_iter()
             .next()
-            .is_some_and(|t| t.to_string() == "ignore"),
+            .is_some_and(|t| t.to_string() == name),
         _ => false,
     })
 }
