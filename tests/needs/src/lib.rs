@@ -77,7 +77,7 @@ pub fn needs(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut out = tracking();
     if !missing.is_empty() && !components::in_ci() && !has_attribute(&item, "ignore") {
         let reason = format!(
-            "needs {}; run .ci/run to install, then rebuild the tests",
+            "needs {}; install it (.ci/run does), then `touch tests/needs/src/lib.rs`",
             missing.join(", ")
         );
         out.extend(attribute("ignore", Some(reason)));
