@@ -419,12 +419,14 @@ fn exec_reload(text: &str, w: &Wrapper) -> std::process::Output {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("cannot run ExecReload");
+    let mut child = spawn_owned(&mut cmd);
     let ended = wait_until(DEADLINE, || child.try_wait().unwrap().is_some());
     if !ended {
         let _ = child.kill();
     }
+    let pid = child.id() as i32;
     let out = child.wait_with_output().unwrap();
+    unown(pid);
     assert!(
         ended,
         "ExecReload {line} did not end; output:\n{}",
@@ -562,16 +564,16 @@ fn notify_units_exec_reload_fails_when_the_reload_is_skipped() {
 /// names), without man page look-ups and generators, which containers may
 /// lack. `--recursive-errors` also makes warnings fail the run.
 fn verify(path: &Path) -> (bool, String) {
-    let out = Command::new("systemd-analyze")
-        .args([
-            "verify",
-            "--man=no",
-            "--generators=no",
-            "--recursive-errors=no",
-        ])
-        .arg(path)
-        .output()
-        .expect("cannot run systemd-analyze");
+    let out = output_owned(
+        Command::new("systemd-analyze")
+            .args([
+                "verify",
+                "--man=no",
+                "--generators=no",
+                "--recursive-errors=no",
+            ])
+            .arg(path),
+    );
     (out.status.success(), text(&out))
 }
 
@@ -584,10 +586,7 @@ fn unit_copy(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn systemd_version() -> u32 {
-    let out = Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .unwrap();
+    let out = output_owned(Command::new("systemd-analyze").arg("--version"));
     let first = String::from_utf8_lossy(&out.stdout)
         .lines()
         .next()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::fixtures::{REPORTER, Report, script, wait_report_at};
+use super::fixtures::{REPORTER, Report, script, spawn_owned, unown, wait_report_at};
 use super::log_lines::{level_of, message_of};
 use super::procfs::{caught_signals, exists, is_idle, running, signal_pid};
 
@@ -111,7 +111,9 @@ impl Wrapper {
 
     /// Run a prepared command (which must pipe stdout) in `dir`.
     pub fn spawn(dir: tempfile::TempDir, mut cmd: Command) -> Wrapper {
-        let mut child = cmd.spawn().expect("cannot start hot-restarter");
+        // Owned: a subreaper's reaper thread (support/supervisor.rs) leaves
+        // it to this harness's wait.
+        let mut child = spawn_owned(&mut cmd);
         let pid = child.id() as i32;
         let lines: Lines = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let stdout = child.stdout.take().unwrap();
@@ -236,6 +238,7 @@ impl Wrapper {
         let end = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
+                unown(self.pid);
                 break status;
             }
             if Instant::now() >= end {
@@ -475,11 +478,15 @@ impl Wrapper {
 
     /// Is the wrapper process still running (not exited, not reaped)?
     pub fn is_running(&mut self) -> bool {
-        self.status.is_none()
+        let running = self.status.is_none()
             && self
                 .child
                 .as_mut()
-                .is_some_and(|c| c.try_wait().unwrap().is_none())
+                .is_some_and(|c| c.try_wait().unwrap().is_none());
+        if !running {
+            unown(self.pid);
+        }
+        running
     }
 
     /// Look at the output lines so far without copying them (soak runs
@@ -499,6 +506,7 @@ impl Drop for Wrapper {
         let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
+            unown(self.pid);
         }
         // Only processes of this test: a reported pid that was reaped may
         // have been reused by another test's process meanwhile.
