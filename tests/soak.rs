@@ -7,12 +7,16 @@
 //! `cargo test --release --test soak -- --ignored --nocapture`.
 //! Start and end figures are printed (visible with `--nocapture`).
 
-mod common;
+#[path = "support/fifo.rs"]
+mod fifo;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::fifo::ReadyFifo;
+use crate::support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
