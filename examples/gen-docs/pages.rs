@@ -35,6 +35,9 @@ pub fn all() -> Vec<Generated> {
         ] {
             let mut text = Vec::new();
             clap_complete::generate(shell, &mut cmd.clone(), name, &mut text);
+            if shell == Shell::Bash {
+                text = fix_bash_states(name, text);
+            }
             out.push(Generated {
                 path: format!("docs/completions/{file}"),
                 text,
@@ -282,4 +285,19 @@ fn sections_roff(sections: &[(&str, &[(&str, &str)])]) -> Vec<u8> {
 /// One space between words: the texts above are wrapped in the source.
 fn squeeze(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// clap_complete's bash script names the state of a subcommand one way in
+/// the loop that finds it (`hot__restarter__ctl__subcmd__reload`) and
+/// another in the `case` that completes it
+/// (`hot__subcmd__restarter__subcmd__ctl__subcmd__reload`) when the binary's
+/// name has a hyphen, so nothing after a subcommand completes
+/// (clap-rs/clap#6421). Spell the labels as the loop does.
+fn fix_bash_states(name: &str, text: Vec<u8>) -> Vec<u8> {
+    let text = String::from_utf8(text).expect("clap_complete writes UTF-8");
+    let wrong = name.replace('-', "__subcmd__");
+    let right = name.replace('-', "__");
+    text.replace(&format!("        {wrong})"), &format!("        {right})"))
+        .replace(&format!("        {wrong}__"), &format!("        {right}__"))
+        .into_bytes()
 }
