@@ -1,0 +1,1 @@
+//! The .deb that `cargo deb` builds.

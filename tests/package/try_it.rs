@@ -1,0 +1,1 @@
+//! examples/envoy/try.sh with real Envoy.
