@@ -72,7 +72,10 @@ fn documented_words(text: &str) -> BTreeSet<String> {
         }
     }
     for default in text.split("[default: ").skip(1) {
-        words.insert(format!("[default: {}]", &default[..default.find(']').unwrap()]));
+        words.insert(format!(
+            "[default: {}]",
+            &default[..default.find(']').unwrap()]
+        ));
     }
     words
 }
@@ -82,25 +85,45 @@ fn the_wrapper_page_documents_every_flag_variable_default_signal_and_exit_code()
     let page = page_text("hot-restarter");
     let help = help(BIN, &[]);
     let words = documented_words(&help);
-    for needed in ["--term-wait", "HOT_RESTARTER_SUBREAPER", "SIGHUP", "[default: 30]"] {
-        assert!(words.contains(needed), "{needed} not found in --help: {words:?}");
+    for needed in [
+        "--term-wait",
+        "HOT_RESTARTER_SUBREAPER",
+        "SIGHUP",
+        "[default: 30]",
+    ] {
+        assert!(
+            words.contains(needed),
+            "{needed} not found in --help: {words:?}"
+        );
     }
     let missing: Vec<_> = words.iter().filter(|w| !page.contains(*w)).collect();
-    assert!(missing.is_empty(), "in --help, not in hot-restarter.1: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "in --help, not in hot-restarter.1: {missing:?}"
+    );
 
     let signals = section(&page, "SIGNALS");
     for signal in ["SIGHUP", "SIGUSR1", "SIGTERM", "SIGINT", "SIGUSR2"] {
-        assert!(signals.contains(signal), "{signal} missing from SIGNALS: {signals}");
+        assert!(
+            signals.contains(signal),
+            "{signal} missing from SIGNALS: {signals}"
+        );
     }
     let codes = section(&page, "EXIT STATUS");
     let after_help = &help[help.find("Exit codes:").expect("exit codes in --help")..];
     for code in ["0", "1", "2"] {
         assert!(after_help.contains(&format!("{code} ")), "{after_help}");
-        assert!(codes.contains(&format!(".TP {code} ")), "exit code {code}: {codes}");
+        assert!(
+            codes.contains(&format!(".TP {code} ")),
+            "exit code {code}: {codes}"
+        );
     }
     let environment = section(&page, "ENVIRONMENT");
     for word in words.iter().filter(|w| w.starts_with("HOT_RESTARTER_")) {
-        assert!(environment.contains(word.as_str()), "{word} missing from ENVIRONMENT");
+        assert!(
+            environment.contains(word.as_str()),
+            "{word} missing from ENVIRONMENT"
+        );
     }
 }
 
@@ -138,11 +161,17 @@ fn the_ctl_page_documents_every_command_with_its_flags() {
             }
         }
     }
-    assert!(missing.is_empty(), "in --help, not in hot-restarter-ctl.1: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "in --help, not in hot-restarter-ctl.1: {missing:?}"
+    );
     let codes = section(&page, "EXIT STATUS");
     for code in 0..=3 {
         assert!(top.contains(&format!("{code} ")), "{top}");
-        assert!(codes.contains(&format!(".TP {code} ")), "exit code {code}: {codes}");
+        assert!(
+            codes.contains(&format!(".TP {code} ")),
+            "exit code {code}: {codes}"
+        );
     }
 }
 
@@ -179,8 +208,18 @@ fn bash_completes(script: &str, line: &[&str]) -> Vec<String> {
 fn bash_completes_commands_and_their_flags() {
     let ctl = "docs/completions/hot-restarter-ctl.bash";
     let offered = bash_completes(ctl, &["hot-restarter-ctl", ""]);
-    for command in ["status", "reload", "handoff", "reopen-logs", "stop", "start"] {
-        assert!(offered.iter().any(|o| o == command), "{command}: {offered:?}");
+    for command in [
+        "status",
+        "reload",
+        "handoff",
+        "reopen-logs",
+        "stop",
+        "start",
+    ] {
+        assert!(
+            offered.iter().any(|o| o == command),
+            "{command}: {offered:?}"
+        );
     }
     assert_eq!(
         bash_completes(ctl, &["hot-restarter-ctl", "re"]),
