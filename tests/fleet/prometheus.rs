@@ -1,0 +1,1 @@
+//! examples/prometheus with node_exporter and promtool.
