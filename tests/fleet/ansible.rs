@@ -128,7 +128,7 @@ fn a_good_change_rolls_host_by_host_and_a_bad_one_stops_at_the_first_host() {
     }
     // One reload --wait alone, for comparison (host1, epoch 2).
     let started = Instant::now();
-    hosts[0].reload();
+    hosts[0].reload(true);
     let one = started.elapsed();
     eprintln!(
         "ansible roll over {HOSTS} local hosts: {:.2} s, {:.2} s per host; one reload --wait: {:.3} s",

@@ -33,6 +33,12 @@ pub struct Host {
 
 impl Host {
     pub fn start(name: &str) -> Host {
+        Host::start_with(name, &[], |s| s.contains("serving: epoch 0 "))
+    }
+
+    /// A host whose wrapper gets `extra` flags too, once `started` passes
+    /// its status.
+    pub fn start_with(name: &str, extra: &[&str], started: impl Fn(&str) -> bool) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("control.sock");
         let config = dir.path().join("envoy.yaml");
@@ -47,6 +53,7 @@ impl Host {
             .arg("--preflight")
             .arg(&preflight)
             .args(["--term-wait", "5"])
+            .args(extra)
             .arg(root().join("examples/demo/start_demo.sh"))
             .env("DEMO_STATE_DIR", dir.path())
             .env("DEMO_PARENT_SHUTDOWN_S", "0.2")
@@ -64,7 +71,7 @@ impl Host {
             config,
             wrapper,
         };
-        host.wait_status(|s| s.contains("serving: epoch 0 "));
+        host.wait_status(started);
         host
     }
 
@@ -103,8 +110,9 @@ impl Host {
         fs::read_to_string(self.dir.path().join("wrapper.log")).unwrap_or_default()
     }
 
-    /// `hot-restarter-ctl reload --wait`, as the roll runs it.
-    pub fn reload(&self) -> std::process::Output {
+    /// `hot-restarter-ctl reload --wait`, as the roll runs it; it must
+    /// succeed or fail as `ok` says.
+    pub fn reload(&self, ok: bool) -> std::process::Output {
         let out = run(
             Command::new(CTL)
                 .arg("--socket")
@@ -112,8 +120,20 @@ impl Host {
                 .args(["reload", "--wait"]),
             Duration::from_secs(60),
         );
-        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(out.status.success(), ok, "{}", text(&out));
         out
+    }
+
+    /// Stop the wrapper (`stop --wait`), leaving the directory.
+    pub fn stop(&self) {
+        let out = run(
+            Command::new(CTL)
+                .arg("--socket")
+                .arg(&self.socket)
+                .args(["stop", "--wait"]),
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{}", text(&out));
     }
 }
 
