@@ -65,14 +65,20 @@ fn man(cmd: clap::Command) -> clap_mangen::Man {
         .manual("User Commands")
 }
 
-fn wrapper_page() -> Vec<u8> {
-    let cmd = wrapper();
-    let page = man(cmd.clone());
+/// The title, NAME, SYNOPSIS and DESCRIPTION, as clap_mangen renders them.
+fn head(page: &clap_mangen::Man) -> Vec<u8> {
     let mut out = Vec::new();
     page.render_title(&mut out).unwrap();
     page.render_name_section(&mut out).unwrap();
     page.render_synopsis_section(&mut out).unwrap();
     page.render_description_section(&mut out).unwrap();
+    out
+}
+
+fn wrapper_page() -> Vec<u8> {
+    let cmd = wrapper();
+    let page = man(cmd.clone());
+    let mut out = head(&page);
     let mut extra = Roff::new();
     paragraphs(
         &mut extra,
@@ -181,11 +187,7 @@ const ENVIRONMENT: [(&str, &str); 3] = [
 fn ctl_page() -> Vec<u8> {
     let cmd = ctl();
     let page = man(cmd.clone());
-    let mut out = Vec::new();
-    page.render_title(&mut out).unwrap();
-    page.render_name_section(&mut out).unwrap();
-    page.render_synopsis_section(&mut out).unwrap();
-    page.render_description_section(&mut out).unwrap();
+    let mut out = head(&page);
     page.render_options_section(&mut out).unwrap();
     // One subsection per command with its own synopsis and options (clap's
     // SUBCOMMANDS section would point at one page per command instead).

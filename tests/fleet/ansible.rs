@@ -149,11 +149,9 @@ fn a_good_change_rolls_host_by_host_and_a_bad_one_stops_at_the_first_host() {
     let (out, _) = roll(&playbook, &inventory, &bad, work.path());
     let all = text(&out);
     assert!(!out.status.success(), "the bad change rolled:\n{all}");
-    let reason = format!(
-        "roll stopped at host1: hot-restarter-ctl: reload failed: restart to epoch 3 skipped \
-         because its preflight failed (PID="
-    );
-    assert!(all.contains(&reason), "no reason in:\n{all}");
+    let reason = "roll stopped at host1: hot-restarter-ctl: reload failed: restart to epoch 3 \
+                  skipped because its preflight failed (PID=";
+    assert!(all.contains(reason), "no reason in:\n{all}");
     assert!(all.contains("has no listeners: section"), "{all}");
     assert!(
         !all.contains("host2"),
