@@ -369,6 +369,37 @@ fn the_unpacked_deb_runs_renders_its_pages_and_its_unit_verifies() {
         wrapper_log.contains("forked new child process"),
         "{wrapper_log}"
     );
+
+    // The shipped /etc/default/hot-restarter, as the unit's environment
+    // (its /usr/share paths moved into the unpacked root, the socket into
+    // the work directory): every value is one the wrapper accepts and its
+    // preflight script exists. A child that exits 0 at once ends the run
+    // cleanly.
+    let defaults = fs::read_to_string(installed.join("etc/default/hot-restarter")).unwrap();
+    let quick = work.path().join("quick.sh");
+    fs::write(&quick, "#!/bin/sh\nexit 0\n").unwrap();
+    fs::set_permissions(&quick, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut wrapper = Command::new(&bin);
+    wrapper.env_clear().env("PATH", "/usr/bin:/bin");
+    for line in defaults.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((key, value)) = line.split_once('=') {
+            let value = value.replace(
+                "/usr/share/",
+                &format!("{}/usr/share/", installed.display()),
+            );
+            wrapper.env(key, value);
+        }
+    }
+    wrapper
+        .env(
+            "HOT_RESTARTER_CONTROL_SOCKET",
+            work.path().join("defaults.sock"),
+        )
+        .arg(&quick);
+    let out = run(&mut wrapper, MINUTE);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("all children exited cleanly"), "{all}");
 }
 
 /// `systemd-analyze verify` on one unit file: (passed, its output).
