@@ -68,22 +68,33 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
-/// Wait for `child` up to `limit`; past it, kill its whole process group
-/// and return None.
+/// Wait for `child` up to `limit`; past it, SIGTERM its process group
+/// (a script's trap then cleans up what it started in other sessions),
+/// SIGKILL it 5 s later, and return None.
 pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
+    use nix::sys::signal::{Signal, killpg};
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let exited = |child: &mut Child, limit: Duration| {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if Instant::now() >= deadline {
-            let group = nix::unistd::Pid::from_raw(child.id() as i32);
-            nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).ok();
-            child.wait().ok();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    };
+    if let Some(status) = exited(child, limit) {
+        return Some(status);
     }
+    killpg(group, Signal::SIGTERM).ok();
+    if exited(child, Duration::from_secs(5)).is_none() {
+        killpg(group, Signal::SIGKILL).ok();
+        child.wait().ok();
+    }
+    None
 }
 
 /// stdout and stderr as text, for assertion messages.
