@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 
-use hot_restarter::config::parse_seconds;
 use hot_restarter::control::client::{self, ClientError};
+use hot_restarter::control::ctl_cli::{Cli, Cmd, WaitArgs};
 use hot_restarter::control::proto::{Reply, Request, Status};
 
 /// How long a command without `--wait` (or `--timeout`) may take.
@@ -42,77 +42,6 @@ const START_WAIT: Duration = Duration::from_secs(60);
 const START_POLL: Duration = Duration::from_millis(20);
 /// How many lines of the log `start` shows when the wrapper exits.
 const LOG_TAIL_LINES: usize = 10;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "hot-restarter-ctl",
-    version,
-    about = "Control a running hot-restarter through its control socket",
-    after_help = "Exit codes: 0 done, 1 the operation failed, 2 usage error, \
-3 the wrapper is not running (nothing answers on the socket)."
-)]
-struct Cli {
-    /// The wrapper's control socket (its --control-socket).
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "HOT_RESTARTER_CONTROL_SOCKET",
-        global = true
-    )]
-    socket: Option<PathBuf>,
-
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Print the wrapper's pid, phase, uptime, children, last reload and
-    /// counters.
-    Status {
-        /// As the JSON object the wrapper sent.
-        #[arg(long, conflicts_with = "prometheus")]
-        json: bool,
-        /// As Prometheus text (for node_exporter's textfile collector);
-        /// prints hot_restarter_up 0 when the wrapper is not running.
-        #[arg(long)]
-        prometheus: bool,
-    },
-    /// Hot restart: start the next epoch (SIGHUP).
-    Reload(WaitArgs),
-    /// Start a new generation beside the serving one (needs --handoff-admin).
-    Handoff(WaitArgs),
-    /// Every child reopens its logs (SIGUSR1).
-    ReopenLogs,
-    /// Graceful shutdown (SIGTERM). With --wait, return once the wrapper
-    /// has stopped every child and is exiting.
-    Stop(WaitArgs),
-    /// Start hot-restarter detached (own session, output to --log), and
-    /// return once it answers on the socket with a child running.
-    Start {
-        /// Append the wrapper's (and the children's) output to FILE
-        /// (default: /dev/null).
-        #[arg(long, value_name = "FILE")]
-        log: Option<PathBuf>,
-        /// Give up after SECONDS (the wrapper is left running).
-        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-        timeout: Option<Duration>,
-        /// hot-restarter's own arguments, after `--`.
-        #[arg(last = true, required = true, value_name = "HOT_RESTARTER_ARGS")]
-        args: Vec<OsString>,
-    },
-}
-
-#[derive(Debug, Default, Args)]
-struct WaitArgs {
-    /// Return when the operation has finished, with its result.
-    #[arg(long)]
-    wait: bool,
-    /// Bound on the whole exchange (default 10 s; with --wait 120 s, for
-    /// stop 40 s).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    timeout: Option<Duration>,
-}
 
 /// Why the command did not succeed: the exit code and the message for
 /// stderr (none for a message already printed).

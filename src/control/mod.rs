@@ -4,6 +4,7 @@
 //! client the ctl binary uses ([`client`]).
 
 pub mod client;
+pub mod ctl_cli;
 pub mod proto;
 pub mod server;
 mod socket_file;
