@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod capture;
 pub mod cli;
+pub mod container;
 pub mod control;
 pub mod core;
 pub mod driver;

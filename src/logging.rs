@@ -3,6 +3,10 @@
 //! `[2026-11-25 03:09:35.536][4645][INFO][core] [src/main.rs:42] message`:
 //! local time with milliseconds, the wrapper's pid, the level spelled as
 //! Python's logging module spells it, the source location, the message.
+//!
+//! With `--log-format json`, one JSON object per line instead, with the
+//! keys of Istio's pilot-agent (zap's JSON encoder: `level`, `time`,
+//! `scope`, `caller`, `msg`) and the wrapper's `pid`; see [`json_line`].
 
 use std::io::Write;
 
@@ -38,9 +42,152 @@ pub fn init() {
         .init();
 }
 
+/// The shape of the log lines (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The Python wrapper's lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Install the logger for `format`.
+pub fn init_with(format: Format) {
+    match format {
+        Format::Text => init(),
+        Format::Json => init_json(),
+    }
+}
+
+/// The `scope` of the wrapper's JSON lines: it tells them from Envoy's in
+/// a container's one log stream.
+pub const JSON_SCOPE: &str = "hot-restarter";
+
+/// Levels as zap's lowercase encoder writes them (pilot-agent's `warn`).
+pub fn json_level_name(level: Level) -> &'static str {
+    match level {
+        Level::Error => "error",
+        Level::Warn => "warn",
+        Level::Info => "info",
+        Level::Debug | Level::Trace => "debug",
+    }
+}
+
+/// One JSON log line, `\n` included. The keys come in zap's order;
+/// `time` is UTC with microseconds, as pilot-agent writes it. serde_json
+/// escapes the message, so that a newline or a quote in it cannot end or
+/// forge a line.
+pub fn json_line(level: Level, msg: &str, file: &str, line: u32) -> String {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        level: &'a str,
+        time: String,
+        scope: &'a str,
+        caller: String,
+        msg: &'a str,
+        pid: u32,
+    }
+    let line = Line {
+        level: json_level_name(level),
+        time: chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string(),
+        scope: JSON_SCOPE,
+        caller: format!("{file}:{line}"),
+        msg,
+        pid: std::process::id(),
+    };
+    let mut text = serde_json::to_string(&line).expect("a log line serializes");
+    text.push('\n');
+    text
+}
+
+/// `--log-format json`: every line through [`json_line`], a panic's
+/// message too (on stderr, where Rust prints it).
+fn init_json() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Stdout)
+        .format(|buf, record| {
+            let msg = record.args().to_string();
+            let file = record.file().unwrap_or("?");
+            let line = json_line(record.level(), &msg, file, record.line().unwrap_or(0));
+            buf.write_all(line.as_bytes())
+        })
+        .init();
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let what = (payload.downcast_ref::<&str>().copied())
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+        let text = json_line(Level::Error, &format!("panic: {what}"), file, line);
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }));
+}
+
+/// An error before the logger is installed (a refused command line), on
+/// stderr: `hot-restarter: MESSAGE` as text, or a JSON line naming the
+/// caller.
+#[track_caller]
+pub fn early_error(format: Format, message: &str) {
+    match format {
+        Format::Text => eprintln!("hot-restarter: {message}"),
+        Format::Json => {
+            let at = std::panic::Location::caller();
+            let line = json_line(Level::Error, message, at.file(), at.line());
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_lines_have_pilot_agents_keys_and_escape_the_message() {
+        let text = json_line(Level::Warn, "a \"quoted\"\nsecond line", "src/x.rs", 7);
+        assert!(
+            text.ends_with("}\n") && text.matches('\n').count() == 1,
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["level"], "warn");
+        assert_eq!(v["scope"], "hot-restarter");
+        assert_eq!(v["caller"], "src/x.rs:7");
+        assert_eq!(v["msg"], "a \"quoted\"\nsecond line");
+        assert_eq!(v["pid"], std::process::id());
+        let time = v["time"].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
+        // 2026-12-04T18:49:32.891123Z: microseconds, UTC as Z.
+        assert_eq!(time.len(), 27, "{time}");
+        assert!(time.ends_with('Z'), "{time}");
+        let keys: Vec<&str> = [
+            "\"level\"",
+            "\"time\"",
+            "\"scope\"",
+            "\"caller\"",
+            "\"msg\"",
+            "\"pid\"",
+        ]
+        .into_iter()
+        .collect();
+        let at: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap()).collect();
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]),
+            "zap's key order: {text}"
+        );
+    }
+
+    #[test]
+    fn json_levels_are_zaps_lowercase() {
+        assert_eq!(json_level_name(Level::Error), "error");
+        assert_eq!(json_level_name(Level::Warn), "warn");
+        assert_eq!(json_level_name(Level::Info), "info");
+        assert_eq!(json_level_name(Level::Debug), "debug");
+        assert_eq!(json_level_name(Level::Trace), "debug");
+    }
 
     #[test]
     fn levels_are_spelled_as_python_does() {

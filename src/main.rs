@@ -11,7 +11,7 @@ use clap::Parser;
 
 use hot_restarter::cli::{self, Config, Flags};
 use hot_restarter::control::server::ControlServer;
-use hot_restarter::{driver, logging, notify, pidfile, setup, signals};
+use hot_restarter::{container, driver, logging, notify, pidfile, setup, signals};
 
 fn main() -> ExitCode {
     setup::open_missing_stdio();
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     let signals = match signals::Signals::new() {
         Ok(signals) => signals,
         Err(e) => {
-            eprintln!("hot-restarter: {e:#}");
+            logging::early_error(cli::early_log_format(), &format!("{e:#}"));
             return ExitCode::from(1);
         }
     };
@@ -29,14 +29,12 @@ fn main() -> ExitCode {
         Ok(flags) => flags,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            eprintln!(
-                "hot-restarter: {} (try 'hot-restarter --help')",
-                cli::one_line(&e)
-            );
+            let message = format!("{} (try 'hot-restarter --help')", cli::one_line(&e));
+            logging::early_error(cli::early_log_format(), &message);
             return ExitCode::from(2);
         }
     };
-    logging::init();
+    logging::init_with(flags.log_format);
     log::info!(
         "starting hot-restarter with target: {}",
         flags.start_script().display()
@@ -61,6 +59,7 @@ fn main() -> ExitCode {
 /// and supervise until the end. Every child is gone when this returns.
 fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
     setup::close_inherited_descriptors()?;
+    container::warn_about_shm();
     if config.handoff_admin.is_some() {
         signals.add_usr2()?;
         setup::warn_about_migrate_req();
