@@ -126,12 +126,54 @@ fn init_json() {
     }));
 }
 
+/// The log format for errors printed before clap has accepted the command
+/// line (or when it refuses it): `--log-format` among the words before the
+/// start script, else `HOT_RESTARTER_LOG_FORMAT`, else text. A value that
+/// is not a format counts as absent.
+pub fn early_format() -> Format {
+    use clap::{CommandFactory, ValueEnum};
+    let parse = |value: &str| Format::from_str(value, false).ok();
+    let from_env = std::env::var("HOT_RESTARTER_LOG_FORMAT")
+        .ok()
+        .and_then(|v| parse(&v))
+        .unwrap_or_default();
+    let command = crate::cli::Flags::command();
+    // Options whose value is the next word (`--term-wait 5`), so that the
+    // value is not taken for the start script.
+    let takes_next_word = |long: &str| {
+        command.get_arguments().any(|a| {
+            a.get_long() == Some(long)
+                && a.get_action().takes_values()
+                && !a.is_require_equals_set()
+        })
+    };
+    let mut words = std::env::args_os().skip(1);
+    while let Some(word) = words.next() {
+        let word = word.to_string_lossy();
+        // The start script, `--`, or a short flag: the wrapper's words end.
+        let Some(long) = word.strip_prefix("--").filter(|l| !l.is_empty()) else {
+            break;
+        };
+        if let Some(value) = long.strip_prefix("log-format=") {
+            return parse(value).unwrap_or(from_env);
+        }
+        if long == "log-format" {
+            let value = words.next().map(|v| v.to_string_lossy().into_owned());
+            return value.and_then(|v| parse(&v)).unwrap_or(from_env);
+        }
+        if !long.contains('=') && takes_next_word(long) {
+            words.next();
+        }
+    }
+    from_env
+}
+
 /// An error before the logger is installed (a refused command line), on
-/// stderr: `hot-restarter: MESSAGE` as text, or a JSON line naming the
-/// caller.
+/// stderr in the [`early_format`]: `hot-restarter: MESSAGE` as text, or a
+/// JSON line naming the caller.
 #[track_caller]
-pub fn early_error(format: Format, message: &str) {
-    match format {
+pub fn early_error(message: &str) {
+    match early_format() {
         Format::Text => eprintln!("hot-restarter: {message}"),
         Format::Json => {
             let at = std::panic::Location::caller();

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     let signals = match signals::Signals::new() {
         Ok(signals) => signals,
         Err(e) => {
-            logging::early_error(cli::early_log_format(), &format!("{e:#}"));
+            logging::early_error(&format!("{e:#}"));
             return ExitCode::from(1);
         }
     };
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             let message = format!("{} (try 'hot-restarter --help')", cli::one_line(&e));
-            logging::early_error(cli::early_log_format(), &message);
+            logging::early_error(&message);
             return ExitCode::from(2);
         }
     };

@@ -173,16 +173,16 @@ fn a_log_format_after_the_script_belongs_to_the_script() {
         err.starts_with("hot-restarter: unexpected argument '--bogus'"),
         "{err}"
     );
-    // An option's value is not taken for the script.
-    let args = [
-        "--pid-file",
-        "p",
-        "--log-format",
-        "json",
-        "--bogus",
-        "start.sh",
-    ];
-    refused(&args, &[], "'--bogus'");
+    // An option's value is not taken for the script, and a switch takes
+    // no value.
+    for before in [
+        &["--pid-file", "p"][..],
+        &["--keep-serving"],
+        &["--hold-while-draining"],
+    ] {
+        let args = [before, &["--log-format", "json", "--bogus", "start.sh"]].concat();
+        refused(&args, &[], "'--bogus'");
+    }
 }
 
 #[test]
