@@ -12,7 +12,7 @@ use clap::Parser;
 use hot_restarter::config::{self, Config, Flags};
 use hot_restarter::control::server::ControlServer;
 use hot_restarter::driver;
-use hot_restarter::os::{logging, pid_file, sd_notify, setup, signals};
+use hot_restarter::os::{logging, pid_file, sd_notify, setup, shm_check, signals};
 
 fn main() -> ExitCode {
     setup::open_missing_stdio();
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let signals = match signals::Signals::new() {
         Ok(signals) => signals,
         Err(e) => {
-            eprintln!("hot-restarter: {e:#}");
+            logging::early_error(&format!("{e:#}"));
             return ExitCode::from(1);
         }
     };
@@ -30,14 +30,12 @@ fn main() -> ExitCode {
         Ok(flags) => flags,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            eprintln!(
-                "hot-restarter: {} (try 'hot-restarter --help')",
-                config::one_line(&e)
-            );
+            let message = format!("{} (try 'hot-restarter --help')", config::one_line(&e));
+            logging::early_error(&message);
             return ExitCode::from(2);
         }
     };
-    logging::init();
+    logging::init_with(flags.log_format);
     log::info!(
         "starting hot-restarter with target: {}",
         flags.start_script().display()
@@ -62,6 +60,7 @@ fn main() -> ExitCode {
 /// and supervise until the end. Every child is gone when this returns.
 fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
     setup::close_inherited_descriptors()?;
+    shm_check::warn_about_shm();
     if config.handoff_admin.is_some() {
         signals.add_usr2()?;
         setup::warn_about_migrate_req();

@@ -105,6 +105,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             "no control socket: give --socket PATH or set HOT_RESTARTER_CONTROL_SOCKET",
         )
     })?;
+    if let Cmd::Check { timeout } = cli.command {
+        return check(&socket, timeout.unwrap_or(EXCHANGE_TIMEOUT));
+    }
     let (mut json, mut prometheus) = (false, false);
     let (request, w, waiting_for) = match cli.command {
         Cmd::Status {
@@ -118,7 +121,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Handoff(w) => (Request::Handoff { wait: w.wait }, w, "the handoff"),
         Cmd::ReopenLogs => (Request::ReopenLogs, WaitArgs::default(), "the reply"),
         Cmd::Stop(w) => (Request::Stop { wait: w.wait }, w, "the wrapper to exit"),
-        Cmd::Start { .. } => unreachable!("handled above"),
+        Cmd::Start { .. } | Cmd::Check { .. } => unreachable!("handled above"),
     };
     let timeout = match (w.timeout, w.wait, request) {
         (Some(t), _, _) => t,
@@ -167,6 +170,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", Status::prometheus_down());
             Err(e.into())
         }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `check`: 0 while a ready child serves, 1 with the reason while none
+/// does (see `control::check`), 3 when the wrapper is not running.
+fn check(socket: &Path, timeout: Duration) -> Result<(), Failure> {
+    match client::request(socket, &Request::Status, Instant::now() + timeout) {
+        Ok(Reply::Status(status)) => match hot_restarter::control::check::serving(&status) {
+            Ok(line) => {
+                println!("{line}");
+                Ok(())
+            }
+            Err(why) => Err(Failure::new(1, format!("not serving: {why}"))),
+        },
+        Ok(Reply::Failed { reason }) => Err(Failure::new(1, format!("status failed: {reason}"))),
+        Ok(Reply::Done { .. }) => Err(Failure::new(1, "unexpected reply to status")),
+        Err(ClientError::TimedOut) => Err(Failure::new(
+            1,
+            format!("timed out after {} s waiting for the status", secs(timeout)),
+        )),
         Err(e) => Err(e.into()),
     }
 }

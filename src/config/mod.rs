@@ -107,6 +107,18 @@ pub struct Flags {
     #[arg(long, env = "HOT_RESTARTER_SUBREAPER", value_parser = BoolishValueParser::new())]
     pub subreaper: bool,
 
+    /// The wrapper's log lines: text (the Python wrapper's) or json (one
+    /// object per line with pilot-agent's keys time, level, scope, msg,
+    /// caller, and pid).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        env = "HOT_RESTARTER_LOG_FORMAT",
+        default_value = "text",
+        value_enum
+    )]
+    pub log_format: crate::os::logging::Format,
+
     /// START_SCRIPT starts one epoch (it should exec Envoy with
     /// --restart-epoch $RESTART_EPOCH); it is executed directly, without a
     /// shell or a PATH search. Every word after it, flags included, goes to

@@ -45,6 +45,14 @@ pub enum Cmd {
         #[arg(long)]
         prometheus: bool,
     },
+    /// Exit 0 while a ready child serves (also while a reload is under
+    /// way), 1 with the reason while none does or the wrapper is stopping:
+    /// for exec probes (Kubernetes, monit, runit's check).
+    Check {
+        /// Bound on the exchange (default 10 s).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+        timeout: Option<Duration>,
+    },
     /// Hot restart: start the next epoch (SIGHUP).
     Reload(WaitArgs),
     /// Start a new generation beside the serving one (needs --handoff-admin).

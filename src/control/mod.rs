@@ -3,6 +3,7 @@
 //! ([`server`], driven by the supervisor's poll loop) and the blocking
 //! client the ctl binary uses ([`client`]).
 
+pub mod check;
 pub mod client;
 pub mod ctl_cli;
 pub mod proto;

@@ -9,6 +9,7 @@ pub mod pid_file;
 pub mod poller;
 pub mod sd_notify;
 pub mod setup;
+pub mod shm_check;
 pub mod signals;
 pub mod spawn;
 pub mod stderr_capture;
