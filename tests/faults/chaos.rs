@@ -99,14 +99,14 @@ fn child_in(lab: &Lab, state: &str, within: Duration) -> Option<i32> {
 /// without SO_REUSEPORT: `--mode validate` passes, Envoy dies at start.
 fn dying_config(lab: &Lab, held: u16) -> String {
     let good = render(lab.ports, Cfg::Good);
-    let at = good.find("  - name: http\n").expect("the listener in the template");
-    let second = good[at..]
-        .replacen("name: http", "name: held", 1)
-        .replacen(
-            &format!("port_value: {} }}", lab.ports.listen),
-            &format!("port_value: {held} }}"),
-            1,
-        );
+    let at = good
+        .find("  - name: http\n")
+        .expect("the listener in the template");
+    let second = good[at..].replacen("name: http", "name: held", 1).replacen(
+        &format!("port_value: {} }}", lab.ports.listen),
+        &format!("port_value: {held} }}"),
+        1,
+    );
     format!("{good}{second}")
 }
 
@@ -169,6 +169,7 @@ pub fn chaos(name: &'static str, seed: u64) {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
+        let (at, before) = (t.elapsed(), run.actions.len());
         match rng.below(9) {
             0 => {
                 let n = 1 + rng.below(3) as usize;
@@ -219,6 +220,9 @@ pub fn chaos(name: &'static str, seed: u64) {
                 run.actions.push(format!("pause {ms} ms"));
             }
         }
+        for a in &mut run.actions[before..] {
+            *a = format!("{:.1}s {a}", at.as_secs_f64());
+        }
         std::thread::sleep(Duration::from_millis(rng.below(400)));
     }
     // Let the last restart finish before comparing.
@@ -254,7 +258,12 @@ pub fn chaos(name: &'static str, seed: u64) {
     // The exit status without waiting for the output to end (an Envoy
     // that outlived the wrapper would hold it open).
     let exit = wait_until(Duration::from_secs(10), || !running(lab.w.pid))
-        .then(|| lab.w.child.as_mut().and_then(|c| c.try_wait().ok().flatten()))
+        .then(|| {
+            lab.w
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+        })
         .flatten()
         .and_then(|s| s.code());
     eprintln!(
@@ -275,17 +284,39 @@ pub fn chaos(name: &'static str, seed: u64) {
     );
     eprintln!("[faults chaos seed {seed}] wrk: {}", stats.summary());
     eprintln!("[faults chaos seed {seed}] {}", outages.summary());
-    eprintln!("[faults chaos seed {seed}] actions: {}", run.actions.join(", "));
+    eprintln!(
+        "[faults chaos seed {seed}] actions: {}",
+        run.actions.join(", ")
+    );
+    let warnings: Vec<String> = lab
+        .w
+        .log_lines()
+        .into_iter()
+        .filter(|l| matches!(level_of(l), "WARNING" | "ERROR"))
+        .map(|l| format!("{} {}", &l[12..23], message_of(&l)))
+        .collect();
+    eprintln!(
+        "[faults chaos seed {seed}] the wrapper's warnings and errors ({}):\n  {}",
+        warnings.len(),
+        warnings.join("\n  ")
+    );
     for u in &unexpected {
         eprintln!("[faults chaos seed {seed}] unexpected answer: {u}");
     }
-    assert!(alive, "the wrapper exited during the run; output:\n{}", lab.w.tail(80));
+    assert!(
+        alive,
+        "the wrapper exited during the run; output:\n{}",
+        lab.w.tail(80)
+    );
     let (phase, said, real) = matched.clone().unwrap_or_default();
     assert!(
         phase == "running" && said == real,
         "status ({phase}, {said:?}) does not match the Envoy processes {real:?}"
     );
-    assert!(unexpected.is_empty(), "unexpected --wait answers: {unexpected:?}");
+    assert!(
+        unexpected.is_empty(),
+        "unexpected --wait answers: {unexpected:?}"
+    );
     assert!(
         outages.longest() <= Duration::from_secs(1),
         "{}",

@@ -20,8 +20,7 @@ use crate::probe::{Probe, ctl_in_background};
 
 /// The warning the wrapper logs (at the start of its message) when the
 /// draining parent of the serving epoch died, without --handoff-admin.
-pub const DOOMED: &str =
-    "epoch {epoch} (PID={pid}) will abort: its hot-restart parent epoch {parent} (PID={parent_pid}) died";
+pub const DOOMED: &str = "epoch {epoch} (PID={pid}) will abort: its hot-restart parent epoch {parent} (PID={parent_pid}) died";
 
 /// Envoy's own word when it aborts a process whose hot-restart peer is
 /// gone (hot_restarting_base.cc).
@@ -113,7 +112,11 @@ fn serving_dies_while_child_starts(name: &'static str, sig: Signal, handoff: boo
     let t = Instant::now();
     kill(Pid::from_raw(p0), sig).unwrap();
     let sock = socket(&lab);
-    let mut held = vec![ctl_in_background(&sock, &["reload", "--wait"], ANSWER_LIMIT)];
+    let mut held = vec![ctl_in_background(
+        &sock,
+        &["reload", "--wait"],
+        ANSWER_LIMIT,
+    )];
     if handoff {
         held.push(ctl_in_background(
             &sock,
@@ -125,7 +128,8 @@ fn serving_dies_while_child_starts(name: &'static str, sig: Signal, handoff: boo
         let mut envoy_first = false;
         let live = wait_until(DEADLINE, || {
             envoy_first |= aborted(&lab);
-            lab.info(1).is_some_and(|i| i.state == "LIVE" && i.epoch == 0)
+            lab.info(1)
+                .is_some_and(|i| i.state == "LIVE" && i.epoch == 0)
         });
         assert!(
             live && !envoy_first,
@@ -135,14 +139,21 @@ fn serving_dies_while_child_starts(name: &'static str, sig: Signal, handoff: boo
             t.elapsed().as_millis(),
             lab.w.output()
         );
-        format!("generation 1 LIVE {} ms after the kill", t.elapsed().as_millis())
+        format!(
+            "generation 1 LIVE {} ms after the kill",
+            t.elapsed().as_millis()
+        )
     } else {
         let mut envoy_first = false;
         let exited = wait_until(DEADLINE, || {
             envoy_first |= aborted(&lab);
             !running(lab.w.pid)
         });
-        let code = if exited { Some(lab.w.exit_code()) } else { None };
+        let code = if exited {
+            Some(lab.w.exit_code())
+        } else {
+            None
+        };
         assert!(
             code == Some(1) && !envoy_first,
             "{sig:?} to the serving epoch 0 (PID={p0}) while epoch 1 (PID={p1}) starts, no \
@@ -151,7 +162,10 @@ fn serving_dies_while_child_starts(name: &'static str, sig: Signal, handoff: boo
             t.elapsed().as_millis(),
             lab.w.output()
         );
-        format!("wrapper exit 1 {} ms after the kill", t.elapsed().as_millis())
+        format!(
+            "wrapper exit 1 {} ms after the kill",
+            t.elapsed().as_millis()
+        )
     };
     let answers: Vec<_> = held.into_iter().map(|h| h.join().unwrap()).collect();
     for a in &answers {
@@ -187,7 +201,14 @@ fn serving_dies_while_child_starts(name: &'static str, sig: Signal, handoff: boo
 
 /// Chain 1 with --handoff-admin: a new generation at once.
 #[test]
-#[ignore = "issue 14: the wrapper waits for a starting epoch whose hot-restart parent died instead of handing off at once"]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl, has_netns)),
+    ignore = "needs Envoy, wrk, curl and a private network namespace (unshare -n -m, ip): run .ci/run as root"
+)]
+#[cfg_attr(
+    all(has_envoy, has_wrk, has_curl, has_netns),
+    ignore = "issue 14: the wrapper waits for a starting epoch whose hot-restart parent died instead of handing off at once"
+)]
 fn chain1a_serving_envoy_dies_while_its_child_starts_handoff_starts_a_new_generation() {
     let name = "envoy_chains::chain1a_serving_envoy_dies_while_its_child_starts_handoff_starts_a_new_generation";
     if !in_private_netns(name) {
@@ -199,10 +220,16 @@ fn chain1a_serving_envoy_dies_while_its_child_starts_handoff_starts_a_new_genera
 
 /// Chain 1 without --handoff-admin: tear down and exit 1 at once.
 #[test]
-#[ignore = "issue 14: without --handoff-admin the wrapper waits for a hopeless starting epoch instead of exiting 1 at once"]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl, has_netns)),
+    ignore = "needs Envoy, wrk, curl and a private network namespace (unshare -n -m, ip): run .ci/run as root"
+)]
+#[cfg_attr(
+    all(has_envoy, has_wrk, has_curl, has_netns),
+    ignore = "issue 14: without --handoff-admin the wrapper waits for a hopeless starting epoch instead of exiting 1 at once"
+)]
 fn chain1b_serving_envoy_dies_while_its_child_starts_no_handoff_exits_1_at_once() {
-    let name =
-        "envoy_chains::chain1b_serving_envoy_dies_while_its_child_starts_no_handoff_exits_1_at_once";
+    let name = "envoy_chains::chain1b_serving_envoy_dies_while_its_child_starts_no_handoff_exits_1_at_once";
     if !in_private_netns(name) {
         return;
     }
@@ -235,9 +262,17 @@ fn kill_draining_parent(name: &'static str, handoff: bool) -> (Lab, i32, i32, In
 /// Chain 2 with --handoff-admin: kill -9 of the draining parent; a new
 /// generation is LIVE before Envoy aborts the serving epoch.
 #[test]
-#[ignore = "issue 14: the wrapper does not hand off when the serving epoch's draining parent dies; Envoy aborts the serving epoch 10-15 s later"]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl, has_netns)),
+    ignore = "needs Envoy, wrk, curl and a private network namespace (unshare -n -m, ip): run .ci/run as root"
+)]
+#[cfg_attr(
+    all(has_envoy, has_wrk, has_curl, has_netns),
+    ignore = "issue 14: the wrapper does not hand off when the serving epoch's draining parent dies; Envoy aborts the serving epoch 10-15 s later"
+)]
 fn chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort() {
-    let name = "envoy_chains::chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort";
+    let name =
+        "envoy_chains::chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort";
     if !in_private_netns(name) {
         return;
     }
@@ -245,7 +280,8 @@ fn chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort() {
     let mut envoy_first = false;
     let live = wait_until(DEADLINE, || {
         envoy_first |= aborted(&lab);
-        lab.info(1).is_some_and(|i| i.state == "LIVE" && i.epoch == 0)
+        lab.info(1)
+            .is_some_and(|i| i.state == "LIVE" && i.epoch == 0)
     });
     let live_after = t.elapsed();
     let gone = wait_until(DEADLINE * 2, || !running(p1));
@@ -289,7 +325,14 @@ fn chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort() {
 /// abort, before it does. Figures: the time from the kill to the abort,
 /// and the failed requests, without a proactive handoff.
 #[test]
-#[ignore = "issue 14: the wrapper says nothing when the serving epoch's draining parent dies"]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl, has_netns)),
+    ignore = "needs Envoy, wrk, curl and a private network namespace (unshare -n -m, ip): run .ci/run as root"
+)]
+#[cfg_attr(
+    all(has_envoy, has_wrk, has_curl, has_netns),
+    ignore = "issue 14: the wrapper says nothing when the serving epoch's draining parent dies"
+)]
 fn chain2b_draining_parent_killed_no_handoff_warns_that_the_serving_epoch_will_abort() {
     let name = "envoy_chains::chain2b_draining_parent_killed_no_handoff_warns_that_the_serving_epoch_will_abort";
     if !in_private_netns(name) {
@@ -370,9 +413,17 @@ exec "$REAL_ENVOY" "$@"
 /// down, the wrapper stays up, and the listener serves throughout (the
 /// old generation keeps serving, or a fresh generation takes over).
 #[test]
-#[ignore = "issue 14: with --keep-serving a new generation that dies after LIVE takes the draining old generation down and the wrapper exits 1"]
+#[cfg_attr(
+    not(all(has_envoy, has_wrk, has_curl, has_netns)),
+    ignore = "needs Envoy, wrk, curl and a private network namespace (unshare -n -m, ip): run .ci/run as root"
+)]
+#[cfg_attr(
+    all(has_envoy, has_wrk, has_curl, has_netns),
+    ignore = "issue 14: with --keep-serving a new generation that dies after LIVE takes the draining old generation down and the wrapper exits 1"
+)]
 fn chain3_new_generation_crashing_after_live_does_not_take_the_old_one_down() {
-    let name = "envoy_chains::chain3_new_generation_crashing_after_live_does_not_take_the_old_one_down";
+    let name =
+        "envoy_chains::chain3_new_generation_crashing_after_live_does_not_take_the_old_one_down";
     if !in_private_netns(name) {
         return;
     }

@@ -101,8 +101,7 @@ fn chain4_handoff_refused_when_something_already_answers_on_its_address() {
 
 /// A log line that looks like one of the wrapper's, as a forger would
 /// write it.
-const FORGED: &str =
-    "[2026-12-04 18:00:00.000][1][INFO][core] [src/core/ready.rs:99] epoch 0 (PID=1) is ready after 1 ms";
+const FORGED: &str = "[2026-12-04 18:00:00.000][1][INFO][core] [src/core/ready.rs:99] epoch 0 (PID=1) is ready after 1 ms";
 
 /// One misbehaving admin answer and what its log lines must show.
 struct Case {
