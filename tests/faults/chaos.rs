@@ -24,7 +24,9 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::common::*;
-use crate::envoy_chains::{ENVOY_ABORT, WRK_CONNECTIONS, faults_lab, socket};
+use crate::envoy_chains::{
+    ENVOY_ABORT, WRK_CONNECTIONS, assert_client_contract, faults_lab, socket,
+};
 use crate::envoy_lab::*;
 use crate::probe::{CtlAnswer, Probe, ctl};
 
@@ -317,17 +319,7 @@ pub fn chaos(name: &'static str, seed: u64) {
         unexpected.is_empty(),
         "unexpected --wait answers: {unexpected:?}"
     );
-    assert!(
-        outages.longest() <= Duration::from_secs(1),
-        "{}",
-        outages.summary()
-    );
-    assert!(
-        stats.failed() <= explained,
-        "{} failed requests, at most {explained} explained by the test's kills: {}",
-        stats.failed(),
-        stats.summary()
-    );
+    assert_client_contract(&outages, &stats, explained);
     let stopped = stopped.unwrap();
     assert!(stopped.ok(), "{}", stopped.describe());
     assert_eq!(exit, Some(0), "{}", lab.w.tail(40));

@@ -150,10 +150,9 @@ impl CtlAnswer {
 /// Run `hot-restarter-ctl --socket SOCKET args...`, killed after `limit`.
 pub fn ctl(socket: &Path, args: &[&str], limit: Duration) -> CtlAnswer {
     let t = Instant::now();
-    let mut child = Command::new(CTL)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
+    let mut cmd = Command::new(CTL);
+    cmd.arg("--socket").arg(socket).args(args);
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
