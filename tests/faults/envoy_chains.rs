@@ -10,6 +10,7 @@
 //! has_netns)), ignore = ...)`, as tests/handoff.rs has it, so that a
 //! machine without them reports the test ignored, not passed.
 
+use std::cell::Cell;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -277,25 +278,35 @@ fn chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort() {
         return;
     }
     let (mut lab, p0, p1, t, probe) = kill_draining_parent("chain2a", true);
-    let mut envoy_first = false;
+    // When Envoy's abort of epoch 1 was first seen (ms after the kill).
+    let abort_at = Cell::new(None);
+    let note_abort = |lab: &Lab| {
+        if abort_at.get().is_none() && aborted(lab) {
+            abort_at.set(Some(t.elapsed().as_millis()));
+        }
+    };
     let live = wait_until(DEADLINE, || {
-        envoy_first |= aborted(&lab);
+        note_abort(&lab);
         lab.info(1)
             .is_some_and(|i| i.state == "LIVE" && i.epoch == 0)
     });
+    let envoy_first = abort_at.get().is_some();
     let live_after = t.elapsed();
-    let gone = wait_until(DEADLINE * 2, || !running(p1));
+    let gone = wait_until(DEADLINE * 2, || {
+        note_abort(&lab);
+        !running(p1)
+    });
     let gone_after = t.elapsed();
     let stats = lab.stop_wrk();
     let outages = probe.finish();
-    let envoy_aborted = aborted(&lab);
+    let (abort_at, envoy_aborted) = (abort_at.get(), abort_at.get().is_some());
     let explained = WRK_CONNECTIONS * (1 + u64::from(envoy_aborted));
     lab.report(
         &stats,
         &format!(
             "kill -9 of the draining parent (PID={p0}); generation 1 LIVE: {live} after {} ms \
-             (Envoy aborted epoch 1 first: {envoy_first}); epoch 1 (PID={p1}) gone: {gone} after \
-             {} ms, by Envoy's abort: {envoy_aborted}; {}; failures explained by the kill: <= \
+             (Envoy aborted epoch 1 first: {envoy_first}); epoch 1 (PID={p1}) gone: {gone} by \
+             {} ms, Envoy's abort at {abort_at:?} ms; {}; failures explained by the kill: <= \
              {explained}",
             live_after.as_millis(),
             gone_after.as_millis(),
