@@ -1,0 +1,61 @@
+//! Issue 14: no outage the wrapper could have prevented. One test per
+//! chain of the issue, and a seeded chaos test, with real Envoy 1.40 where
+//! the behaviour is Envoy's (inside a private network and mount namespace,
+//! tests/envoy_lab/netns.rs) and stand-in admins elsewhere. The facts
+//! about Envoy they rest on, with the commands that found them, are in
+//! docs/envoy-faults.md.
+//!
+//! Every test here states the contract after the fix and is `#[ignore]`d
+//! with what is missing until then. The chaos tests are ignored by default
+//! (slow); run them with
+//! `cargo test --test faults chaos_ -- --include-ignored --test-threads 1 --nocapture`
+//! (CHAOS_SEEDS, CHAOS_SECS: see tests/faults/chaos.rs). Without Envoy,
+//! wrk, curl, unshare or ip the Envoy tests skip with a printed reason, and
+//! fail when CI=true.
+
+mod common;
+mod envoy_lab;
+
+#[path = "faults/chaos.rs"]
+mod chaos;
+#[path = "faults/envoy_chains.rs"]
+mod envoy_chains;
+#[path = "faults/probe.rs"]
+mod probe;
+#[path = "faults/standin.rs"]
+mod standin;
+#[path = "faults/standin_chains.rs"]
+mod standin_chains;
+
+use envoy_lab::netns::in_private_netns;
+
+/// The chaos run for the seed at `position` of CHAOS_SEEDS, inside its own
+/// namespace.
+fn chaos_at(position: usize, test: &str, name: &'static str) {
+    let Some(seed) = chaos::seed(position) else {
+        eprintln!("no seed at position {position} of CHAOS_SEEDS: nothing to run");
+        return;
+    };
+    if !in_private_netns(test) {
+        return;
+    }
+    chaos::chaos(name, seed);
+}
+
+#[test]
+#[ignore = "chaos: slow (CHAOS_SECS per seed); run with --include-ignored"]
+fn chaos_seed_1() {
+    chaos_at(0, "chaos_seed_1", "chaos 1");
+}
+
+#[test]
+#[ignore = "chaos: slow (CHAOS_SECS per seed); run with --include-ignored"]
+fn chaos_seed_2() {
+    chaos_at(1, "chaos_seed_2", "chaos 2");
+}
+
+#[test]
+#[ignore = "chaos: slow (CHAOS_SECS per seed); run with --include-ignored"]
+fn chaos_seed_3() {
+    chaos_at(2, "chaos_seed_3", "chaos 3");
+}
