@@ -13,8 +13,32 @@
 //! wrk, curl, unshare or ip the Envoy tests skip with a printed reason, and
 //! fail when CI=true.
 
-mod common;
+// Shared support: this binary uses part of it.
+#[allow(dead_code, unused_imports)]
+#[path = "support/admin_lab.rs"]
+mod admin_lab;
+// Shared support: this binary uses part of it.
+#[allow(dead_code, unused_imports)]
+#[path = "support/components.rs"]
+mod components;
+// Shared support: this binary uses part of it.
+#[allow(dead_code, unused_imports)]
+#[path = "support/envoy_lab.rs"]
 mod envoy_lab;
+// Shared support: this binary uses part of it.
+#[allow(dead_code, unused_imports)]
+#[path = "support/netns.rs"]
+mod netns;
+#[path = "support/mod.rs"]
+mod support;
+
+/// The names these tests were written against, over tests/support.
+mod common {
+    pub use crate::support::*;
+    pub mod fake_admin {
+        pub use crate::admin_lab::*;
+    }
+}
 
 #[path = "faults/chaos.rs"]
 mod chaos;
@@ -27,7 +51,16 @@ mod standin;
 #[path = "faults/standin_chains.rs"]
 mod standin_chains;
 
-use envoy_lab::netns::in_private_netns;
+
+/// Run `test` (its path below this crate, e.g. `envoy_chains::chain1a_…`)
+/// in a private network and mount namespace; see tests/support/netns.rs.
+pub fn in_private_netns(test: &str) -> bool {
+    let (module, name) = match test.rsplit_once("::") {
+        Some((module, name)) => (format!("faults::{module}"), name),
+        None => ("faults".to_string(), test),
+    };
+    netns::in_private_netns(&module, name, netns::migrate_req_wanted())
+}
 
 /// The chaos run for the seed at `position` of CHAOS_SEEDS, inside its own
 /// namespace.

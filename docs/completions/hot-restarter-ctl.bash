@@ -16,6 +16,9 @@ _hot__restarter__ctl() {
             ",$1")
                 cmd="hot__restarter__ctl"
                 ;;
+            hot__restarter__ctl,check)
+                cmd="hot__restarter__ctl__subcmd__check"
+                ;;
             hot__restarter__ctl,handoff)
                 cmd="hot__restarter__ctl__subcmd__handoff"
                 ;;
@@ -36,6 +39,9 @@ _hot__restarter__ctl() {
                 ;;
             hot__restarter__ctl,stop)
                 cmd="hot__restarter__ctl__subcmd__stop"
+                ;;
+            hot__restarter__ctl__subcmd__help,check)
+                cmd="hot__restarter__ctl__subcmd__help__subcmd__check"
                 ;;
             hot__restarter__ctl__subcmd__help,handoff)
                 cmd="hot__restarter__ctl__subcmd__help__subcmd__handoff"
@@ -65,12 +71,34 @@ _hot__restarter__ctl() {
 
     case "${cmd}" in
         hot__restarter__ctl)
-            opts="-h -V --socket --help --version status reload handoff reopen-logs stop start help"
+            opts="-h -V --socket --help --version status check reload handoff reopen-logs stop start help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hot__restarter__ctl__subcmd__check)
+            opts="-h --timeout --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -105,8 +133,22 @@ _hot__restarter__ctl() {
             return 0
             ;;
         hot__restarter__ctl__subcmd__help)
-            opts="status reload handoff reopen-logs stop start help"
+            opts="status check reload handoff reopen-logs stop start help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hot__restarter__ctl__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -28,6 +28,7 @@ complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_needs_command" -l soc
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_needs_command" -s h -l help -d 'Print help'
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_needs_command" -s V -l version -d 'Print version'
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_needs_command" -f -a "status" -d 'Print the wrapper\'s pid, phase, uptime, children, last reload and counters'
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_needs_command" -f -a "check" -d 'Exit 0 while a ready child serves (also while a reload is under way), 1 with the reason while none does or the wrapper is stopping: for exec probes (Kubernetes, monit, runit\'s check)'
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_needs_command" -f -a "reload" -d 'Hot restart: start the next epoch (SIGHUP)'
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_needs_command" -f -a "handoff" -d 'Start a new generation beside the serving one (needs --handoff-admin)'
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_needs_command" -f -a "reopen-logs" -d 'Every child reopens its logs (SIGUSR1)'
@@ -38,6 +39,9 @@ complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand stat
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand status" -l json -d 'As the JSON object the wrapper sent'
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand status" -l prometheus -d 'As Prometheus text (for node_exporter\'s textfile collector); prints hot_restarter_up 0 when the wrapper is not running'
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand check" -l timeout -d 'Bound on the exchange (default 10 s)' -r
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand check" -l socket -d 'The wrapper\'s control socket (its --control-socket)' -r -F
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand check" -s h -l help -d 'Print help'
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand reload" -l timeout -d 'Bound on the whole exchange (default 10 s; with --wait 120 s, for stop 40 s)' -r
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand reload" -l socket -d 'The wrapper\'s control socket (its --control-socket)' -r -F
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand reload" -l wait -d 'Return when the operation has finished, with its result'
@@ -56,10 +60,11 @@ complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand star
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand start" -l timeout -d 'Give up after SECONDS (the wrapper is left running)' -r
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand start" -l socket -d 'The wrapper\'s control socket (its --control-socket)' -r -F
 complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand start" -s h -l help -d 'Print help'
-complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status reload handoff reopen-logs stop start help" -f -a "status" -d 'Print the wrapper\'s pid, phase, uptime, children, last reload and counters'
-complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status reload handoff reopen-logs stop start help" -f -a "reload" -d 'Hot restart: start the next epoch (SIGHUP)'
-complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status reload handoff reopen-logs stop start help" -f -a "handoff" -d 'Start a new generation beside the serving one (needs --handoff-admin)'
-complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status reload handoff reopen-logs stop start help" -f -a "reopen-logs" -d 'Every child reopens its logs (SIGUSR1)'
-complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status reload handoff reopen-logs stop start help" -f -a "stop" -d 'Graceful shutdown (SIGTERM). With --wait, return once the wrapper has stopped every child and is exiting'
-complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status reload handoff reopen-logs stop start help" -f -a "start" -d 'Start hot-restarter detached (own session, output to --log), and return once it answers on the socket with a child running'
-complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status reload handoff reopen-logs stop start help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status check reload handoff reopen-logs stop start help" -f -a "status" -d 'Print the wrapper\'s pid, phase, uptime, children, last reload and counters'
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status check reload handoff reopen-logs stop start help" -f -a "check" -d 'Exit 0 while a ready child serves (also while a reload is under way), 1 with the reason while none does or the wrapper is stopping: for exec probes (Kubernetes, monit, runit\'s check)'
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status check reload handoff reopen-logs stop start help" -f -a "reload" -d 'Hot restart: start the next epoch (SIGHUP)'
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status check reload handoff reopen-logs stop start help" -f -a "handoff" -d 'Start a new generation beside the serving one (needs --handoff-admin)'
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status check reload handoff reopen-logs stop start help" -f -a "reopen-logs" -d 'Every child reopens its logs (SIGUSR1)'
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status check reload handoff reopen-logs stop start help" -f -a "stop" -d 'Graceful shutdown (SIGTERM). With --wait, return once the wrapper has stopped every child and is exiting'
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status check reload handoff reopen-logs stop start help" -f -a "start" -d 'Start hot-restarter detached (own session, output to --log), and return once it answers on the socket with a child running'
+complete -c hot-restarter-ctl -n "__fish_hot_restarter_ctl_using_subcommand help; and not __fish_seen_subcommand_from status check reload handoff reopen-logs stop start help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

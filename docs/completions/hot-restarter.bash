@@ -23,7 +23,7 @@ _hot__restarter() {
 
     case "${cmd}" in
         hot__restarter)
-            opts="-h -V --term-wait --pid-file --preflight --preflight-timeout --keep-serving --ready-check --ready-timeout --ready-interval --hold-while-draining --envoy-admin --handoff-admin --envoy-bin --control-socket --subreaper --help --version"
+            opts="-h -V --term-wait --pid-file --preflight --preflight-timeout --keep-serving --ready-check --ready-timeout --ready-interval --hold-while-draining --envoy-admin --handoff-admin --envoy-bin --control-socket --subreaper --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -75,6 +75,10 @@ _hot__restarter() {
                     ;;
                 --control-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)

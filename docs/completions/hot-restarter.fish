@@ -11,7 +11,9 @@ complete -c hot-restarter -l envoy-admin -d 'Envoy\'s admin address (IPv4:PORT, 
 complete -c hot-restarter -l handoff-admin -d 'A second admin address for side-by-side handoff: generation g of Envoy uses slot g % 2 (slot 0 --envoy-admin, slot 1 this one); SIGUSR2 hands off to a new generation. Needs --envoy-admin' -r
 complete -c hot-restarter -l envoy-bin -d 'The Envoy binary the start script runs: when its --hot-restart-version differs from the running Envoy\'s, a reload becomes a handoff. Needs --handoff-admin' -r -F
 complete -c hot-restarter -l control-socket -d 'Serve hot-restarter-ctl on a unix socket at PATH (mode 0600; a stale socket file is replaced, anything else there is an error)' -r -F
+complete -c hot-restarter -l log-format -d 'The wrapper\'s log lines: text (the Python wrapper\'s) or json (one object per line with pilot-agent\'s keys time, level, scope, msg, caller, and pid)' -r -f -a "text\t'The Python wrapper\'s lines'
+json\t'One JSON object per line'"
 complete -c hot-restarter -l keep-serving -d 'A child that fails while another child still runs does not bring the others down: it is logged as a failed restart and the epoch is reused'
 complete -c hot-restarter -l subreaper -d 'Become a child subreaper, so that processes orphaned below the start script are re-parented to the wrapper and reaped by it'
-complete -c hot-restarter -s h -l help -d 'Print help'
+complete -c hot-restarter -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hot-restarter -s V -l version -d 'Print version'

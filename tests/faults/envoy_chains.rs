@@ -20,7 +20,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::common::*;
-use crate::envoy_lab::netns::in_private_netns;
+use crate::in_private_netns;
 use crate::envoy_lab::*;
 use crate::probe::{Outages, Probe, ctl_in_background};
 
