@@ -51,7 +51,6 @@ mod standin;
 #[path = "faults/standin_chains.rs"]
 mod standin_chains;
 
-
 /// Run `test` (its path below this crate, e.g. `envoy_chains::chain1a_…`)
 /// in a private network and mount namespace; see tests/support/netns.rs.
 pub fn in_private_netns(test: &str) -> bool {

@@ -20,8 +20,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::common::*;
-use crate::in_private_netns;
 use crate::envoy_lab::*;
+use crate::in_private_netns;
 use crate::probe::{Outages, Probe, ctl_in_background};
 
 /// The warning the wrapper logs (at the start of its message) when the

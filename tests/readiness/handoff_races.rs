@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::admin_lab::{Lab, initializing, live};
 use crate::support::*;
-use hot_restarter::core::{Command, Exit, Reply, WaiterId};
 use hot_restarter::core::{Action, Answer, ChildState, Core, Event, Job, JobKind, Query, Settings};
+use hot_restarter::core::{Command, Exit, Reply, WaiterId};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
