@@ -7,8 +7,9 @@
 //!
 //! `stop --wait` returns on the wrapper's reply, which it sends as its last
 //! act, with its children reaped and its pid and socket files removed (see
-//! `control::proto`); a connection closed without a reply counts as
-//! stopped once nothing answers on the socket. `start` runs the wrapper
+//! `control::proto`). Only a reply means success: a connection closed
+//! without one (the wrapper was killed, its children maybe still running)
+//! is exit 1 with that reason. `start` runs the wrapper
 //! (`$HOT_RESTARTER_BIN`, else `hot-restarter` beside this executable, else
 //! on PATH) in a session of its own with stdin from /dev/null and output
 //! appended to `--log`, passes the socket as HOT_RESTARTER_CONTROL_SOCKET
@@ -155,17 +156,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 secs(timeout)
             ),
         )),
-        // The wrapper replies to `stop --wait` just before it exits; if it
-        // died first, the stop happened all the same once nothing answers.
-        Err(ClientError::NoReply) if request == (Request::Stop { wait: true }) => {
-            match client::connect(&socket, Instant::now() + EXCHANGE_TIMEOUT) {
-                Err(ClientError::NotRunning { .. }) => {
-                    println!("hot-restarter has exited");
-                    Ok(())
-                }
-                _ => Err(ClientError::NoReply.into()),
-            }
-        }
         Err(e @ ClientError::NotRunning { .. }) if prometheus => {
             print!("{}", Status::prometheus_down());
             Err(e.into())

@@ -337,12 +337,19 @@ fn a_wait_that_runs_out_is_exit_1_and_hangs_up() {
 }
 
 #[test]
-fn stop_wait_counts_a_wrapper_that_exits_without_replying_as_stopped() {
+fn stop_wait_is_not_success_without_a_reply() {
+    // Only a reply says the children were stopped: a wrapper that vanished
+    // (SIGKILL, OOM) may have left them running.
     let (_dir, socket) = dir();
     let fake = Fake::serve(&socket, vec![Answer::Vanish]);
     let out = ctl(Some(&socket), &["stop", "--wait"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(stdout(&out), "hot-restarter has exited\n");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("closed the connection without a reply"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
     assert_eq!(fake.join(), [r#"{"v":1,"cmd":"stop","wait":true}"#]);
 }
 

@@ -225,7 +225,6 @@ fn chain5_admin_answers_cannot_forge_or_flood_the_log() {
 /// Five times: how the client sees the wrapper die is a race (the
 /// listening socket may close before or after the connection).
 #[test]
-#[ignore = "issue 14: `hot-restarter-ctl stop --wait` exits 0 (\"hot-restarter has exited\") when the wrapper dies without a reply"]
 fn chain6_stop_wait_is_not_success_when_the_wrapper_is_killed() {
     for round in 1..=5 {
         let answer = stop_wait_then_sigkill();
