@@ -1,7 +1,7 @@
 //! Property tests of the sans-IO core (`src/core`): random runs of signals,
 //! exits in batches, spawn failures, stuck and deaf processes and the
 //! passing of time, across random Settings, through a fake driver that
-//! carries out the core's actions as `src/driver.rs` does. After every
+//! carries out the core's actions as `src/driver/` does. After every
 //! event the core is checked against a model built from the events alone
 //! (the numbered invariants, I1-I11, are listed below); each run is then
 //! driven to its end (SIGTERM, every process dies, time passes) and must

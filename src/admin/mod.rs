@@ -7,7 +7,7 @@
 //! `on_ready` whenever poll reports the descriptor, and `timed_out` once the
 //! deadline has passed. Nothing here sleeps, resolves a name or waits on a
 //! socket, so a slow, silent or absent Envoy never delays a signal
-//! (SPEC.md section 8). `request_blocking` wraps the same machine in its own
+//! (docs/envoy.md, Readiness). `request_blocking` wraps the same machine in its own
 //! poll() for tests and one-shot command-line use.
 
 mod envoy;

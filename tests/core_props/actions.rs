@@ -1,5 +1,5 @@
 //! The fake driver's hands: carrying out each action the core returns,
-//! as `src/driver.rs` does, against the fake world, and checking on the
+//! as `src/driver/` does, against the fake world, and checking on the
 //! spot that the model allows it (invariants 1-4, 8, 10 and 11, H1, H2;
 //! questions in admin.rs, replies in control.rs).
 
@@ -254,7 +254,7 @@ impl Harness {
     fn epoch_failed(&mut self, n: u32, g: u32) {
         if g != self.m.serving {
             // A failed start: a failed handoff, and a failure for the exit
-            // code (SPEC section 4: a start failed).
+            // code (docs/behaviour.md, exit codes: a start failed).
             self.m.handoff_failed_now = true;
             self.m.failure_seen = true;
             return;

@@ -1,5 +1,5 @@
 //! The fake driver: it turns steps into events, feeds them to the core and
-//! carries out the actions in the order `src/driver.rs` does (a spawn's
+//! carries out the actions in the order `src/driver/` does (a spawn's
 //! outcome goes back to the core at once and what follows from it runs
 //! before the rest of the earlier actions; so does the answer to a question
 //! answered at once). Before each event `predict.rs` moves the model on;

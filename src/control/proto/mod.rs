@@ -1,62 +1,8 @@
 //! The control socket's wire protocol, version 1: the requests and replies
 //! that `hot-restarter-ctl` and the wrapper exchange, with their parsers and
-//! printers. No I/O happens here.
-//!
-//! # Exchange
-//!
-//! One request per connection. The client connects, writes one request
-//! line, and reads one reply line; the wrapper closes the connection once
-//! the reply is written. A line is one JSON object followed by `\n` (a
-//! request that ends at the client's end of file without `\n` is accepted
-//! too). A request line longer than [`MAX_REQUEST_LINE`] bytes is refused.
-//!
-//! # Requests
-//!
-//! ```text
-//! {"v":1,"cmd":"status"}
-//! {"v":1,"cmd":"reload","wait":true}
-//! {"v":1,"cmd":"handoff","wait":false}
-//! {"v":1,"cmd":"reopen-logs"}
-//! {"v":1,"cmd":"stop","wait":true}
-//! ```
-//!
-//! `v` and `cmd` are required. `wait` (a boolean, `false` when absent) is
-//! accepted by `reload`, `handoff` and `stop` only: without it the wrapper
-//! replies as soon as it has acted on the command; with it, once the
-//! operation has finished:
-//! - `reload`, `handoff`: when that restart is done (`ok: true`), or was
-//!   skipped or failed (`ok: false`, the reason). Reloads coalesced into
-//!   one share its reply.
-//! - `stop`: as the wrapper's last act before it exits, after every child
-//!   has been reaped and after its pid file and socket file are removed
-//!   (so a new wrapper can start the moment the reply arrives): `ok: true`
-//!   when it exits 0, `ok: false` naming the exit code otherwise (children
-//!   had to be killed). If the connection closes without a reply (the
-//!   wrapper was killed), the client checks the socket: nothing answering
-//!   means the wrapper is gone.
-//!
-//! # Replies
-//!
-//! ```text
-//! {"v":1,"ok":true,"status":{...}}              the answer to status
-//! {"v":1,"ok":true,"detail":"epoch 3 (PID=123) is ready"}
-//! {"v":1,"ok":false,"error":"preflight for epoch 2 failed: ..."}
-//! ```
-//!
-//! `status` holds a [`Status`] object: `pid`, `phase`, `uptime_s`,
-//! `children` (`pid`, `epoch`, `generation`, `state`), `last_reload`
-//! (`epoch`, `result`, `reason`, `ms`; `null` before the first) and
-//! `counters`.
-//!
-//! # Versions
-//!
-//! `v` is the protocol version, in every request and every reply. A wrapper
-//! answers a request whose `v` it does not speak with an `ok: false` reply
-//! carrying its own `v`; a client that reads a reply whose `v` is not its
-//! own (or that has none) reports the mismatch ([`ReplyError::Version`])
-//! instead of guessing at the fields. Within one version, fields may be
-//! added: readers ignore fields they do not know, so adding a field does not
-//! need a new version; changing or removing one does.
+//! printers. No I/O happens here. The protocol itself (exchange, requests,
+//! replies, `--wait`, versions, limits) is described once, in
+//! docs/control-protocol.md; this module is its implementation.
 
 use std::fmt;
 
