@@ -37,6 +37,7 @@ const OPTIONS: &[(&str, Option<&str>, &str)] = &[
     ("envoy-bin", Some("/usr/bin/envoy"), "/opt/envoy"),
     ("control-socket", Some("/run/ctl.sock"), "/run/other.sock"),
     ("subreaper", None, "false"),
+    ("log-format", Some("json"), "text"),
 ];
 
 /// `term-wait` -> `HOT_RESTARTER_TERM_WAIT`.
