@@ -128,6 +128,7 @@ impl Core {
         }
         match (binary, running) {
             (Ok(b), Ok(r)) if b != r => {
+                let (b, r) = (super::quoted(&b), super::quoted(&r));
                 let why = format!(
                     "the Envoy binary's hot-restart version {b} differs from the running \
                      Envoy's {r}"

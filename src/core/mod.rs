@@ -34,12 +34,14 @@ mod exits;
 mod handoff;
 mod helpers;
 pub mod policy;
+mod quote;
 mod ready;
 mod report;
 mod restart;
 mod transition;
 mod types;
 
+pub use quote::{escape_controls, quoted};
 pub use report::{Counters, LastReload, ReloadResult, StatusView};
 pub use types::*;
 

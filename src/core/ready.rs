@@ -69,6 +69,7 @@ impl Core {
                     self.check_ready();
                     return;
                 }
+                let state = super::quoted(&state);
                 match restart_epoch {
                     Some(e) => format!("state {state} at epoch {e}"),
                     None => format!("state {state}, no restart epoch"),

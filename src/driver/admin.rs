@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::Driver;
 use crate::admin::{self, Method};
-use crate::core::{Answer, Event, Query, slot};
+use crate::core::{Answer, Event, Query, quoted, slot};
 use crate::os::listening;
 
 /// How long one request to Envoy's admin may take, connect to last byte.
@@ -106,7 +106,7 @@ fn release_freed_memory() {
 fn understand(query: Query, response: admin::Response) -> Result<Answer, String> {
     if response.status != 200 {
         let body = String::from_utf8_lossy(&response.body);
-        return Err(format!("HTTP {}: {}", response.status, body.trim()));
+        return Err(format!("HTTP {}: {}", response.status, quoted(body.trim())));
     }
     match query {
         Query::ServerInfo { .. } => {

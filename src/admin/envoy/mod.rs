@@ -52,8 +52,13 @@ pub fn parse_server_info(body: &[u8]) -> Result<ServerInfo, String> {
     let restart_epoch = match v.command_line_options.and_then(|o| o.restart_epoch) {
         None | Some(Value::Null) => None,
         Some(e) => Some(epoch(&e).ok_or_else(|| {
+            let why = if is_whole(&e) {
+                "out of range"
+            } else {
+                "not an epoch number"
+            };
             let e = describe(&e);
-            format!("/server_info command_line_options.restart_epoch is {e}, not an epoch number")
+            format!("/server_info command_line_options.restart_epoch is {e}, {why}")
         })?),
     };
     let hot_restart_version = match v.hot_restart_version {
@@ -75,18 +80,31 @@ fn epoch(v: &Value) -> Option<u32> {
     }
 }
 
+/// Whether `v` is a whole JSON number, of any size.
+fn is_whole(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => {
+            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
+        _ => false,
+    }
+}
+
 /// A JSON value for an error message, short, and without serde_json's
 /// serializer (whose float formatting alone adds ~36 KB to the binary).
 fn describe(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => i.to_string(),
-            (_, Some(u)) => u.to_string(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            // serde_json keeps a whole number beyond 64 bits (2^64) only
+            // as a float.
+            (_, _, Some(f)) if f.fract() == 0.0 => "a number beyond 64 bits".into(),
             _ => "a fraction".into(),
         },
-        Value::String(s) => format!("{s:?}"),
+        Value::String(s) => crate::core::quoted(s),
         Value::Array(_) => "an array".into(),
         Value::Object(_) => "an object".into(),
     }

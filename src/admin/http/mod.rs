@@ -3,6 +3,7 @@
 //! chunked transfer-encoding, or the end of the connection.
 
 use super::Response;
+use crate::core::quoted;
 
 /// Why a response could not be read; `request.rs` adds the address.
 #[derive(Debug, PartialEq, Eq)]
@@ -205,7 +206,7 @@ fn framing(headers: &[httparse::Header<'_>], cap: usize) -> Result<Framing, Pars
     let mut chunked = None;
     for h in headers {
         let value = std::str::from_utf8(h.value)
-            .map_err(|_| ParseError::BadHead(format!("{} is not UTF-8", h.name)))?
+            .map_err(|_| ParseError::BadHead(format!("header {} is not UTF-8", quoted(h.name))))?
             .trim();
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             // Only the final coding decides whether the body is chunked.
@@ -214,7 +215,7 @@ fn framing(headers: &[httparse::Header<'_>], cap: usize) -> Result<Framing, Pars
         } else if h.name.eq_ignore_ascii_case("content-length") {
             let n: usize = value
                 .parse()
-                .map_err(|_| ParseError::BadHead(format!("Content-Length {value:?}")))?;
+                .map_err(|_| ParseError::BadHead(format!("Content-Length {}", quoted(value))))?;
             if length.is_some_and(|m| m != n) {
                 return Err(ParseError::BadHead("conflicting Content-Length".into()));
             }

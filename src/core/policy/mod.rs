@@ -92,7 +92,8 @@ pub fn on_hup(stopping: bool, restart_in_progress: bool, already_held: bool) -> 
 }
 
 /// The last few lines of what a helper wrote, for a one-line reason:
-/// at most three, joined with " / ", at most 1000 characters.
+/// at most three, joined with " / ", the last 1000 characters, control
+/// characters escaped.
 pub fn last_words(text: &str) -> String {
     let lines: Vec<&str> = text
         .lines()
@@ -101,11 +102,12 @@ pub fn last_words(text: &str) -> String {
         .collect();
     let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
     let chars: Vec<char> = tail.chars().collect();
-    if chars.len() > 1000 {
+    let tail = if chars.len() > 1000 {
         chars[chars.len() - 1000..].iter().collect()
     } else {
         tail
-    }
+    };
+    super::escape_controls(&tail)
 }
 
 #[cfg(test)]
