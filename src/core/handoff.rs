@@ -40,7 +40,43 @@ impl Core {
             slot(to)
         );
         self.reload_is_handoff();
-        self.begin_restart_to(0, to);
+        // A leftover Envoy (or anything else) on the new slot's admin
+        // address would answer for the new generation: it would look LIVE
+        // at once, and the real one would fail to bind its admin.
+        self.set_work(Work::Checking { generation: to }, Settle::Keep);
+        self.actions
+            .push(Action::Ask(Query::Occupied { generation: to }));
+    }
+
+    /// The new slot's admin address was asked: start the new generation if
+    /// nothing answered there, else refuse the handoff and keep serving.
+    pub(super) fn on_occupied(&mut self, query: Query, answer: Result<Answer, String>) {
+        let Query::Occupied { generation } = query else {
+            return;
+        };
+        if *self.work() != (Work::Checking { generation }) {
+            return;
+        }
+        match answer {
+            Ok(Answer::Answers(addr)) => {
+                let reason = format!(
+                    "handoff to generation {generation} refused because something already \
+                     answers on {addr}"
+                );
+                say!(self, Error, "{reason}; {}", self.serving_description());
+                self.set_work(Work::Idle, Settle::Ended(Outcome::Skipped(&reason)));
+            }
+            other => {
+                if let Err(e) = other {
+                    say!(
+                        self,
+                        Debug,
+                        "nothing answers on generation {generation}'s admin address ({e})"
+                    );
+                }
+                self.begin_restart_to(0, generation);
+            }
+        }
     }
 
     /// `--envoy-bin`: learn both hot-restart versions before choosing, the
