@@ -236,6 +236,48 @@ impl Core {
             .push(Action::Ask(Query::Drain { generation: from }));
     }
 
+    /// --keep-serving: the serving generation's last live child (`dead`)
+    /// failed while the generation it took over from drains. Unless that
+    /// one has been sent SIGTERM, it serves again, and a fresh generation
+    /// is started at once: the drain request cannot be taken back, and
+    /// Envoy closes its listeners once its drain time is over. Returns
+    /// whether it did (else the caller tears down, as before).
+    pub(super) fn take_back_retiring(&mut self, dead: &super::Child) -> bool {
+        let Work::Retiring(r) = self.work().clone() else {
+            return false;
+        };
+        if matches!(r.stage, Stage::Stopping { .. }) || self.retiring().next().is_none() {
+            return false;
+        }
+        for c in &mut self.children {
+            if c.state == ChildState::Retiring && c.generation == r.from {
+                c.state = ChildState::Ready;
+            }
+        }
+        self.generation = r.from;
+        self.next_epoch = self.serving().map(|c| c.epoch + 1).max().unwrap_or(0);
+        say!(
+            self,
+            Warn,
+            "generation {} epoch {} (PID={}) failed after it was LIVE; generation {} has not been \
+             stopped and serves again (--keep-serving), but it was asked to drain and closes its \
+             listeners once its drain time (--drain-time-s) is over: handing off again now",
+            dead.generation,
+            dead.epoch,
+            dead.pid,
+            r.from
+        );
+        self.set_work(Work::Idle, Settle::Keep);
+        // Held, not begun: the rest of this batch of exits may still end
+        // the run; the handoff starts once the batch has been judged.
+        let why = format!(
+            "generation {} failed after it was LIVE while generation {} drained",
+            dead.generation, r.from
+        );
+        self.held = Some(super::Held::Handoff(why));
+        true
+    }
+
     fn retiring(&self) -> impl DoubleEndedIterator<Item = &super::Child> {
         self.children
             .iter()

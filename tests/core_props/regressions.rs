@@ -495,3 +495,30 @@ fn a_handoff_is_refused_when_something_answers_on_its_admin_address() {
     let actions = s.control(2, Command::Handoff { wait: true });
     assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
 }
+
+/// Issue 14, chain 3: with --keep-serving, a new generation that dies
+/// after LIVE while the old one drains (not SIGTERMed yet) takes nothing
+/// down: the old generation serves again, unsignalled, and a fresh
+/// generation is started at once (its drain cannot be taken back).
+#[test]
+fn keep_serving_a_generation_dying_after_live_gives_the_draining_one_back() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
+    s.live(1, 0, 101); // generation 0 drains
+    assert_eq!(s.state(100), Some(ChildState::Retiring));
+    let actions = s.reap(&[(101, Exit::Signal(11))]);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Signal(..))),
+        "{actions:?}"
+    );
+    assert_eq!(s.state(100), Some(ChildState::Ready));
+    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    assert_eq!(s.core.exit_code(), None);
+    // The fresh generation takes over; generation 0 retires again.
+    let live = s.live(1, 0, 102);
+    assert!(
+        live.contains(&Action::Ask(Query::Drain { generation: 0 })),
+        "{live:?}"
+    );
+}
