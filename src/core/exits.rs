@@ -110,6 +110,9 @@ impl Core {
             return false;
         }
         self.failed = true;
+        if self.s.keep_serving && self.live().next().is_none() && self.take_back_retiring(&child) {
+            return false;
+        }
         if !self.s.keep_serving || self.live().next().is_none() {
             return true;
         }

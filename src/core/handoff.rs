@@ -40,7 +40,43 @@ impl Core {
             slot(to)
         );
         self.reload_is_handoff();
-        self.begin_restart_to(0, to);
+        // A leftover Envoy (or anything else) on the new slot's admin
+        // address would answer for the new generation: it would look LIVE
+        // at once, and the real one would fail to bind its admin.
+        self.set_work(Work::Checking { generation: to }, Settle::Keep);
+        self.actions
+            .push(Action::Ask(Query::Occupied { generation: to }));
+    }
+
+    /// The new slot's admin address was asked: start the new generation if
+    /// nothing answered there, else refuse the handoff and keep serving.
+    pub(super) fn on_occupied(&mut self, query: Query, answer: Result<Answer, String>) {
+        let Query::Occupied { generation } = query else {
+            return;
+        };
+        if *self.work() != (Work::Checking { generation }) {
+            return;
+        }
+        match answer {
+            Ok(Answer::Answers(addr)) => {
+                let reason = format!(
+                    "handoff to generation {generation} refused because something already \
+                     answers on {addr}"
+                );
+                say!(self, Error, "{reason}; {}", self.serving_description());
+                self.set_work(Work::Idle, Settle::Ended(Outcome::Skipped(&reason)));
+            }
+            other => {
+                if let Err(e) = other {
+                    say!(
+                        self,
+                        Debug,
+                        "nothing answers on generation {generation}'s admin address ({e})"
+                    );
+                }
+                self.begin_restart_to(0, generation);
+            }
+        }
     }
 
     /// `--envoy-bin`: learn both hot-restart versions before choosing, the
@@ -199,6 +235,48 @@ impl Core {
         }
         self.actions
             .push(Action::Ask(Query::Drain { generation: from }));
+    }
+
+    /// --keep-serving: the serving generation's last live child (`dead`)
+    /// failed while the generation it took over from drains. Unless that
+    /// one has been sent SIGTERM, it serves again, and a fresh generation
+    /// is started at once: the drain request cannot be taken back, and
+    /// Envoy closes its listeners once its drain time is over. Returns
+    /// whether it did (else the caller tears down, as before).
+    pub(super) fn take_back_retiring(&mut self, dead: &super::Child) -> bool {
+        let Work::Retiring(r) = self.work().clone() else {
+            return false;
+        };
+        if matches!(r.stage, Stage::Stopping { .. }) || self.retiring().next().is_none() {
+            return false;
+        }
+        for c in &mut self.children {
+            if c.state == ChildState::Retiring && c.generation == r.from {
+                c.state = ChildState::Ready;
+            }
+        }
+        self.generation = r.from;
+        self.next_epoch = self.serving().map(|c| c.epoch + 1).max().unwrap_or(0);
+        say!(
+            self,
+            Warn,
+            "generation {} epoch {} (PID={}) failed after it was LIVE; generation {} has not been \
+             stopped and serves again (--keep-serving), but it was asked to drain and closes its \
+             listeners once its drain time (--drain-time-s) is over: handing off again now",
+            dead.generation,
+            dead.epoch,
+            dead.pid,
+            r.from
+        );
+        self.set_work(Work::Idle, Settle::Keep);
+        // Held, not begun: the rest of this batch of exits may still end
+        // the run; the handoff starts once the batch has been judged.
+        let why = format!(
+            "generation {} failed after it was LIVE while generation {} drained",
+            dead.generation, r.from
+        );
+        self.held = Some(super::Held::Handoff(why));
+        true
     }
 
     fn retiring(&self) -> impl DoubleEndedIterator<Item = &super::Child> {

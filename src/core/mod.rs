@@ -129,6 +129,11 @@ enum Work {
         binary: Option<Result<String, String>>,
         running: Option<Result<String, String>>,
     },
+    /// Before a new generation starts, its admin address is asked whether
+    /// anything answers there already.
+    Checking {
+        generation: u32,
+    },
     Preflight(Preflight),
     Awaiting(Awaiting),
     /// The new generation serves; the old one (`from`) drains and stops.
@@ -284,7 +289,8 @@ impl Core {
     /// The earliest moment something must happen without an event.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.phase {
-            Phase::Running(Work::Idle | Work::Forking { .. }) | Phase::Done(_) => None,
+            Phase::Running(Work::Idle | Work::Forking { .. } | Work::Checking { .. })
+            | Phase::Done(_) => None,
             Phase::Running(Work::Comparing { deadline, .. }) => Some(*deadline),
             Phase::Running(Work::Preflight(p)) => Some(p.deadline),
             Phase::Running(Work::Retiring(r)) => match r.stage {
@@ -324,7 +330,7 @@ impl Core {
             Phase::Running(Work::Idle) => PhaseName::Running,
             Phase::Running(Work::Forking { .. }) => PhaseName::Starting,
             Phase::Running(Work::Comparing { .. }) => PhaseName::Preflight,
-            Phase::Running(Work::Preflight { .. }) => PhaseName::Preflight,
+            Phase::Running(Work::Preflight { .. } | Work::Checking { .. }) => PhaseName::Preflight,
             Phase::Running(Work::Awaiting { .. }) => PhaseName::Starting,
             Phase::Running(Work::Retiring { .. }) => PhaseName::HandingOff,
             Phase::ShuttingDown { .. } => PhaseName::ShuttingDown,

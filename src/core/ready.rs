@@ -49,6 +49,7 @@ impl Core {
             Query::HotRestartVersion { .. } => {
                 return self.on_version(query, answer);
             }
+            Query::Occupied { .. } => return self.on_occupied(query, answer),
         };
         let Some(a) = self.awaiting_mut() else {
             return;

@@ -322,6 +322,9 @@ impl Core {
             Work::Preflight(p) => format!("the preflight for epoch {} is done", p.epoch),
             Work::Awaiting(a) => format!("epoch {} (PID={}) is ready", a.epoch, a.pid),
             Work::Comparing { .. } => "the hot-restart versions are compared".to_string(),
+            Work::Checking { generation } => {
+                format!("generation {generation}'s admin address has been checked")
+            }
             Work::Retiring(r) => format!("generation {} has drained and exited", r.from),
             Work::Forking { .. } | Work::Idle => "the current restart is done".to_string(),
         }

@@ -153,7 +153,14 @@ fn work_allowed(from: &Work, to: &Work) -> bool {
         (_, Work::Idle)
             | (
                 Work::Idle,
-                Work::Forking { .. } | Work::Comparing { .. } | Work::Preflight(_)
+                Work::Forking { .. }
+                    | Work::Comparing { .. }
+                    | Work::Preflight(_)
+                    | Work::Checking { .. }
+            )
+            | (
+                Work::Checking { .. },
+                Work::Forking { .. } | Work::Preflight(_)
             )
             | (Work::Comparing { .. }, Work::Comparing { .. })
             | (Work::Forking { .. }, Work::Awaiting(_))

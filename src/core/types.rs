@@ -143,6 +143,9 @@ pub enum Query {
     Listening { generation: u32, pid: Pid },
     /// `GET /hot_restart_version` of the serving Envoy.
     HotRestartVersion { generation: u32 },
+    /// Before `generation` starts: does anything answer on its admin
+    /// address already? (Any HTTP answer says yes; an error says no.)
+    Occupied { generation: u32 },
 }
 
 /// What came back.
@@ -158,6 +161,8 @@ pub enum Answer {
     Listening(usize),
     /// A hot-restart version, e.g. "11.104".
     Version(String),
+    /// Something answered on this admin address.
+    Answers(String),
 }
 
 /// Something the driver must do.

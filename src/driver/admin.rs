@@ -33,7 +33,9 @@ impl Driver {
     /// is the answer at once.
     pub(super) fn ask(&mut self, query: Query) -> Option<Event> {
         let (generation, method, path) = match query {
-            Query::ServerInfo { generation, .. } => (generation, Method::Get, "/server_info"),
+            Query::ServerInfo { generation, .. } | Query::Occupied { generation } => {
+                (generation, Method::Get, "/server_info")
+            }
             Query::Drain { generation } => (generation, Method::Post, "/drain_listeners?graceful"),
             Query::HotRestartVersion { generation } => {
                 (generation, Method::Get, "/hot_restart_version")
@@ -72,9 +74,15 @@ impl Driver {
         };
         if let Some(result) = self.asking[i].request.on_ready() {
             let asking = self.asking.remove(i);
-            let answer = result
-                .map_err(|e| e.to_string())
-                .and_then(|response| understand(asking.query, response));
+            let answer = match (asking.query, result) {
+                // Any HTTP answer at all means the address is taken.
+                (Query::Occupied { generation }, Ok(_)) => Ok(Answer::Answers(
+                    self.admin_addr(generation).map_or(String::new(), addr_text),
+                )),
+                (query, result) => result
+                    .map_err(|e| e.to_string())
+                    .and_then(|response| understand(query, response)),
+            };
             self.feed(Event::Answered(asking.query, answer));
             release_freed_memory();
         }
@@ -88,6 +96,14 @@ impl Driver {
             let error = asking.request.timed_out().to_string();
             self.feed(Event::Answered(asking.query, Err(error)));
         }
+    }
+}
+
+/// An admin address as the user gave it.
+fn addr_text(addr: &admin::AdminAddr) -> String {
+    match addr {
+        admin::AdminAddr::Tcp(a) => a.to_string(),
+        admin::AdminAddr::Unix(p) => p.display().to_string(),
     }
 }
 

@@ -79,6 +79,12 @@ impl Harness {
                 self.ask_server_info(generation, epoch, pid);
                 None
             }
+            // The model's new slot is always free: the refusal when it is
+            // not is held by tests/faults (chain 4).
+            Query::Occupied { .. } => Some(Event::Answered(
+                query,
+                Err("fake: connection refused".to_string()),
+            )),
             Query::Drain { generation } => {
                 let r = self.m.retire;
                 match r {
@@ -252,7 +258,9 @@ impl Harness {
                 2 => Ok(Answer::Version("11.105".into())),
                 _ => Err("fake: no version".to_string()),
             },
-            Query::Listening { .. } => unreachable!("answered at once"),
+            Query::Listening { .. } | Query::Occupied { .. } => {
+                unreachable!("answered at once")
+            }
         };
         self.answering = Some(asked);
         self.event(Event::Answered(asked.query, answer));
@@ -308,7 +316,7 @@ impl Harness {
                 });
                 self.versions_known(None, Some(version));
             }
-            Query::Listening { .. } => {}
+            Query::Listening { .. } | Query::Occupied { .. } => {}
         }
     }
 

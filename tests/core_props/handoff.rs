@@ -55,7 +55,10 @@ impl Harness {
         let from = self.m.serving;
         self.m.serving = g;
         self.m.wedged = false;
-        self.m.epochs = Epochs::new_generation();
+        self.m.retired_epochs = Some(std::mem::replace(
+            &mut self.m.epochs,
+            Epochs::new_generation(),
+        ));
         self.m.lives += 1;
         self.m.rounds += 1;
         for p in self.w.procs.iter_mut() {
@@ -72,6 +75,34 @@ impl Harness {
             },
         });
         self.retirees_gone();
+    }
+
+    /// --keep-serving: the serving generation has no live child left after
+    /// a failure while the one it took over from drains, not SIGTERMed
+    /// yet: that one serves again (no signal to it), and a handoff is
+    /// held to start once the batch is judged.
+    pub fn take_back_retiring(&mut self) -> bool {
+        let Some(r) = self.m.retire else {
+            return false;
+        };
+        if matches!(r.stage, Stage::Stopping { .. }) || self.w.retiring().next().is_none() {
+            return false;
+        }
+        for p in self.w.procs.iter_mut() {
+            if p.is_child() && p.tracked() && p.retiring && p.generation == r.from {
+                p.retiring = false;
+            }
+        }
+        self.m.serving = r.from;
+        let mut epochs = self.m.retired_epochs.take().unwrap_or_default();
+        if let Some(newest) = self.w.serving(r.from).map(|p| p.epoch()).max() {
+            epochs.restart_failed(newest);
+        }
+        self.m.epochs = epochs;
+        self.m.retire = None;
+        self.m.hup_pending = true;
+        self.m.pending_handoff = true;
+        true
     }
 
     pub fn set_stage(&mut self, stage: Stage) {

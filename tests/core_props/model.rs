@@ -108,6 +108,9 @@ pub struct Model {
     /// event.
     pub decided: Option<RestartKind>,
     pub retire: Option<Retire>,
+    /// The retiring generation's epochs, should it serve again (its
+    /// successor failed after LIVE, --keep-serving).
+    pub retired_epochs: Option<Epochs>,
     pub rounds: u64,
     /// Children the handoff must SIGTERM (SIGKILL) in this event.
     pub term_due: Vec<Pid>,
@@ -133,6 +136,7 @@ impl Model {
     pub fn new() -> Model {
         Model {
             mode: Mode::Running,
+            retired_epochs: None,
             failure_seen: false,
             hup_pending: false,
             preflight: None,

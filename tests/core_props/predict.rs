@@ -126,7 +126,10 @@ impl Harness {
             }
             let newest = self.w.serving(serving).map(|p| p.epoch()).max();
             let handing_off = self.w.awaited().is_some_and(|c| c.generation != serving);
-            if !self.s.keep_serving || self.w.live_children().next().is_none() {
+            let none_live = self.w.live_children().next().is_none();
+            if self.s.keep_serving && none_live && self.take_back_retiring() {
+                // The generation it took over from serves again.
+            } else if !self.s.keep_serving || none_live {
                 self.tear_down();
             } else if let Some(newest) = newest
                 && !failed.iter().any(|&(e, _)| e > newest)

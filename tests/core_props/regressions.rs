@@ -14,11 +14,14 @@ use hot_restarter::core::{Command, Reply};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-/// A minimal driver: every spawn succeeds with the next pid (100, 101...).
+/// A minimal driver: every spawn succeeds with the next pid (100, 101...);
+/// a new generation's admin address is free unless `taken` names what
+/// answers there.
 struct Script {
     core: Core,
     now: Instant,
     next_pid: i32,
+    taken: Option<String>,
 }
 
 impl Script {
@@ -28,6 +31,7 @@ impl Script {
             core: Core::new(settings, now),
             now,
             next_pid: 100,
+            taken: None,
         };
         s.feed(Event::Start);
         s
@@ -39,13 +43,23 @@ impl Script {
             self.core.handle(event, self.now).into();
         while let Some(action) = queue.pop_front() {
             assert!(done.len() < 1000, "one event led to 1000 actions");
-            if let Action::Spawn(job) = action {
-                let pid = Pid::from_raw(self.next_pid);
-                self.next_pid += 1;
-                let more = self.core.handle(Event::Spawned(job, Ok(pid)), self.now);
-                for a in more.into_iter().rev() {
-                    queue.push_front(a);
+            let more = match &action {
+                Action::Spawn(job) => {
+                    let pid = Pid::from_raw(self.next_pid);
+                    self.next_pid += 1;
+                    self.core.handle(Event::Spawned(*job, Ok(pid)), self.now)
                 }
+                Action::Ask(query @ Query::Occupied { .. }) => {
+                    let answer = match &self.taken {
+                        Some(addr) => Ok(Answer::Answers(addr.clone())),
+                        None => Err("connection refused".to_string()),
+                    };
+                    self.core.handle(Event::Answered(*query, answer), self.now)
+                }
+                _ => Vec::new(),
+            };
+            for a in more.into_iter().rev() {
+                queue.push_front(a);
             }
             done.push(action);
         }
@@ -451,5 +465,60 @@ fn a_new_epoch_failing_with_an_older_one_still_wedges_hot_restart() {
     assert!(
         spawns(&actions, JobKind::Epoch, 0, 1),
         "a handoff: {actions:?}"
+    );
+}
+
+/// Issue 14, chain 4: something already answers on the new generation's
+/// admin address. The handoff is refused before anything is started, its
+/// waiting client is told why, and generation 0 is not signalled.
+#[test]
+fn a_handoff_is_refused_when_something_answers_on_its_admin_address() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.taken = Some("127.0.0.1:9902".into());
+    let actions = s.control(1, Command::Handoff { wait: true });
+    let refused = actions.iter().any(|a| {
+        matches!(a, Action::Reply(WaiterId(1), Reply::Failed { reason })
+            if reason.contains("something already answers on 127.0.0.1:9902"))
+    });
+    assert!(refused, "{actions:?}");
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Spawn(_) | Action::Signal(..))),
+        "{actions:?}"
+    );
+    assert_eq!(s.epochs(), [(100, 0)]);
+    assert_eq!(s.state(100), Some(ChildState::Ready));
+    // Once the address is free, the next handoff goes ahead.
+    s.taken = None;
+    let actions = s.control(2, Command::Handoff { wait: true });
+    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+}
+
+/// Issue 14, chain 3: with --keep-serving, a new generation that dies
+/// after LIVE while the old one drains (not SIGTERMed yet) takes nothing
+/// down: the old generation serves again, unsignalled, and a fresh
+/// generation is started at once (its drain cannot be taken back).
+#[test]
+fn keep_serving_a_generation_dying_after_live_gives_the_draining_one_back() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
+    s.live(1, 0, 101); // generation 0 drains
+    assert_eq!(s.state(100), Some(ChildState::Retiring));
+    let actions = s.reap(&[(101, Exit::Signal(11))]);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Signal(..))),
+        "{actions:?}"
+    );
+    assert_eq!(s.state(100), Some(ChildState::Ready));
+    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    assert_eq!(s.core.exit_code(), None);
+    // The fresh generation takes over; generation 0 retires again.
+    let live = s.live(1, 0, 102);
+    assert!(
+        live.contains(&Action::Ask(Query::Drain { generation: 0 })),
+        "{live:?}"
     );
 }

@@ -20,6 +20,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::common::*;
+use crate::components::needs;
 use crate::envoy_lab::*;
 use crate::in_private_netns;
 use crate::probe::{Outages, Probe, ctl_in_background};
@@ -406,8 +407,8 @@ exec "$REAL_ENVOY" "$@"
 /// right after LIVE while the old one drains: the old one is not taken
 /// down, the wrapper stays up, and the listener serves throughout (the
 /// old generation keeps serving, or a fresh generation takes over).
+#[needs(envoy, wrk, curl, netns)]
 #[test]
-#[ignore = "issue 14: with --keep-serving a new generation that dies after LIVE takes the draining old generation down and the wrapper exits 1"]
 fn chain3_new_generation_crashing_after_live_does_not_take_the_old_one_down() {
     let name =
         "envoy_chains::chain3_new_generation_crashing_after_live_does_not_take_the_old_one_down";

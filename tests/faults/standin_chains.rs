@@ -50,7 +50,6 @@ fn generation_children(dir: &Path) -> Vec<(String, i32, String)> {
 /// address. The handoff is refused with that reason, before anything is
 /// started, and the serving generation is not touched.
 #[test]
-#[ignore = "issue 14: the handoff does not check that nothing answers on --handoff-admin's address before it starts a generation"]
 fn chain4_handoff_refused_when_something_already_answers_on_its_address() {
     let admin0 = FakeAdmin::tcp(live(0));
     let stale = FakeAdmin::tcp(live(0));

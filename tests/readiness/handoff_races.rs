@@ -35,8 +35,19 @@ impl Sim {
         }
     }
 
+    /// Feed `e`; a new generation's admin address is found free at once
+    /// (nothing answers there), as the driver would answer.
     fn ev(&mut self, e: Event) -> Vec<Action> {
-        self.core.handle(e, self.now)
+        let mut actions = self.core.handle(e, self.now);
+        while let Some(query) = actions.iter().find_map(|a| match a {
+            Action::Ask(q @ Query::Occupied { .. }) => Some(*q),
+            _ => None,
+        }) {
+            actions.retain(|a| *a != Action::Ask(query));
+            let free = Err("connection refused".to_string());
+            actions.extend(self.core.handle(Event::Answered(query, free), self.now));
+        }
+        actions
     }
 
     /// Answer the spawn in `actions` (there must be exactly one) with `pid`.

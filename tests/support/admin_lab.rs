@@ -41,8 +41,14 @@ pub fn initializing(epoch: u32) -> Mode {
     }
 }
 
+/// Whether an Envoy would be listening on the admin address now.
+type Gate = Box<dyn Fn() -> bool + Send>;
+
 struct Shared {
     mode: Mutex<Mode>,
+    /// While it says no, connections are closed unanswered, as near as a
+    /// bound listener comes to an address nothing listens on.
+    gate: Mutex<Option<Gate>>,
     requests: AtomicUsize,
     /// Request lines seen, e.g. "GET /server_info HTTP/1.1".
     lines: Mutex<Vec<String>>,
@@ -93,6 +99,7 @@ impl FakeAdmin {
     ) -> FakeAdmin {
         let shared = Arc::new(Shared {
             mode: Mutex::new(mode),
+            gate: Mutex::new(None),
             requests: AtomicUsize::new(0),
             lines: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -105,6 +112,9 @@ impl FakeAdmin {
                     thread::sleep(Duration::from_millis(2));
                     continue;
                 };
+                if s.gate.lock().unwrap().as_ref().is_some_and(|open| !open()) {
+                    continue;
+                }
                 s.requests.fetch_add(1, Ordering::SeqCst);
                 let mode = s.mode.lock().unwrap().clone();
                 match mode {
@@ -137,6 +147,11 @@ impl FakeAdmin {
             addr,
             _held: held,
         }
+    }
+
+    /// Answer only while `open` says an Envoy would listen here.
+    pub fn only_while(&self, open: impl Fn() -> bool + Send + 'static) {
+        *self.shared.gate.lock().unwrap() = Some(Box::new(open));
     }
 
     pub fn set(&self, mode: Mode) {
@@ -226,6 +241,12 @@ impl Lab {
             .args(flags)
             .arg("start.sh")
             .envs(env.iter().copied());
+        // A real Envoy's admin answers only while that Envoy runs: before
+        // a handoff starts it, the new slot's address is free.
+        for (slot, admin) in [(0, &slot0), (1, &slot1)] {
+            let dir = dir.path().to_path_buf();
+            admin.only_while(move || slot_runs(&dir, slot));
+        }
         let w = Wrapper::spawn(dir, cmd);
         Lab { w, slot0, slot1 }
     }
@@ -244,4 +265,26 @@ impl Lab {
         assert!(wait_until(DEADLINE, || path.exists()));
         fs::read_to_string(path).unwrap().trim().to_string()
     }
+}
+
+/// Whether a child of `slot` (one whose generation G has G % 2 == slot)
+/// has reported and still runs.
+fn slot_runs(dir: &Path, slot: u32) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let of_slot = (name.strip_prefix("epoch-"))
+            .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok())
+            .is_some_and(|g| g % 2 == slot);
+        of_slot
+            && fs::read_to_string(e.path()).is_ok_and(|report| {
+                (report.lines())
+                    .find_map(|l| l.strip_prefix("pid=")?.parse::<i32>().ok())
+                    .is_some_and(|pid| {
+                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+                    })
+            })
+    })
 }
