@@ -5,10 +5,10 @@
 //! epoch 10-15 s later); a new generation crashes right after LIVE while
 //! the old one drains.
 //!
-//! Each test is ignored until the fix; the fix replaces its `#[ignore]`
-//! with the components' `cfg_attr(not(all(has_envoy, has_wrk, has_curl,
-//! has_netns)), ignore = ...)`, as tests/handoff.rs has it, so that a
-//! machine without them reports the test ignored, not passed.
+//! Chains 1 and 2 run behind the components' `#[needs(envoy, wrk, curl,
+//! netns)]` (as tests/envoy/handoff.rs has them), so that a machine
+//! without them reports the test ignored, not passed; chain 3 is ignored
+//! until its fix.
 
 use std::cell::Cell;
 use std::fs;
