@@ -4,6 +4,7 @@
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::doom::Verdict;
 use super::policy::{Ending, Exit};
 use super::report::Outcome;
 use super::transition::Settle;
@@ -49,19 +50,30 @@ impl Core {
         }
         // Children first, then the helper: a helper's exit can start an
         // epoch, which must not happen in a batch that needs a teardown.
-        let mut teardown = false;
+        let (mut teardown, mut rescue) = (false, None);
         for (child, exit) in exited {
-            teardown |= self.judge_exit(child, exit);
+            match self.judge_exit(child, exit) {
+                Verdict::Nothing => {}
+                Verdict::Teardown => teardown = true,
+                Verdict::HandOff(why) => rescue = Some(why),
+            }
         }
         if teardown && self.phase.is_running() {
             self.teardown();
+        } else if let Some(why) = rescue
+            && *self.work() == Work::Idle
+        {
+            // Nothing serves: a new generation now, which also answers a
+            // held request (its clients wait for this handoff).
+            self.held = None;
+            self.begin_handoff(&why);
         }
         self.check_retired();
         self.judge_helper();
     }
 
-    /// Judge one child's exit. Returns true when it means a teardown.
-    fn judge_exit(&mut self, child: super::Child, exit: Exit) -> bool {
+    /// Judge one child's exit: what it means for the run.
+    fn judge_exit(&mut self, child: super::Child, exit: Exit) -> Verdict {
         let pid = child.pid;
         if !self.phase.is_running() || child.state == ChildState::Abandoned {
             say!(
@@ -71,11 +83,11 @@ impl Core {
                 child.epoch,
                 describe(exit)
             );
-            return false;
+            return Verdict::Nothing;
         }
         if child.state == ChildState::Retiring {
             self.retired(child, exit);
-            return false;
+            return Verdict::Nothing;
         }
         match exit {
             Exit::Code(0) => say!(self, Info, "PID={pid} exited with code=0"),
@@ -93,7 +105,11 @@ impl Core {
             );
             self.failed |= !exit.is_clean();
             self.handoff_failed(child.generation, &why);
-            return false;
+            return Verdict::Nothing;
+        }
+        let fatal = !exit.is_clean() && !self.s.keep_serving;
+        if !fatal && let Some(verdict) = self.chain_exit(&child, exit) {
+            return verdict;
         }
         if exit.is_clean() {
             if awaited {
@@ -107,14 +123,14 @@ impl Core {
                 say!(self, Warn, "{reason}; {}", self.serving_description());
                 self.set_work(Work::Idle, Settle::Ended(Outcome::Failed(&reason)));
             }
-            return false;
+            return Verdict::Nothing;
         }
         self.failed = true;
         if self.s.keep_serving && self.live().next().is_none() && self.take_back_retiring(&child) {
-            return false;
+            return Verdict::Nothing;
         }
         if !self.s.keep_serving || self.live().next().is_none() {
-            return true;
+            return Verdict::Teardown;
         }
         let starting = match self.work() {
             Work::Awaiting(a) if a.generation != self.generation => Some(a.generation),
@@ -135,7 +151,7 @@ impl Core {
                 child.generation,
                 child.epoch,
             );
-            return false;
+            return Verdict::Nothing;
         }
         let newest = self.serving().map(|c| c.epoch).max().unwrap_or(0);
         if child.epoch > newest || self.serving().next().is_none() {
@@ -168,7 +184,7 @@ impl Core {
                 self.serving_description()
             );
         }
-        false
+        Verdict::Nothing
     }
 
     /// End the run once no child is left (and say why).

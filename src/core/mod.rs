@@ -30,6 +30,7 @@ macro_rules! say {
 }
 
 mod commands;
+mod doom;
 mod exits;
 mod handoff;
 mod helpers;
@@ -222,6 +223,9 @@ pub struct Core {
     /// Envoy refuses every further hot restart of this generation
     /// (envoyproxy/envoy #33446); with handoff the next reload hands off.
     wedged: bool,
+    /// Fact: the serving epoch of this generation will abort, its draining
+    /// hot-restart parent having died (see `doom.rs`), and why.
+    doomed: Option<(u32, String)>,
     /// Fact: a child failed, or a restart failed, during this run. With
     /// --keep-serving the wrapper carries on, but exits 1 in the end.
     failed: bool,
@@ -250,6 +254,7 @@ impl Core {
             next_epoch: 0,
             held: None,
             wedged: false,
+            doomed: None,
             failed: false,
             killed_helpers: Vec::new(),
             helper_said: None,
@@ -405,7 +410,7 @@ impl Core {
         if self.held.is_some() {
             return;
         }
-        if let Some(c) = self.serving().last() {
+        if let Some(c) = self.ready_child() {
             let status = match self.s.handoff {
                 true => format!(
                     "serving generation {} epoch {} (PID={})",
@@ -431,8 +436,15 @@ impl Core {
         self.live().filter(move |c| c.generation == generation)
     }
 
+    /// The newest child of the serving generation that has been ready (it
+    /// may drain since), the only kind that may be called serving: one
+    /// still starting may never come up.
+    fn ready_child(&self) -> Option<&Child> {
+        self.serving().rfind(|c| c.state != ChildState::Starting)
+    }
+
     fn serving_description(&self) -> String {
-        match self.serving().last() {
+        match self.ready_child() {
             Some(c) if self.s.handoff => format!(
                 "generation {} epoch {} (PID={}) keeps serving",
                 c.generation, c.epoch, c.pid

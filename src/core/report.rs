@@ -217,9 +217,15 @@ impl Core {
     pub(super) fn wait_for_current_reload(&mut self, client: WaiterId) {
         match &mut self.report.current {
             Some(current) => current.waiters.push(client),
-            // It began and ended within this request (cannot happen while
-            // a spawn's outcome comes as an event of its own).
-            None => self.reply_done(client, "reloaded"),
+            // It began and ended within this request (a refused restart):
+            // answer as it ended.
+            None => match self.report.last.clone() {
+                Some(LastReload {
+                    reason: Some(reason),
+                    ..
+                }) => self.reply_failed(client, &reason),
+                _ => self.reply_done(client, "reloaded"),
+            },
         }
     }
 

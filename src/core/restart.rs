@@ -16,7 +16,18 @@ impl Core {
     /// A restart begins: run the preflight if there is one, else start the
     /// next epoch at once.
     pub(super) fn begin_restart(&mut self) {
-        if self.s.handoff && self.wedged {
+        if let (true, Some(why)) = (self.s.handoff, self.doomed_reason()) {
+            self.begin_handoff(&why);
+        } else if let Some(why) = self.doomed_reason() {
+            // A new epoch's handshake would block the doomed one at once,
+            // and the new one could never be ready.
+            let epoch = self.next_epoch;
+            self.reload_begun(epoch);
+            let why = format!(
+                "{why} (a new epoch could never be ready; without --handoff-admin only a restart of the service helps)"
+            );
+            self.restart_skipped(epoch, &why);
+        } else if self.s.handoff && self.wedged {
             let why = "hot restart is wedged: a new epoch died before it was ready, and Envoy \
                        refuses every further hot restart of this generation \
                        (envoyproxy/envoy #33446)";
@@ -332,7 +343,7 @@ impl Core {
 
     /// SIGKILL a child given up on; its exit will decide nothing. Returns
     /// whether it was ours.
-    fn abandon(&mut self, pid: Pid) -> bool {
+    pub(super) fn abandon(&mut self, pid: Pid) -> bool {
         let Some(child) = self.children.iter_mut().find(|c| c.pid == pid) else {
             return false;
         };

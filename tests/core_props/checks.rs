@@ -58,6 +58,7 @@ impl Harness {
             self.m.compare = None;
             self.m.retire = None;
         }
+        self.refused_while_doomed();
         self.check_control(ev, &before);
         if *ev == Event::Tick && poll.is_none_or(|t| self.now < t) {
             let now = self.snapshot();
@@ -270,6 +271,26 @@ impl Harness {
             self.ensure(alive, || {
                 format!("the preflight in flight (PID={}) was killed", f.pid)
             });
+        }
+    }
+
+    /// Without --handoff-admin a doomed generation refuses a hot restart
+    /// once nothing holds it back: the request is answered, not held.
+    fn refused_while_doomed(&mut self) {
+        let serving = self.m.serving;
+        if !self.m.running() || self.s.handoff || self.m.doomed != Some(serving) {
+            return;
+        }
+        let draining = self.s.hold_while_draining && self.w.serving(serving).count() > 1;
+        let blocked = self.m.preflight.is_some()
+            || self.w.awaited().is_some()
+            || self.m.compare.is_some()
+            || self.m.retire.is_some()
+            || self.w.children().any(|p| p.abandoned)
+            || draining;
+        if !blocked {
+            self.m.hup_pending = false;
+            self.m.pending_handoff = false;
         }
     }
 

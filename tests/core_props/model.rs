@@ -101,6 +101,12 @@ pub struct Model {
     /// Hot restart is wedged: a new epoch of the serving generation died or
     /// was killed before it was ready (the next restart hands off).
     pub wedged: bool,
+    /// The serving epoch of this generation will abort: an older epoch of
+    /// its hot-restart chain died; hot restarts of it are refused (handed
+    /// off with --handoff-admin).
+    pub doomed: Option<u32>,
+    /// A hot-restart chain broke in this event (see `chain_exits`).
+    pub rescue_now: bool,
     /// When the awaited epoch's next admin question is due.
     pub admin_due: Option<Instant>,
     pub compare: Option<Compare>,
@@ -148,6 +154,8 @@ impl Model {
             serving: 0,
             pending_handoff: false,
             wedged: false,
+            doomed: None,
+            rescue_now: false,
             admin_due: None,
             compare: None,
             decided: None,

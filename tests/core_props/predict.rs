@@ -21,6 +21,7 @@ impl Harness {
         self.m.usr1_due.clear();
         self.m.handoff_failed_now = false;
         self.m.retired_now = false;
+        self.m.rescue_now = false;
         self.m.succeeded = None;
         match ev {
             Event::Start | Event::Spawned(..) | Event::Signal(_) | Event::Control(..)
@@ -86,7 +87,13 @@ impl Harness {
         // (epoch, was it awaited)
         let mut failed: Vec<(u32, bool)> = Vec::new();
         let mut helpers = Vec::new();
+        let chain = self.chain_exits(batch);
         for &(pid, exit) in batch {
+            if chain.contains(&pid) {
+                let p = self.w.get_mut(pid).expect("a child");
+                p.reaped = true;
+                continue;
+            }
             let Some(p) = self.w.get_mut(pid) else {
                 continue; // an orphan
             };
@@ -188,6 +195,77 @@ impl Harness {
                 _ => {}
             }
         }
+    }
+
+    /// Exits that break a hot-restart chain (Envoy 1.40, see `doom.rs` in
+    /// the core), judged in batch order with the whole batch gone: the
+    /// parent of a starting epoch (any exit) makes it hopeless, killed at
+    /// once, and then nothing serves (a handoff, else a teardown); an
+    /// older epoch failing dooms the newest one (a handoff now, or hot
+    /// restarts refused). Returns the pids so judged.
+    fn chain_exits(&mut self, batch: &[(Pid, Exit)]) -> Vec<Pid> {
+        let serving = self.m.serving;
+        if !self.m.running() {
+            return Vec::new();
+        }
+        let gone: Vec<Pid> = batch.iter().map(|b| b.0).collect();
+        let left = |w: &crate::world::World| -> Vec<(u32, Pid, bool)> {
+            w.serving(serving)
+                .filter(|p| !gone.contains(&p.pid))
+                .map(|p| (p.epoch(), p.pid, p.ready))
+                .collect()
+        };
+        let mut judged = Vec::new();
+        let mut teardown = false;
+        for &(pid, exit) in batch {
+            let Some(p) = self.w.get(pid) else { continue };
+            let chained = p.is_child()
+                && !p.abandoned
+                && !p.retiring
+                && !p.given_up
+                && p.ready
+                && p.generation == serving;
+            if !chained || (!exit.is_clean() && !self.s.keep_serving) {
+                continue;
+            }
+            let epoch = p.epoch();
+            let live = left(&self.w);
+            let starting = live.iter().find(|c| !c.2).map(|c| c.1);
+            let newer = live.iter().any(|c| c.2 && c.0 > epoch);
+            if !newer {
+                let Some(starting) = starting else { continue };
+                judged.push(pid);
+                self.m.rescue_now = true;
+                self.w.get_mut(starting).expect("a child").abandoned = true;
+                self.m.failure_seen = true;
+                if self.s.handoff {
+                    self.m.hup_pending = true;
+                    self.m.pending_handoff = true;
+                } else {
+                    teardown = true;
+                }
+            } else if !exit.is_clean() {
+                judged.push(pid);
+                self.m.rescue_now = true;
+                self.m.epochs.failed(epoch);
+                self.m.failure_seen = true;
+                self.m.wedged = true;
+                self.m.doomed = Some(serving);
+                if let Some(starting) = starting {
+                    self.w.get_mut(starting).expect("a child").abandoned = true;
+                }
+                let handing_off = self.w.awaited().is_some_and(|c| c.generation != serving)
+                    || self.m.preflight.is_some_and(|f| f.generation != serving);
+                if self.s.handoff && !handing_off {
+                    self.m.hup_pending = true;
+                    self.m.pending_handoff = true;
+                }
+            }
+        }
+        if teardown {
+            self.tear_down();
+        }
+        judged
     }
 
     fn predict_tick(&mut self) {

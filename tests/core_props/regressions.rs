@@ -225,11 +225,12 @@ impl Script {
     }
 }
 
-/// An older epoch failing while a newer one serves is no failed restart:
-/// the next restart still follows the newest epoch, and nothing is
-/// reported.
+/// An older epoch failing while a newer one serves is no failed restart,
+/// but it dooms the newer one (Envoy 1.40 aborts an epoch whose
+/// hot-restart parent died): a warning says so, and the next restart
+/// still follows the newest epoch.
 #[test]
-fn an_older_epoch_failing_while_a_newer_one_serves_is_no_failed_restart() {
+fn an_older_epoch_failing_while_a_newer_one_serves_dooms_it() {
     let mut s = Script::new(keep_serving());
     s.hup();
     s.log();
@@ -237,18 +238,67 @@ fn an_older_epoch_failing_while_a_newer_one_serves_is_no_failed_restart() {
     assert_eq!(s.core.next_epoch(), 2);
     assert!(actions.is_empty(), "{actions:?}");
     let warned = (log::Level::Warn, "PID=100 exited with code=7".to_string());
-    let kept = (
-        log::Level::Warn,
-        "epoch 0 (PID=100) failed while newer epochs run; epoch 1 (PID=101) keeps serving \
-         (--keep-serving)"
-            .to_string(),
-    );
     let log = s.log();
-    assert!(log.contains(&warned) && log.contains(&kept), "{log:?}");
+    let doomed = "epoch 1 (PID=101) will abort: its hot-restart parent epoch 0 (PID=100) died";
+    assert!(log.contains(&warned), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|(level, l)| *level == log::Level::Warn && l.starts_with(doomed)),
+        "{log:?}"
+    );
     assert!(
         !log.iter().any(|(_, l)| l.starts_with("restart to epoch")),
         "{log:?}"
     );
+    // Without --handoff-admin a hot restart of the doomed epoch is
+    // refused, and a waiting client is told why.
+    let actions = s.control(1, Command::Reload { wait: true });
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Spawn(_))),
+        "{actions:?}"
+    );
+    let refused = actions.iter().any(
+        |a| matches!(a, Action::Reply(_, Reply::Failed { reason }) if reason.contains(doomed)),
+    );
+    assert!(refused, "{actions:?}");
+}
+
+/// The serving epoch exits (even with code 0) while its hot-restart child
+/// starts: the child can never be ready; it is killed at once, and with
+/// --handoff-admin a new generation starts at once.
+#[test]
+fn a_starting_epoch_whose_parent_exits_is_killed_and_handed_off() {
+    let mut s = Script::new(handoff(false));
+    s.live(0, 0, 100);
+    s.hup(); // epoch 1: PID 101, awaited
+    let actions = s.reap(&[(100, Exit::Code(0))]);
+    let killed = Action::Signal(Pid::from_raw(101), Signal::SIGKILL);
+    assert!(actions.contains(&killed), "{actions:?}");
+    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    let log = s.log();
+    assert!(
+        !log.iter()
+            .any(|(_, l)| l.contains("PID=101) keeps serving")),
+        "{log:?}"
+    );
+}
+
+/// The same without --handoff-admin: the Python behaviour, a teardown and
+/// exit 1, at once rather than at the ready timeout.
+#[test]
+fn a_starting_epoch_whose_parent_dies_without_handoff_tears_down() {
+    let mut s = Script::new(Settings {
+        envoy_admin: true,
+        ..keep_serving()
+    });
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGHUP)); // epoch 1: PID 101
+    let actions = s.reap(&[(100, Exit::Signal(9))]);
+    let killed = Action::Signal(Pid::from_raw(101), Signal::SIGKILL);
+    assert!(actions.contains(&killed), "{actions:?}");
+    assert_eq!(s.core.phase(), PhaseName::Killing);
+    s.reap(&[(101, Exit::Signal(9))]);
+    assert_eq!(s.core.exit_code(), Some(1));
 }
 
 /// An epoch given up on (not ready in time, SIGKILLed) decides nothing

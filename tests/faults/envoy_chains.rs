@@ -5,10 +5,10 @@
 //! epoch 10-15 s later); a new generation crashes right after LIVE while
 //! the old one drains.
 //!
-//! Each test is ignored until the fix; the fix replaces its `#[ignore]`
-//! with the components' `cfg_attr(not(all(has_envoy, has_wrk, has_curl,
-//! has_netns)), ignore = ...)`, as tests/handoff.rs has it, so that a
-//! machine without them reports the test ignored, not passed.
+//! Chains 1 and 2 run behind the components' `#[needs(envoy, wrk, curl,
+//! netns)]` (as tests/envoy/handoff.rs has them), so that a machine
+//! without them reports the test ignored, not passed; chain 3 is ignored
+//! until its fix.
 
 use std::cell::Cell;
 use std::fs;
@@ -20,7 +20,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::common::*;
-use crate::components::needs;
+use crate::components::*;
 use crate::envoy_lab::*;
 use crate::in_private_netns;
 use crate::probe::{Outages, Probe, ctl_in_background};
@@ -223,8 +223,8 @@ fn serving_dies_while_child_starts(name: &'static str, sig: Signal, handoff: boo
 }
 
 /// Chain 1 with --handoff-admin: a new generation at once.
+#[needs(envoy, wrk, curl, netns)]
 #[test]
-#[ignore = "issue 14: the wrapper waits for a starting epoch whose hot-restart parent died instead of handing off at once"]
 fn chain1a_serving_envoy_dies_while_its_child_starts_handoff_starts_a_new_generation() {
     let name = "envoy_chains::chain1a_serving_envoy_dies_while_its_child_starts_handoff_starts_a_new_generation";
     if !in_private_netns(name) {
@@ -235,8 +235,8 @@ fn chain1a_serving_envoy_dies_while_its_child_starts_handoff_starts_a_new_genera
 }
 
 /// Chain 1 without --handoff-admin: tear down and exit 1 at once.
+#[needs(envoy, wrk, curl, netns)]
 #[test]
-#[ignore = "issue 14: without --handoff-admin the wrapper waits for a hopeless starting epoch instead of exiting 1 at once"]
 fn chain1b_serving_envoy_dies_while_its_child_starts_no_handoff_exits_1_at_once() {
     let name = "envoy_chains::chain1b_serving_envoy_dies_while_its_child_starts_no_handoff_exits_1_at_once";
     if !in_private_netns(name) {
@@ -270,8 +270,8 @@ fn kill_draining_parent(name: &'static str, handoff: bool) -> (Lab, i32, i32, In
 
 /// Chain 2 with --handoff-admin: kill -9 of the draining parent; a new
 /// generation is LIVE before Envoy aborts the serving epoch.
+#[needs(envoy, wrk, curl, netns)]
 #[test]
-#[ignore = "issue 14: the wrapper does not hand off when the serving epoch's draining parent dies; Envoy aborts the serving epoch 10-15 s later"]
 fn chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort() {
     let name =
         "envoy_chains::chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort";
@@ -326,8 +326,8 @@ fn chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort() {
 /// Chain 2 without --handoff-admin: a warning says the serving epoch will
 /// abort, before it does. Figures: the time from the kill to the abort,
 /// and the failed requests, without a proactive handoff.
+#[needs(envoy, wrk, curl, netns)]
 #[test]
-#[ignore = "issue 14: the wrapper says nothing when the serving epoch's draining parent dies"]
 fn chain2b_draining_parent_killed_no_handoff_warns_that_the_serving_epoch_will_abort() {
     let name = "envoy_chains::chain2b_draining_parent_killed_no_handoff_warns_that_the_serving_epoch_will_abort";
     if !in_private_netns(name) {
