@@ -262,6 +262,9 @@ fn kill_draining_parent(name: &'static str, handoff: bool) -> (Lab, i32, i32, In
     lab.w.signal(Signal::SIGHUP);
     let p1 = lab.wait_pid(1, 1);
     lab.wait_live(1);
+    // The wrapper must know epoch 1 ready too: killed before, epoch 0 is
+    // the parent of a starting epoch (chain 1), not of a serving one.
+    lab.w.wait_for_text(&format!("epoch 1 (PID={p1}) is ready"));
     assert!(running(p0), "epoch 0 is gone before the test killed it");
     let t = Instant::now();
     kill(Pid::from_raw(p0), Signal::SIGKILL).unwrap();
