@@ -189,7 +189,15 @@ impl Core {
 
     /// End the run once no child is left (and say why).
     pub(super) fn check_children_left(&mut self) {
-        if !self.children.is_empty() || matches!(self.work(), Work::Forking { .. }) {
+        // A new generation about to start needs no living parent: its
+        // admin address being checked, or its epoch 0 in preflight or being
+        // forked, keeps the wrapper running with no child at all.
+        let starting = match self.work() {
+            Work::Forking { .. } | Work::Checking { .. } => true,
+            Work::Preflight(p) => p.generation != self.generation,
+            _ => false,
+        };
+        if !self.children.is_empty() || starting {
             return;
         }
         match self.phase.clone() {

@@ -42,7 +42,11 @@ impl Harness {
     }
 
     pub fn after(&mut self, ev: &Event, before: Snapshot, poll: Option<Instant>) {
-        if self.w.children().next().is_none() {
+        // A new generation in preflight needs no living parent: the run
+        // goes on with no child until it starts (or its preflight fails).
+        let handing_off =
+            self.m.running() && (self.m.preflight).is_some_and(|f| f.generation != self.m.serving);
+        if self.w.children().next().is_none() && !handing_off {
             let code = match self.m.mode {
                 Mode::Running => i32::from(self.m.failure_seen),
                 Mode::Terminating { .. } => 0,

@@ -248,7 +248,7 @@ impl Harness {
         self.answering = None;
         self.after(&ev, before, poll);
         let ended_now = !was_ended && matches!(self.m.mode, Mode::Ended { .. });
-        self.check_log(&ev, &expect, ended_now);
+        self.check_log(&expect, ended_now);
     }
 
     /// One call of the core, and what is checked after each: no change of

@@ -10,7 +10,8 @@
 //!   not handed off) logs "PID=N exited with code=0" (INFO), "exited with
 //!   code=N" or "was killed with signal=N" (WARNING); no other child does.
 //! - L3 "exiting due to lack of child processes" (WARNING) exactly when the
-//!   last child is reaped while running or after a teardown.
+//!   last child is reaped while running or after a teardown, or when a
+//!   handoff that outlived every child cannot start its new generation.
 //! - L4 with readiness checked, one "is ready after" / "is LIVE after"
 //!   line (INFO) per epoch that became ready, naming it.
 //! - L5 "keeps serving" names the newest serving epoch of the serving
@@ -39,8 +40,17 @@ pub struct Expect {
 impl Harness {
     pub fn expect(&self, ev: &Event) -> Expect {
         let Event::Reaped(batch) = ev else {
+            // A handoff under way with no child left ends the run when
+            // its new generation cannot start (preflight failed or timed
+            // out, address taken): the line says why. A stop is a stop.
+            let childless = self.w.children().next().is_none();
+            let handing_off = (self.m.preflight).is_some_and(|f| f.generation != self.m.serving);
             return Expect {
                 readies: self.m.readies,
+                lack: self.m.running()
+                    && childless
+                    && handing_off
+                    && !matches!(ev, Event::Signal(_) | Event::Control(..)),
                 ..Expect::default()
             };
         };
@@ -80,7 +90,7 @@ impl Harness {
     }
 
     /// After the event (and its checks): what it logged.
-    pub fn check_log(&self, ev: &Event, expect: &Expect, ended_now: bool) {
+    pub fn check_log(&self, expect: &Expect, ended_now: bool) {
         let lines: Vec<&LogLine> = self.logged.iter().map(|(l, _)| l).collect();
         let with = |text: &str| -> Vec<&LogLine> {
             lines.iter().copied().filter(|l| l.text == text).collect()
@@ -111,7 +121,7 @@ impl Harness {
             )
         });
         let lack = with("exiting due to lack of child processes");
-        let want = ended_now && expect.lack && matches!(ev, Event::Reaped(_));
+        let want = ended_now && expect.lack;
         self.ensure(lack.len() == usize::from(want), || {
             format!("L3: \"exiting due to lack of child processes\" {lack:?}, expected {want}")
         });

@@ -22,6 +22,9 @@ struct Script {
     now: Instant,
     next_pid: i32,
     taken: Option<String>,
+    /// Leave the new slot's admin question unanswered, as a slow connect
+    /// would, so that events can come between the question and its answer.
+    defer_occupied: bool,
 }
 
 impl Script {
@@ -32,6 +35,7 @@ impl Script {
             now,
             next_pid: 100,
             taken: None,
+            defer_occupied: false,
         };
         s.feed(Event::Start);
         s
@@ -49,6 +53,7 @@ impl Script {
                     self.next_pid += 1;
                     self.core.handle(Event::Spawned(*job, Ok(pid)), self.now)
                 }
+                Action::Ask(Query::Occupied { .. }) if self.defer_occupied => Vec::new(),
                 Action::Ask(query @ Query::Occupied { .. }) => {
                     let answer = match &self.taken {
                         Some(addr) => Ok(Answer::Answers(addr.clone())),
@@ -281,6 +286,28 @@ fn a_starting_epoch_whose_parent_exits_is_killed_and_handed_off() {
             .any(|(_, l)| l.contains("PID=101) keeps serving")),
         "{log:?}"
     );
+}
+
+/// The same, with the doomed child reaped before the new slot's admin
+/// address has been checked: no child is left for a moment, yet the
+/// handoff is under way, so the wrapper must not exit (a CI run caught it
+/// exiting "due to lack of child processes" with nothing serving).
+#[test]
+fn no_child_left_while_the_new_slot_is_checked_is_no_exit() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.hup(); // epoch 1: PID 101
+    s.defer_occupied = true;
+    let actions = s.reap(&[(100, Exit::Signal(9))]);
+    let killed = Action::Signal(Pid::from_raw(101), Signal::SIGKILL);
+    assert!(actions.contains(&killed), "{actions:?}");
+    let asked = Query::Occupied { generation: 1 };
+    assert!(actions.contains(&Action::Ask(asked)), "{actions:?}");
+    s.reap(&[(101, Exit::Signal(9))]);
+    assert_eq!(s.core.exit_code(), None, "{:?}", s.log());
+    assert_eq!(s.core.phase(), PhaseName::Preflight);
+    let actions = s.answer(asked, Err("connection refused".into()));
+    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
 }
 
 /// The same without --handoff-admin: the Python behaviour, a teardown and
