@@ -1,17 +1,16 @@
 //! Issue 14: no outage the wrapper could have prevented. One test per
 //! chain of the issue, and a seeded chaos test, with real Envoy 1.40 where
 //! the behaviour is Envoy's (inside a private network and mount namespace,
-//! tests/envoy_lab/netns.rs) and stand-in admins elsewhere. The facts
+//! tests/support/netns.rs) and stand-in admins elsewhere. The facts
 //! about Envoy they rest on, with the commands that found them, are in
 //! docs/envoy-faults.md.
 //!
-//! Every test here states the contract after the fix and is `#[ignore]`d
-//! with what is missing until then. The chaos tests are ignored by default
-//! (slow); run them with
+//! The chaos tests are ignored by a plain `cargo test` (slow); `.ci/run`
+//! runs them with
 //! `cargo test --test faults chaos_ -- --include-ignored --test-threads 1 --nocapture`
 //! (CHAOS_SEEDS, CHAOS_SECS: see tests/faults/chaos.rs). Without Envoy,
-//! wrk, curl, unshare or ip the Envoy tests skip with a printed reason, and
-//! fail when CI=true.
+//! wrk, curl, unshare or ip the Envoy tests are ignored with the reason,
+//! and fail when CI=true.
 
 // Shared support: this binary uses part of it.
 #[allow(dead_code, unused_imports)]
