@@ -2,7 +2,12 @@
 //! (`--envoy-admin`), each a probe that runs until it passes; the epoch is
 //! ready once every configured probe has passed.
 
+use std::time::Duration;
+
 use super::{Action, Answer, Core, Helper, Job, JobKind, Probe, Query, later};
+
+/// Envoy gives its uptime in whole seconds.
+const UPTIME_SLACK: Duration = Duration::from_secs(1);
 
 impl Core {
     /// Start every probe whose time has come.
@@ -63,7 +68,30 @@ impl Core {
             Ok(Answer::ServerInfo {
                 state,
                 restart_epoch,
+                uptime,
             }) => {
+                // Envoy rounds its uptime to whole seconds: one second of
+                // slack. An Envoy up for longer than the awaited child has
+                // run is another one (a leftover on the same address).
+                let age = now.saturating_duration_since(a.started);
+                let foreign = uptime.filter(|u| *u > age + UPTIME_SLACK);
+                if let (Some(up), true) = (foreign, state == "LIVE") {
+                    let said = format!(
+                        "an Envoy that has been up for {} s answers LIVE at epoch {} on its \
+                         admin address, but epoch {epoch} (PID={pid}) started {} ms ago: \
+                         another Envoy answers there",
+                        up.as_secs(),
+                        restart_epoch.map_or("(none)".to_owned(), |e| e.to_string()),
+                        age.as_millis()
+                    );
+                    let news = a.admin_said.as_deref() != Some(said.as_str());
+                    a.admin_said = Some(said.clone());
+                    a.admin = Probe::Due(later(now, interval));
+                    if news {
+                        say!(self, Warn, "{said}");
+                    }
+                    return;
+                }
                 if state == "LIVE" && restart_epoch == Some(epoch) {
                     a.admin = Probe::Passed;
                     a.admin_said = None;

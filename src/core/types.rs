@@ -154,6 +154,8 @@ pub enum Answer {
     ServerInfo {
         state: String,
         restart_epoch: Option<u32>,
+        /// How long the answering Envoy's current epoch has run.
+        uptime: Option<Duration>,
     },
     /// The admin took the request (HTTP 200).
     Ok,

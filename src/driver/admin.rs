@@ -130,6 +130,7 @@ fn understand(query: Query, response: admin::Response) -> Result<Answer, String>
             Ok(Answer::ServerInfo {
                 state: info.state,
                 restart_epoch: info.restart_epoch,
+                uptime: info.uptime_current_epoch,
             })
         }
         Query::HotRestartVersion { .. } => Ok(Answer::Version(admin::parse_hot_restart_version(

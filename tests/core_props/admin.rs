@@ -7,7 +7,9 @@
 //!   or Retiring) only after an answer "LIVE at exactly its epoch" to a
 //!   ServerInfo question about it (its generation, epoch and pid), asked
 //!   while it was the awaited epoch, was delivered (checked after every
-//!   call to the core, nested ones too).
+//!   call to the core, nested ones too), from an Envoy no older than the
+//!   child: one whose uptime exceeds the child's age by more than Envoy's
+//!   one-second rounding is another Envoy, and never makes it ready.
 //! - A2 no question while nothing is awaited: ServerInfo only about the
 //!   epoch awaited, not yet LIVE, once the probe is due (at its start, then
 //!   ready_interval after an answer that was not LIVE); Drain and
@@ -238,10 +240,17 @@ impl Harness {
                     Ok(Answer::ServerInfo {
                         state: state.to_string(),
                         restart_epoch,
+                        uptime: Some(Duration::ZERO),
                     })
                 };
                 match kind % 8 {
-                    0..=3 => info("LIVE", Some(epoch)),
+                    0..=2 => info("LIVE", Some(epoch)),
+                    // Another Envoy on the same address, up for an hour.
+                    3 => Ok(Answer::ServerInfo {
+                        state: "LIVE".into(),
+                        restart_epoch: Some(epoch),
+                        uptime: Some(Duration::from_secs(3600)),
+                    }),
                     // The previous epoch's admin, still answering.
                     4 => info("LIVE", epoch.checked_sub(1)),
                     5 => info("INITIALIZING", Some(epoch)),
@@ -281,8 +290,12 @@ impl Harness {
                     return; // about an epoch no longer awaited
                 }
                 let pid = awaited.expect("checked");
-                let live = matches!(answer, Ok(Answer::ServerInfo { state, restart_epoch })
-                    if state == "LIVE" && *restart_epoch == Some(epoch));
+                let age = self.now - self.w.get(pid).expect("child").born;
+                let own = |uptime: &Option<Duration>| {
+                    uptime.is_none_or(|u| u <= age + Duration::from_secs(1))
+                };
+                let live = matches!(answer, Ok(Answer::ServerInfo { state, restart_epoch, uptime })
+                    if state == "LIVE" && *restart_epoch == Some(epoch) && own(uptime));
                 if live {
                     let c = self.w.get_mut(pid).expect("child");
                     c.admin_ok = true;

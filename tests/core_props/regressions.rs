@@ -103,6 +103,7 @@ impl Script {
         let info = Answer::ServerInfo {
             state: "LIVE".into(),
             restart_epoch: Some(epoch),
+            uptime: Some(std::time::Duration::ZERO),
         };
         let query = Query::ServerInfo {
             generation,
@@ -598,4 +599,43 @@ fn keep_serving_a_generation_dying_after_live_gives_the_draining_one_back() {
         live.contains(&Action::Ask(Query::Drain { generation: 0 })),
         "{live:?}"
     );
+}
+
+/// Issue 14: LIVE counts only from the Envoy the wrapper started. An
+/// answer from an Envoy whose current epoch has been up for longer than
+/// the awaited child has run (a leftover on the same admin address) is
+/// another Envoy's: a warning, and the child is still awaited; the real
+/// one's answer then counts.
+#[test]
+fn live_from_an_envoy_older_than_the_child_does_not_count() {
+    let mut s = Script::new(Settings {
+        envoy_admin: true,
+        ..Settings::plain()
+    });
+    let query = Query::ServerInfo {
+        generation: 0,
+        epoch: 0,
+        pid: Pid::from_raw(100),
+    };
+    let answer = |secs: u64| {
+        Ok(Answer::ServerInfo {
+            state: "LIVE".into(),
+            restart_epoch: Some(0),
+            uptime: Some(std::time::Duration::from_secs(secs)),
+        })
+    };
+    s.log();
+    s.answer(query, answer(100));
+    assert_eq!(s.state(100), Some(ChildState::Starting));
+    let log = s.log();
+    let warned = log.iter().any(|(level, l)| {
+        *level == log::Level::Warn && l.contains("up for 100 s") && l.contains("another Envoy")
+    });
+    assert!(warned, "{log:?}");
+    // Within Envoy's one-second rounding, the answer is the child's own.
+    s.now += Settings::plain().ready_interval;
+    let actions = s.feed(Event::Tick);
+    assert!(actions.contains(&Action::Ask(query)), "{actions:?}");
+    s.answer(query, answer(1));
+    assert_eq!(s.state(100), Some(ChildState::Ready));
 }

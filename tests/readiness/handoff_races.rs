@@ -76,6 +76,7 @@ impl Sim {
             Ok(Answer::ServerInfo {
                 state: "LIVE".into(),
                 restart_epoch: Some(epoch),
+                uptime: None,
             }),
         ))
     }

@@ -14,6 +14,9 @@ pub struct ServerInfo {
     pub restart_epoch: Option<u32>,
     /// `hot_restart_version`, e.g. "11.104" (Envoy 1.40).
     pub hot_restart_version: Option<String>,
+    /// `uptime_current_epoch` ("12s": Envoy 1.40 gives whole seconds), to
+    /// tell the Envoy the wrapper started from one that ran before it.
+    pub uptime_current_epoch: Option<std::time::Duration>,
 }
 
 impl ServerInfo {
@@ -34,6 +37,7 @@ pub fn parse_server_info(body: &[u8]) -> Result<ServerInfo, String> {
         state: Option<Value>,
         command_line_options: Option<Options>,
         hot_restart_version: Option<Value>,
+        uptime_current_epoch: Option<Value>,
     }
     #[derive(serde::Deserialize)]
     struct Options {
@@ -65,11 +69,24 @@ pub fn parse_server_info(body: &[u8]) -> Result<ServerInfo, String> {
         Some(Value::String(s)) => Some(s),
         _ => None,
     };
+    // Anything but protobuf's Duration form ("12s", "0.5s") is no uptime:
+    // the answer still counts, as before this check existed.
+    let uptime_current_epoch = match v.uptime_current_epoch {
+        Some(Value::String(s)) => duration(&s),
+        _ => None,
+    };
     Ok(ServerInfo {
         state,
         restart_epoch,
         hot_restart_version,
+        uptime_current_epoch,
     })
+}
+
+/// protobuf's JSON form of a Duration: decimal seconds with an "s".
+fn duration(s: &str) -> Option<std::time::Duration> {
+    let secs: f64 = s.strip_suffix('s')?.parse().ok()?;
+    std::time::Duration::try_from_secs_f64(secs).ok()
 }
 
 fn epoch(v: &Value) -> Option<u32> {

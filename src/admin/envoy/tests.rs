@@ -15,9 +15,26 @@ fn real_envoy_1_40_server_info() {
             state: "LIVE".into(),
             restart_epoch: Some(0),
             hot_restart_version: Some("11.104".into()),
+            uptime_current_epoch: Some(std::time::Duration::from_secs(5)),
         }
     );
     assert!(info.is_live());
+}
+
+#[test]
+fn uptime_in_protobuf_duration_form_or_none() {
+    let up = |v: &str| {
+        let json = format!(r#"{{"state":"LIVE","uptime_current_epoch":{v}}}"#);
+        parse_server_info(json.as_bytes())
+            .unwrap()
+            .uptime_current_epoch
+    };
+    let secs = std::time::Duration::from_secs_f64;
+    assert_eq!(up(r#""12s""#), Some(secs(12.0)));
+    assert_eq!(up(r#""0.500s""#), Some(secs(0.5)));
+    for odd in [r#""12""#, r#""-3s""#, r#""s""#, "12", "null", r#""1e999s""#] {
+        assert_eq!(up(odd), None, "{odd}");
+    }
 }
 
 #[test]
