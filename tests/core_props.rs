@@ -77,6 +77,8 @@
 //! - I11 with --preflight an epoch starts only when its preflight passed;
 //!   no restart while an older epoch drains (--hold-while-draining) or a
 //!   killed epoch is not reaped.
+//! - I12 no wait without a serving child: an awaited epoch N > 0 always
+//!   has an older epoch of its generation alive (ready or draining).
 
 #[path = "core_props/actions.rs"]
 mod actions;

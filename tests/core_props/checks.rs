@@ -80,6 +80,36 @@ impl Harness {
         self.check_helpers();
         self.check_hups();
         self.check_end();
+        self.check_no_hopeless_wait();
+    }
+
+    /// I12 no wait without a serving child: after every event while
+    /// running, an epoch N > 0 still awaited has a living hot-restart
+    /// parent (an older, ready or draining epoch of its generation);
+    /// otherwise it could never finish Envoy's handshake and the wait would
+    /// last the whole ready timeout (issue 14, chain 1).
+    fn check_no_hopeless_wait(&self) {
+        if !self.m.running() {
+            return;
+        }
+        let children = self.core.children();
+        for c in children.iter().filter(|c| c.state == ChildState::Starting) {
+            if c.epoch == 0 {
+                continue;
+            }
+            let parent = children.iter().any(|p| {
+                p.generation == c.generation
+                    && p.epoch < c.epoch
+                    && matches!(p.state, ChildState::Ready | ChildState::Draining)
+            });
+            self.ensure(parent, || {
+                format!(
+                    "I12: epoch {} (PID={}) of generation {} is still awaited, but no older \
+                     epoch of its generation is alive: {children:?}",
+                    c.epoch, c.pid, c.generation
+                )
+            });
+        }
     }
 
     fn check_sent(&self) {
