@@ -28,6 +28,7 @@ fn status() -> Status {
             result: reload_result::FAILED.to_string(),
             reason: Some("preflight for epoch 4 failed:\n  bad \"listener\"".to_string()),
             ms: 1500,
+            trigger: None,
         }),
         counters: Counters {
             reloads_done: 3,
