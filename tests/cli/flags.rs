@@ -39,7 +39,11 @@ const OPTIONS: &[(&str, Option<&str>, &str)] = &[
     ("subreaper", None, "false"),
     ("log-format", Some("json"), "text"),
     // A list: ':' separates paths, on the command line as in the variable.
-    ("watch", Some("/etc/envoy/envoy.yaml:/etc/envoy/cert.pem"), "/etc/x.yaml"),
+    (
+        "watch",
+        Some("/etc/envoy/envoy.yaml:/etc/envoy/cert.pem"),
+        "/etc/x.yaml",
+    ),
     ("watch-debounce", Some("2"), "0.1"),
 ];
 
