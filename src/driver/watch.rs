@@ -15,7 +15,10 @@ impl Driver {
             return;
         };
         if let Err(e) = watcher.on_readable(Instant::now()) {
-            log::error!("--watch: {e:#}");
+            // The descriptor would stay readable and the loop spin on it:
+            // give the watches up, loudly; SIGHUP still reloads.
+            log::error!("--watch: {e:#}; no longer watching any file");
+            self.watcher = None;
         }
     }
 
