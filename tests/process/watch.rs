@@ -418,19 +418,27 @@ fn a_watched_path_in_a_missing_directory_is_refused_at_start() {
     );
 }
 
-fn voluntary_switches(pid: i32) -> u64 {
+/// A number field of /proc/PID/status (`voluntary_ctxt_switches:`,
+/// `RssAnon:` in kB).
+fn status_field(pid: i32, field: &str) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .find_map(|l| l.strip_prefix(field))
         .unwrap()
         .trim()
+        .trim_end_matches(" kB")
         .parse()
         .unwrap()
 }
 
-/// How often an idle wrapper on a sleeping child wakes up in `window`.
-fn idle_wakeups(flags: &[&str], window: Duration) -> u64 {
+fn voluntary_switches(pid: i32) -> u64 {
+    status_field(pid, "voluntary_ctxt_switches:")
+}
+
+/// How often an idle wrapper on a sleeping child wakes up in `window`,
+/// and its RssAnon (kB) after it.
+fn idle_wakeups(flags: &[&str], window: Duration) -> (u64, u64) {
     let mut w = Wrapper::start_with(flags, "#!/bin/sh\nexec sleep 600\n", |_| {});
     w.wait_for_text("forked new child process with PID=");
     w.wait_idle();
@@ -440,9 +448,10 @@ fn idle_wakeups(flags: &[&str], window: Duration) -> u64 {
         std::thread::sleep(Duration::from_millis(100));
     }
     let woke = voluntary_switches(w.pid) - before;
+    let rss = status_field(w.pid, "RssAnon:");
     w.signal(Signal::SIGTERM);
     assert_eq!(w.exit_code(), 0, "{}", w.output());
-    woke
+    (woke, rss)
 }
 
 #[test]
@@ -455,11 +464,12 @@ fn an_idle_wrapper_with_watches_does_not_wake_up() {
         dir.path().join("later.yaml").to_string_lossy().into_owned(),
     );
     let window = Duration::from_secs(5);
-    let without = idle_wakeups(&[], window);
-    let with = idle_wakeups(&["--watch", &a, "--watch", &missing], window);
+    let (without, rss_without) = idle_wakeups(&[], window);
+    let (with, rss_with) = idle_wakeups(&["--watch", &a, "--watch", &missing], window);
     eprintln!(
         "[watch figures] idle {window:?}: {without} voluntary context switches without \
-         --watch, {with} with two watched files"
+         --watch, {with} with two watched files (one missing); RssAnon {rss_without} kB \
+         without, {rss_with} kB with"
     );
     assert_eq!(with, 0, "an idle wrapper with --watch woke up {with} times");
 }
