@@ -39,7 +39,10 @@ impl Driver {
                     quoted(&path.to_string_lossy()),
                 ),
                 WatchEvent::Back(path) => {
-                    log::info!("watched file {} is back", quoted(&path.to_string_lossy()))
+                    log::info!(
+                        "watched file {} can be read now",
+                        quoted(&path.to_string_lossy())
+                    )
                 }
                 WatchEvent::Changed(paths) => self.feed(Event::Changed(paths)),
             }

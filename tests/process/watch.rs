@@ -292,7 +292,7 @@ fn a_vanished_file_is_logged_and_its_return_with_new_contents_reloads() {
     // Back as it was: no reload.
     fs::write(&path, "version 0\n").unwrap();
     lab.w
-        .wait_for_text(&format!("watched file {} is back", quoted(&path)));
+        .wait_for_text(&format!("watched file {} can be read now", quoted(&path)));
     lab.expect_no_reload("the file back as it was");
     fs::remove_file(&path).unwrap();
     lab.w.wait_for_count(
