@@ -473,3 +473,17 @@ fn an_idle_wrapper_with_watches_does_not_wake_up() {
     );
     assert_eq!(with, 0, "an idle wrapper with --watch woke up {with} times");
 }
+
+#[test]
+fn a_file_missing_at_start_is_a_warning_and_its_arrival_a_reload() {
+    let mut lab = start_lab(&["--watch-debounce", "0.1"], |_| {});
+    let path = conf(&lab.w);
+    let warning = lab.w.wait_for_text(&format!(
+        "watched file {} cannot be read yet: watching for its arrival",
+        quoted(&path)
+    ));
+    assert_eq!(level_of(&warning), "WARNING", "{warning}");
+    fs::write(&path, "version 1\n").unwrap();
+    lab.expect_one_reload("the file's arrival", "version 1\n");
+    lab.stop();
+}
