@@ -108,8 +108,18 @@ impl Lab {
         self.marks += 1;
         fs::write(marker(&self.w), self.marks.to_string()).unwrap();
         let m = marker(&self.w);
+        let restarts = |w: &Wrapper| {
+            (w.log_lines().iter())
+                .filter(|l| message_of(l).ends_with(" changed: restarting"))
+                .count()
+        };
+        // The marker's line, and the "forking" line that follows it (the
+        // output arrives line by line).
         assert!(
-            wait_until(DEADLINE, || self.reloads_naming(&m) == self.marks as usize),
+            wait_until(DEADLINE, || {
+                self.reloads_naming(&m) == self.marks as usize
+                    && started_epochs(&self.w.lines()).len() > restarts(&self.w)
+            }),
             "the marker's reload never came; output:\n{}",
             self.w.output()
         );
@@ -118,12 +128,9 @@ impl Lab {
         self.w.report(last);
         let n = last - self.epoch;
         self.epoch = last;
-        let lines = (self.w.log_lines().iter())
-            .filter(|l| message_of(l).ends_with(" changed: restarting"))
-            .count();
         assert_eq!(
-            lines as u32,
-            self.epoch,
+            (started.len(), restarts(&self.w)),
+            (last as usize + 1, last as usize),
             "an epoch started without a change; output:\n{}",
             self.w.output()
         );
