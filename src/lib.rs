@@ -3,7 +3,8 @@
 //!
 //! `core` decides (pure: events in, actions out), `driver` is the one loop
 //! that carries the actions out, `os` the system calls it needs, `admin`
-//! and `control` the two protocol adapters, `config` the flags.
+//! and `control` the two protocol adapters, `config` the flags, `watch` the
+//! inotify watcher behind `--watch`.
 
 pub mod admin;
 pub mod config;

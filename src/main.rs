@@ -13,6 +13,7 @@ use hot_restarter::config::{self, Config, Flags};
 use hot_restarter::control::server::ControlServer;
 use hot_restarter::driver;
 use hot_restarter::os::{logging, pid_file, sd_notify, setup, shm_check, signals};
+use hot_restarter::watch;
 
 fn main() -> ExitCode {
     setup::open_missing_stdio();
@@ -68,6 +69,12 @@ fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
     if config.subreaper {
         nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
     }
+    // Before anything that would have to be undone: a path that cannot be
+    // watched stops the start with nothing left behind.
+    let watcher = match config.watch.is_empty() {
+        true => None,
+        false => Some(watch::Watcher::new(&config.watch, config.watch_debounce)?),
+    };
     let notifier = sd_notify::Notifier::from_env();
     // The socket before the pid file: binding refuses a socket another
     // wrapper answers on, and a wrapper refused there must not have
@@ -85,6 +92,7 @@ fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
         notifier,
         pid_file,
         control,
+        watcher,
     };
     driver::Driver::new(config, resources).run()
 }

@@ -1,7 +1,7 @@
 //! The process contract kept from hot-restarter.py: epochs and what each
 //! child inherits, signals, graceful shutdown, child failures and exit
 //! codes, orphans, the pid file, the log lines word for word, and the
-//! opt-in flags (--preflight, --keep-serving, --ready-check).
+//! opt-in flags (--preflight, --keep-serving, --ready-check, --watch).
 
 #[path = "support/components.rs"]
 mod components;
@@ -26,3 +26,5 @@ mod pid_file;
 mod shutdown;
 #[path = "process/signals.rs"]
 mod signals;
+#[path = "process/watch.rs"]
+mod watch;

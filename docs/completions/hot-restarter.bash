@@ -23,7 +23,7 @@ _hot__restarter() {
 
     case "${cmd}" in
         hot__restarter)
-            opts="-h -V --term-wait --pid-file --preflight --preflight-timeout --keep-serving --ready-check --ready-timeout --ready-interval --hold-while-draining --envoy-admin --handoff-admin --envoy-bin --control-socket --subreaper --log-format --help --version"
+            opts="-h -V --term-wait --pid-file --preflight --preflight-timeout --keep-serving --ready-check --ready-timeout --ready-interval --hold-while-draining --envoy-admin --handoff-admin --envoy-bin --control-socket --subreaper --watch --watch-debounce --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -74,6 +74,14 @@ _hot__restarter() {
                     return 0
                     ;;
                 --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch-debounce)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -11,6 +11,8 @@ complete -c hot-restarter -l envoy-admin -d 'Envoy\'s admin address (IPv4:PORT, 
 complete -c hot-restarter -l handoff-admin -d 'A second admin address for side-by-side handoff: generation g of Envoy uses slot g % 2 (slot 0 --envoy-admin, slot 1 this one); SIGUSR2 hands off to a new generation. Needs --envoy-admin' -r
 complete -c hot-restarter -l envoy-bin -d 'The Envoy binary the start script runs: when its --hot-restart-version differs from the running Envoy\'s, a reload becomes a handoff. Needs --handoff-admin' -r -F
 complete -c hot-restarter -l control-socket -d 'Serve hot-restarter-ctl on a unix socket at PATH (mode 0600; a stale socket file is replaced, anything else there is an error)' -r -F
+complete -c hot-restarter -l watch -d 'Reload (as SIGHUP does) when the contents of PATH change, however they are changed: written in place, renamed over, or a Kubernetes ConfigMap/Secret symlink swap. Repeatable; the environment variable takes a \':\'-separated list. PATH\'s directory must exist' -r -F
+complete -c hot-restarter -l watch-debounce -d 'Seconds without a further change of a watched file before it is looked at (a burst of writes is one reload; at most 10 times this after the first change)' -r
 complete -c hot-restarter -l log-format -d 'The wrapper\'s log lines: text (the Python wrapper\'s) or json (one object per line with pilot-agent\'s keys time, level, scope, msg, caller, and pid)' -r -f -a "text\t'The Python wrapper\'s lines'
 json\t'One JSON object per line'"
 complete -c hot-restarter -l keep-serving -d 'A child that fails while another child still runs does not bring the others down: it is logged as a failed restart and the epoch is reused'

@@ -107,6 +107,21 @@ pub struct Flags {
     #[arg(long, env = "HOT_RESTARTER_SUBREAPER", value_parser = BoolishValueParser::new())]
     pub subreaper: bool,
 
+    /// Reload (as SIGHUP does) when the contents of PATH change, however
+    /// they are changed: written in place, renamed over, or a Kubernetes
+    /// ConfigMap/Secret symlink swap. Repeatable; the environment variable
+    /// takes a ':'-separated list. PATH's directory must exist.
+    #[arg(long = "watch", value_name = "PATH", env = "HOT_RESTARTER_WATCH",
+          value_delimiter = ':', action = clap::ArgAction::Append)]
+    pub watch: Vec<PathBuf>,
+
+    /// Seconds without a further change of a watched file before it is
+    /// looked at (a burst of writes is one reload; at most 10 times this
+    /// after the first change).
+    #[arg(long, value_name = "SECONDS", env = "HOT_RESTARTER_WATCH_DEBOUNCE",
+          default_value = "0.5", value_parser = parse_seconds)]
+    pub watch_debounce: Duration,
+
     /// The wrapper's log lines: text (the Python wrapper's) or json (one
     /// object per line with pilot-agent's keys time, level, scope, msg,
     /// caller, and pid).
@@ -241,6 +256,9 @@ pub struct Config {
     pub envoy_bin: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
     pub subreaper: bool,
+    /// `--watch`: files whose content changes are reloads.
+    pub watch: Vec<PathBuf>,
+    pub watch_debounce: Duration,
 }
 
 impl Config {
@@ -281,6 +299,9 @@ impl Config {
         if let Some(bin) = &flags.envoy_bin {
             check_executable(bin).with_context(|| format!("--envoy-bin {}", bin.display()))?;
         }
+        for path in &flags.watch {
+            check_watchable(path).with_context(|| format!("--watch {}", path.display()))?;
+        }
         let admin = flags.envoy_admin.is_some();
         let mut command = flags.command.into_iter();
         let start_script = PathBuf::from(command.next().expect("clap requires a script"));
@@ -308,8 +329,28 @@ impl Config {
             envoy_bin: flags.envoy_bin,
             control_socket: flags.control_socket,
             subreaper: flags.subreaper,
+            watch: flags.watch,
+            watch_debounce: flags.watch_debounce,
         })
     }
+}
+
+/// Fail unless the directory holding `path` exists: the file itself may
+/// be missing (watched for its arrival), but a directory that is not there
+/// is a typing error the wrapper cannot watch.
+pub fn check_watchable(path: &std::path::Path) -> Result<()> {
+    if path.as_os_str().is_empty() || path.file_name().is_none() {
+        bail!("not a file path");
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let meta = std::fs::metadata(dir).with_context(|| format!("directory {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    Ok(())
 }
 
 /// Fail unless `path` is a regular file this process may execute and

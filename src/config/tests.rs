@@ -132,3 +132,21 @@ fn the_drain_hold_follows_envoy_admin_unless_set() {
     let slow = [&admin[..], &["--ready-interval", "0.5"]].concat();
     assert_eq!(config(&slow).ready_interval, Duration::from_millis(500));
 }
+
+#[test]
+fn a_watched_path_needs_an_existing_directory_not_an_existing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(check_watchable(&dir.path().join("later.yaml")).is_ok());
+    let err = check_watchable(&dir.path().join("nodir/envoy.yaml")).unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        format!(
+            "directory {}: No such file or directory (os error 2)",
+            dir.path().join("nodir").display()
+        )
+    );
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let err = check_watchable(&dir.path().join("file/x")).unwrap_err();
+    assert!(format!("{err:#}").contains("is not a directory"), "{err:#}");
+    assert!(check_watchable(std::path::Path::new("")).is_err());
+}

@@ -3,10 +3,14 @@
 //! (SIGTERM/SIGINT, `stop`), and `status`. A control request does exactly
 //! what its signal does, and is answered when that is done.
 
+use std::path::PathBuf;
+
 use nix::sys::signal::Signal;
 
 use super::policy::{self, HupAction};
-use super::{Action, ChildState, Command, Core, Held, Notify, Phase, Reply, WaiterId};
+use super::{
+    Action, ChildState, Command, Core, Held, Notify, Phase, Reply, Trigger, WaiterId, quoted_paths,
+};
 
 impl Core {
     pub(super) fn on_signal(&mut self, sig: Signal) {
@@ -17,7 +21,7 @@ impl Core {
             }
             Signal::SIGHUP => {
                 say!(self, Info, "got SIGHUP");
-                self.on_hup();
+                self.on_hup(Trigger::Signal);
             }
             Signal::SIGUSR1 => {
                 self.on_usr1();
@@ -36,7 +40,7 @@ impl Core {
                 let status = self.status();
                 self.reply(client, Reply::Status(status));
             }
-            Command::Reload { wait } => match self.on_hup() {
+            Command::Reload { wait } => match self.on_hup(Trigger::Request) {
                 HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),
                 _ if !wait => self.reply_done(client, "reload requested"),
                 HupAction::Restart => self.wait_for_current_reload(client),
@@ -82,28 +86,75 @@ impl Core {
     }
 
     /// A restart request: start one now, hold it, fold it into the held
-    /// one, or ignore it while stopping.
-    fn on_hup(&mut self) -> HupAction {
+    /// one, or ignore it while stopping. SIGHUP's and `reload`'s lines are
+    /// the Python wrapper's; a watched change names the files.
+    fn on_hup(&mut self, trigger: Trigger) -> HupAction {
         let stopping = !matches!(self.phase, Phase::Running(_));
         let action = policy::on_hup(stopping, self.restart_blocked(), self.held.is_some());
+        let changed = match &trigger {
+            Trigger::Changed(paths) => Some(quoted_paths(paths)),
+            _ => None,
+        };
         match action {
-            HupAction::Ignore => say!(self, Info, "shutting down, ignoring SIGHUP"),
-            HupAction::Restart => self.begin_restart(),
+            HupAction::Ignore => match &changed {
+                None => say!(self, Info, "shutting down, ignoring SIGHUP"),
+                Some(paths) => say!(self, Info, "{paths} changed: shutting down, ignoring it"),
+            },
+            HupAction::Restart => {
+                if let Some(paths) = &changed {
+                    say!(self, Info, "{paths} changed: restarting");
+                }
+                self.trigger = Some(trigger);
+                self.begin_restart();
+                // Taken by the reload it began; nothing is left pending.
+                self.trigger = None;
+            }
             HupAction::Hold => {
                 self.held = Some(Held::Restart);
-                say!(self, Info, "holding SIGHUP until {}", self.describe_wait());
+                match &changed {
+                    None => say!(self, Info, "holding SIGHUP until {}", self.describe_wait()),
+                    Some(paths) => say!(
+                        self,
+                        Info,
+                        "{paths} changed: holding the restart until {}",
+                        self.describe_wait()
+                    ),
+                }
+                self.trigger = Some(trigger);
                 // systemd (Type=notify-reload) waits for RELOADING=1 after
                 // its SIGHUP; READY=1 follows once the held restart is done.
                 self.notify(Notify::Reloading("restart held".into()));
             }
-            HupAction::Coalesce => say!(
-                self,
-                Info,
-                "coalescing SIGHUP into the held restart (waiting until {})",
-                self.describe_wait()
-            ),
+            HupAction::Coalesce => {
+                match &changed {
+                    None => say!(
+                        self,
+                        Info,
+                        "coalescing SIGHUP into the held restart (waiting until {})",
+                        self.describe_wait()
+                    ),
+                    Some(paths) => say!(
+                        self,
+                        Info,
+                        "{paths} changed: coalescing into the held restart (waiting until {})",
+                        self.describe_wait()
+                    ),
+                }
+                match &mut self.trigger {
+                    Some(held) => held.absorb(trigger),
+                    None => self.trigger = Some(trigger),
+                }
+            }
         }
         action
+    }
+
+    /// `--watch`: watched files changed; a reload exactly as SIGHUP's.
+    pub(super) fn on_changed(&mut self, paths: Vec<PathBuf>) {
+        if paths.is_empty() {
+            return;
+        }
+        self.on_hup(Trigger::Changed(paths));
     }
 
     /// A handoff request: as a restart request, but to a new generation; a

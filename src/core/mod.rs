@@ -241,6 +241,9 @@ pub struct Core {
     refused: u32,
     /// Log lines not taken yet.
     log: Vec<LogLine>,
+    /// What asked for the restart that is held or about to begin; the
+    /// reload takes it when it begins (for its status).
+    trigger: Option<Trigger>,
 }
 
 impl Core {
@@ -262,6 +265,7 @@ impl Core {
             now,
             refused: 0,
             log: Vec::new(),
+            trigger: None,
         }
     }
 
@@ -278,6 +282,7 @@ impl Core {
                 Event::Control(client, request) => self.on_control(client, request),
                 Event::ControlGone(client) => self.on_control_gone(client),
                 Event::HelperOutput(pid, text) => self.helper_said = Some((pid, text)),
+                Event::Changed(paths) => self.on_changed(paths),
                 Event::Tick => self.on_time(),
             }
             self.settle();

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use std::time::Duration;
 
-use super::{Child, ChildState, Core, PhaseName, Reply, WaiterId};
+use super::{Child, ChildState, Core, PhaseName, Reply, Trigger, WaiterId};
 
 /// The wrapper's state, as `status` reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +33,9 @@ pub struct LastReload {
     pub reason: Option<String>,
     /// How long it took, in milliseconds.
     pub ms: u64,
+    /// What asked for it ("SIGHUP", "reload request", or which watched
+    /// files changed); `None` for a reload the wrapper began itself.
+    pub trigger: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,7 @@ struct InFlight {
     waiters: Vec<WaiterId>,
     /// A handoff to a new generation rather than a hot restart.
     handoff: bool,
+    trigger: Option<Trigger>,
 }
 
 /// Reporting state: facts about what was asked and how it went, never what
@@ -118,11 +122,13 @@ impl Core {
             return;
         }
         let waiters = std::mem::take(&mut r.held_waiters);
-        r.current = Some(InFlight {
+        let trigger = self.trigger.take();
+        self.report.current = Some(InFlight {
             epoch,
             started: now,
             waiters,
             handoff: false,
+            trigger,
         });
     }
 
@@ -185,6 +191,7 @@ impl Core {
             result,
             reason: text,
             ms,
+            trigger: current.trigger.as_ref().map(Trigger::describe),
         });
         for client in current.waiters {
             self.reply(client, reply.clone());
@@ -195,6 +202,14 @@ impl Core {
     /// epoch that will not come next): its waiters wait for the retry.
     pub(super) fn reload_postponed(&mut self) {
         if let Some(mut current) = self.report.current.take() {
+            // The retry answers to what asked for this one.
+            let mut trigger = current.trigger.take();
+            match (&mut trigger, self.trigger.take()) {
+                (Some(mine), Some(held)) => mine.absorb(held),
+                (None, held) => trigger = held,
+                (Some(_), None) => {}
+            }
+            self.trigger = trigger;
             current.waiters.append(&mut self.report.held_waiters);
             self.report.held_waiters = current.waiters;
         }
@@ -202,6 +217,7 @@ impl Core {
 
     /// Shutting down or tearing down: no reload will come.
     pub(super) fn reloads_abandoned(&mut self, why: &str) {
+        self.trigger = None;
         let mut waiters = self
             .report
             .current

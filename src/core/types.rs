@@ -55,6 +55,58 @@ impl Settings {
     }
 }
 
+/// What asked for a reload, for the log and the status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGHUP.
+    Signal,
+    /// `reload` on the control socket.
+    Request,
+    /// `--watch`: these files changed.
+    Changed(Vec<PathBuf>),
+}
+
+impl Trigger {
+    /// One line for the status: "SIGHUP", "reload request", or the changed
+    /// paths, quoted and bounded (they come from outside).
+    pub fn describe(&self) -> String {
+        match self {
+            Trigger::Signal => "SIGHUP".to_string(),
+            Trigger::Request => "reload request".to_string(),
+            Trigger::Changed(paths) => format!("{} changed", quoted_paths(paths)),
+        }
+    }
+
+    /// Folds a later request into this held one: the changed paths add up,
+    /// and any change outweighs a bare SIGHUP (the reload reads them all).
+    pub fn absorb(&mut self, later: Trigger) {
+        match (&mut *self, later) {
+            (Trigger::Changed(mine), Trigger::Changed(theirs)) => {
+                for p in theirs {
+                    if !mine.contains(&p) {
+                        mine.push(p);
+                    }
+                }
+            }
+            (Trigger::Changed(_), _) => {}
+            (_, later) => *self = later,
+        }
+    }
+}
+
+/// Paths from outside (a watched path names files an operator chose, but a
+/// changed name may be anything) for one log line: each quoted and bounded,
+/// at most four, then how many more.
+pub fn quoted_paths(paths: &[PathBuf]) -> String {
+    let mut shown: Vec<String> = (paths.iter().take(4))
+        .map(|p| super::quoted(&p.to_string_lossy()))
+        .collect();
+    if paths.len() > 4 {
+        shown.push(format!("and {} more", paths.len() - 4));
+    }
+    shown.join(", ")
+}
+
 /// A process the core asks the driver to start, for `epoch` of
 /// `generation` (which set its `RESTART_EPOCH` and, with handoff, its
 /// `HOT_RESTARTER_GENERATION`, `_SLOT` and `_ENVOY_ADMIN`).
@@ -117,6 +169,9 @@ pub enum Event {
     Control(WaiterId, Command),
     /// A control client hung up before its answer.
     ControlGone(WaiterId),
+    /// `--watch`: the contents of these watched files changed (after the
+    /// debounce): a reload as SIGHUP's, which names them.
+    Changed(Vec<PathBuf>),
     /// Time has passed: act on every deadline up to `now`.
     Tick,
 }
@@ -274,4 +329,34 @@ pub struct LogLine {
     pub target: &'static str,
     pub file: &'static str,
     pub line: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trigger_names_its_files_quoted_and_bounded() {
+        let t = Trigger::Changed(vec!["/etc/a\nb.yaml".into()]);
+        assert_eq!(t.describe(), r#""/etc/a\nb.yaml" changed"#);
+        let many: Vec<PathBuf> = (0..6).map(|i| format!("/f{i}").into()).collect();
+        assert_eq!(
+            quoted_paths(&many),
+            r#""/f0", "/f1", "/f2", "/f3", and 2 more"#
+        );
+        assert_eq!(Trigger::Signal.describe(), "SIGHUP");
+        assert_eq!(Trigger::Request.describe(), "reload request");
+    }
+
+    #[test]
+    fn a_held_trigger_adds_up_changes_and_a_change_outweighs_a_signal() {
+        let mut t = Trigger::Signal;
+        t.absorb(Trigger::Changed(vec!["/a".into()]));
+        t.absorb(Trigger::Signal);
+        t.absorb(Trigger::Changed(vec!["/b".into(), "/a".into()]));
+        assert_eq!(t, Trigger::Changed(vec!["/a".into(), "/b".into()]));
+        let mut t = Trigger::Request;
+        t.absorb(Trigger::Signal);
+        assert_eq!(t, Trigger::Signal);
+    }
 }

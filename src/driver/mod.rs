@@ -3,7 +3,7 @@
 //! carries out the actions the core returns (spawn, signal, notify).
 //!
 //! `admin` holds the requests to Envoy's admin in flight, `control` the
-//! control socket's glue.
+//! control socket's glue, `watch` the `--watch` glue.
 //!
 //! Everything happens on the main thread: `PR_SET_PDEATHSIG` fires when the
 //! thread that forked exits, so spawning from any other thread would kill
@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 mod admin;
 mod control;
 mod jobs;
+mod watch;
 
 use crate::config::Config;
 use crate::control::server::{ClientId, ControlServer};
@@ -31,6 +32,7 @@ use crate::os::poller::{self, Interest};
 use crate::os::sd_notify::Notifier;
 use crate::os::signals::Signals;
 use crate::os::stderr_capture::Capture;
+use crate::watch::Watcher;
 
 /// What a ready descriptor stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,8 @@ enum Token {
     Listener,
     /// A control client.
     Client(ClientId),
+    /// `--watch`: the inotify descriptor has events.
+    Watch,
 }
 
 impl Settings {
@@ -70,6 +74,7 @@ pub struct Resources {
     pub notifier: Option<Notifier>,
     pub pid_file: Option<PidFile>,
     pub control: Option<ControlServer>,
+    pub watcher: Option<Watcher>,
 }
 
 pub struct Driver {
@@ -79,6 +84,7 @@ pub struct Driver {
     notifier: Option<Notifier>,
     pid_file: Option<PidFile>,
     control: Option<ControlServer>,
+    watcher: Option<Watcher>,
     asking: Vec<admin::Asking>,
     next_id: u64,
     /// The output of helpers that run (preflights, the version probe), by
@@ -96,6 +102,7 @@ impl Driver {
             notifier: resources.notifier,
             pid_file: resources.pid_file,
             control: resources.control,
+            watcher: resources.watcher,
             asking: Vec::new(),
             next_id: 0,
             captures: Vec::new(),
@@ -105,6 +112,14 @@ impl Driver {
     /// Start epoch 0 and supervise until the wrapper should exit; returns
     /// the exit code. Every child and helper has been reaped by then.
     pub fn run(mut self) -> Result<i32> {
+        if let Some(watcher) = &self.watcher {
+            for path in watcher.missing() {
+                log::warn!(
+                    "watched file {} cannot be read yet: watching for its arrival",
+                    crate::core::quoted(&path.to_string_lossy())
+                );
+            }
+        }
         self.feed(Event::Start);
         loop {
             if let Some(code) = self.core.exit_code() {
@@ -125,10 +140,12 @@ impl Driver {
                     Token::Admin(id) => self.on_admin_ready(id),
                     Token::Listener => self.accept_clients(),
                     Token::Client(id) => self.on_client_ready(id),
+                    Token::Watch => self.on_watch_ready(),
                 }
             }
             self.admin_timeouts();
             self.control_timeouts();
+            self.watch_timeouts();
             self.feed(Event::Tick);
         }
     }
@@ -163,6 +180,15 @@ impl Driver {
                 });
             }
             deadline = earliest(deadline, server.next_deadline());
+        }
+        if let Some(watcher) = &self.watcher {
+            interests.push(Interest {
+                fd: watcher.fd(),
+                write: false,
+                token: Token::Watch,
+            });
+            // Armed only while a change waits out its debounce.
+            deadline = earliest(deadline, watcher.poll_timeout());
         }
         poller::wait(&interests, deadline)
     }

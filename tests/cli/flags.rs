@@ -38,6 +38,13 @@ const OPTIONS: &[(&str, Option<&str>, &str)] = &[
     ("control-socket", Some("/run/ctl.sock"), "/run/other.sock"),
     ("subreaper", None, "false"),
     ("log-format", Some("json"), "text"),
+    // A list: ':' separates paths, on the command line as in the variable.
+    (
+        "watch",
+        Some("/etc/envoy/envoy.yaml:/etc/envoy/cert.pem"),
+        "/etc/x.yaml",
+    ),
+    ("watch-debounce", Some("2"), "0.1"),
 ];
 
 /// `term-wait` -> `HOT_RESTARTER_TERM_WAIT`.

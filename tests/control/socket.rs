@@ -123,6 +123,8 @@ fn status_in_json_text_and_prometheus_matches_the_wrapper() {
     assert_eq!(last["epoch"], 1, "{s}");
     assert_eq!(last["result"], "done", "{s}");
     assert!(last["reason"].is_null(), "{s}");
+    // Asked for on the socket (`reload --wait`).
+    assert_eq!(last["trigger"], "reload request", "{s}");
     let ms = last["ms"].as_u64().expect("ms is a whole number");
     assert!(ms < 20_000, "{s}");
     assert_eq!(counters(&s), expected_counters(&[("reloads_done", 1)]));
@@ -156,7 +158,7 @@ fn status_in_json_text_and_prometheus_matches_the_wrapper() {
     assert_eq!(
         lines[5],
         format!(
-            "last reload: epoch 1 done after {:.3} s",
+            "last reload: epoch 1 done after {:.3} s (reload request)",
             ms as f64 / 1000.0
         )
     );

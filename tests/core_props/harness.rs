@@ -103,6 +103,11 @@ impl Harness {
         self.luck = step.luck;
         match &step.op {
             Op::Hup => self.event(Event::Signal(Signal::SIGHUP)),
+            Op::Changed(n) => self.event(Event::Changed(
+                (0..*n)
+                    .map(|i| format!("/etc/envoy/watched-{i}\n.yaml").into())
+                    .collect(),
+            )),
             Op::Usr1 => self.event(Event::Signal(Signal::SIGUSR1)),
             Op::Term => self.event(Event::Signal(Signal::SIGTERM)),
             Op::Int => self.event(Event::Signal(Signal::SIGINT)),

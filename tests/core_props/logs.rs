@@ -17,6 +17,9 @@
 //! - L5 "keeps serving" names the newest serving epoch of the serving
 //!   generation (no ready one is newer) and its pid, as they were before
 //!   the event started new ones.
+//! - L6 a watched change (`Event::Changed`) logs one INFO line naming the
+//!   files, quoted and escaped (a newline in a name stays "\n"), and says
+//!   what it does: restarting, holding, coalescing or ignoring.
 
 use hot_restarter::core::{Event, LogLine};
 use log::Level;
@@ -35,6 +38,8 @@ pub struct Expect {
     /// L3: the end may come by reaping (after a teardown, or running).
     lack: bool,
     readies: u64,
+    /// L6: the quoted paths of a watched change.
+    changed: Option<String>,
 }
 
 impl Harness {
@@ -45,7 +50,14 @@ impl Harness {
             // out, address taken): the line says why. A stop is a stop.
             let childless = self.w.children().next().is_none();
             let handing_off = (self.m.preflight).is_some_and(|f| f.generation != self.m.serving);
+            let changed = match ev {
+                Event::Changed(paths) if !paths.is_empty() => {
+                    Some(hot_restarter::core::quoted_paths(paths))
+                }
+                _ => None,
+            };
             return Expect {
+                changed,
                 readies: self.m.readies,
                 lack: self.m.running()
                     && childless
@@ -86,6 +98,7 @@ impl Harness {
             exits,
             lack: running || (matches!(self.m.mode, Mode::Killing { .. }) && self.m.torn_down),
             readies: self.m.readies,
+            changed: None,
         }
     }
 
@@ -130,6 +143,21 @@ impl Harness {
         });
         self.check_ready_lines(expect);
         self.check_keeps_serving();
+        if let Some(paths) = &expect.changed {
+            let named: Vec<&&LogLine> = (lines.iter())
+                .filter(|l| l.text.starts_with(&format!("{paths} changed: ")))
+                .collect();
+            self.ensure(named.len() == 1 && named[0].level == Level::Info, || {
+                format!("L6: expected one INFO line \"{paths} changed: ...\", got {named:?}")
+            });
+            let said = ["restarting", "holding", "coalescing", "shutting down"];
+            self.ensure(said.iter().any(|w| named[0].text.contains(w)), || {
+                format!("L6: {:?} does not say what the change does", named[0])
+            });
+        }
+        self.ensure(lines.iter().all(|l| !l.text.contains('\n')), || {
+            format!("L6: a log line holds a raw newline: {lines:?}")
+        });
     }
 
     fn check_ready_lines(&self, expect: &Expect) {

@@ -39,6 +39,8 @@ impl Luck {
 #[derive(Debug, Clone)]
 pub enum Op {
     Hup,
+    /// `--watch`: watched files changed (one or two of them).
+    Changed(u8),
     Usr1,
     Term,
     Int,
@@ -224,6 +226,7 @@ fn exit_op() -> impl Strategy<Value = Op> {
 fn signals_time_and(exit: impl Strategy<Value = Op>) -> impl Strategy<Value = Op> {
     prop_oneof![
         20 => Just(Op::Hup),
+        4 => (1..3u8).prop_map(Op::Changed),
         6 => Just(Op::Usr1),
         1 => Just(Op::Term),
         1 => Just(Op::Int),

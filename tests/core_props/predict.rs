@@ -28,6 +28,9 @@ impl Harness {
                 if !self.m.running() => {}
             Event::Signal(Signal::SIGTERM | Signal::SIGINT) => self.predict_term(),
             Event::Signal(Signal::SIGHUP) => self.m.hup_pending = true,
+            // --watch: a reload as SIGHUP's.
+            Event::Changed(paths) if !paths.is_empty() => self.m.hup_pending = true,
+            Event::Changed(_) => {}
             Event::Signal(Signal::SIGUSR2) => self.predict_handoff_request(),
             Event::Signal(Signal::SIGUSR1) => self.predict_usr1(),
             Event::Control(_, request) => match request {

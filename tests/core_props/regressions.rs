@@ -639,3 +639,73 @@ fn live_from_an_envoy_older_than_the_child_does_not_count() {
     s.answer(query, answer(1));
     assert_eq!(s.state(100), Some(ChildState::Ready));
 }
+
+/// The trigger of the last reload in `status`.
+fn last_trigger(s: &mut Script) -> Option<String> {
+    let actions = s.control(99, Command::Status);
+    let status = actions.iter().find_map(|a| match a {
+        Action::Reply(WaiterId(99), Reply::Status(view)) => Some(view.clone()),
+        _ => None,
+    });
+    status.and_then(|v| v.last_reload).and_then(|r| r.trigger)
+}
+
+#[test]
+fn a_watched_change_reloads_as_sighup_and_the_status_names_it() {
+    let mut s = Script::new(Settings {
+        envoy_admin: true,
+        ..Settings::plain()
+    });
+    s.live(0, 0, 100);
+    s.core.take_log();
+    let changed = |p: &str| Event::Changed(vec![p.into()]);
+    // Running: a restart at once, logged naming the file.
+    let actions = s.feed(changed("/etc/envoy/a.yaml"));
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Spawn(Job {
+            kind: JobKind::Epoch,
+            epoch: 1,
+            ..
+        })
+    )));
+    let log: Vec<String> = s.core.take_log().into_iter().map(|l| l.text).collect();
+    assert_eq!(
+        log[0], "\"/etc/envoy/a.yaml\" changed: restarting",
+        "{log:?}"
+    );
+    // Epoch 1 is not LIVE yet: the next change is held, a SIGHUP folds in.
+    s.feed(changed("/etc/envoy/b.yaml"));
+    assert!(s.core.held());
+    s.feed(Event::Signal(Signal::SIGHUP));
+    let log: Vec<String> = s.core.take_log().into_iter().map(|l| l.text).collect();
+    assert_eq!(
+        log,
+        [
+            "\"/etc/envoy/b.yaml\" changed: holding the restart until epoch 1 (PID=101) is ready",
+            "got SIGHUP",
+            "coalescing SIGHUP into the held restart (waiting until epoch 1 (PID=101) is ready)",
+        ]
+    );
+    s.live(0, 1, 101);
+    assert_eq!(
+        last_trigger(&mut s).as_deref(),
+        Some("\"/etc/envoy/a.yaml\" changed")
+    );
+    // The held restart (epoch 2) answers to the change it was held for.
+    s.live(0, 2, 102);
+    assert_eq!(s.epochs().last(), Some(&(102, 2)));
+    assert_eq!(
+        last_trigger(&mut s).as_deref(),
+        Some("\"/etc/envoy/b.yaml\" changed")
+    );
+    // While stopping, a change is ignored (and says so).
+    s.core.take_log();
+    s.feed(Event::Signal(Signal::SIGTERM));
+    s.feed(changed("/etc/envoy/a.yaml"));
+    let log: Vec<String> = s.core.take_log().into_iter().map(|l| l.text).collect();
+    assert!(
+        log.contains(&"\"/etc/envoy/a.yaml\" changed: shutting down, ignoring it".to_string()),
+        "{log:?}"
+    );
+}

@@ -59,6 +59,7 @@ fn column(ev: &Event) -> &'static str {
     match ev {
         Event::Start => "start",
         Event::Signal(Signal::SIGHUP | Signal::SIGUSR2)
+        | Event::Changed(_)
         | Event::Control(_, Command::Reload { .. } | Command::Handoff { .. }) => "restart",
         Event::Signal(Signal::SIGUSR1) | Event::Control(_, Command::ReopenLogs) => "usr1",
         Event::Signal(_) | Event::Control(_, Command::Stop { .. }) => "stop",

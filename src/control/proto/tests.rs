@@ -26,6 +26,7 @@ fn sample_status() -> Status {
             result: reload_result::DONE.to_string(),
             reason: None,
             ms: 1234,
+            trigger: Some("\"/etc/envoy/envoy.yaml\" changed".to_string()),
         }),
         counters: Counters {
             reloads_done: 3,

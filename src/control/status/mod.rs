@@ -65,6 +65,10 @@ pub struct LastReload {
     pub reason: Option<String>,
     /// How long it took, in milliseconds.
     pub ms: u64,
+    /// What asked for it: "SIGHUP", "reload request", or `"PATH" changed`
+    /// (`--watch`); absent for a reload the wrapper began itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
 }
 
 /// Totals since the wrapper started. Absent fields read as 0, so that a
@@ -101,6 +105,7 @@ impl From<&core::StatusView> for Status {
             .to_string(),
             reason: r.reason.clone(),
             ms: r.ms,
+            trigger: r.trigger.clone(),
         });
         let n = &view.counters;
         Status {
@@ -191,6 +196,9 @@ impl Status {
                     r.ms as f64 / 1000.0
                 )
                 .expect("writing to a String");
+                if let Some(trigger) = &r.trigger {
+                    write!(text, " ({})", one_line(trigger)).expect("writing to a String");
+                }
                 if let Some(reason) = &r.reason {
                     write!(text, ": {}", one_line(reason)).expect("writing to a String");
                 }

@@ -28,6 +28,7 @@ fn status() -> Status {
             result: reload_result::FAILED.to_string(),
             reason: Some("preflight for epoch 4 failed:\n  bad \"listener\"".to_string()),
             ms: 1500,
+            trigger: None,
         }),
         counters: Counters {
             reloads_done: 3,
@@ -276,4 +277,27 @@ fn serving_prefers_the_newest_generation_then_epoch() {
     assert_eq!(s.serving().map(|c| c.pid), Some(2));
     let states: BTreeSet<&str> = s.children.iter().map(|c| c.state.as_str()).collect();
     assert_eq!(states.len(), 2);
+}
+
+#[test]
+fn text_says_what_asked_for_the_last_reload() {
+    let mut s = status();
+    if let Some(r) = &mut s.last_reload {
+        r.trigger = Some("\"/etc/envoy/envoy.yaml\" changed".to_string());
+    }
+    let text = s.to_text();
+    assert!(
+        text.lines().any(|l| l
+            == "last reload: epoch 4 failed after 1.500 s (\"/etc/envoy/envoy.yaml\" changed): \
+                preflight for epoch 4 failed: bad \"listener\""),
+        "{text}"
+    );
+    // In JSON only when there is one (older clients see nothing new).
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(
+        json["last_reload"]["trigger"],
+        "\"/etc/envoy/envoy.yaml\" changed"
+    );
+    let json = serde_json::to_value(status()).unwrap();
+    assert!(json["last_reload"].get("trigger").is_none(), "{json}");
 }
