@@ -106,7 +106,7 @@ fn the_deployment_uses_flags_the_binaries_know() {
     let mut known = 0;
     for flag in wrapper.iter().take_while(|f| !f.starts_with("concurrency")) {
         // Added by the same change as this example, in another branch.
-        if ["watch", "drain-on-stop"].contains(&flag.as_str()) {
+        if ["watch"].contains(&flag.as_str()) {
             continue;
         }
         assert!(
