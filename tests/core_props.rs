@@ -88,6 +88,8 @@ mod admin;
 mod checks;
 #[path = "core_props/control.rs"]
 mod control;
+#[path = "core_props/drain.rs"]
+mod drain;
 #[path = "core_props/handoff.rs"]
 mod handoff;
 #[path = "core_props/harness.rs"]

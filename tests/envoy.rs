@@ -16,6 +16,8 @@ mod support;
 mod admin;
 #[path = "envoy/demo.rs"]
 mod demo;
+#[path = "envoy/drain.rs"]
+mod drain;
 #[path = "envoy/handoff.rs"]
 mod handoff;
 #[path = "envoy/hot_restart.rs"]

@@ -10,6 +10,8 @@ mod support;
 
 #[path = "readiness/admin.rs"]
 mod admin;
+#[path = "readiness/drain.rs"]
+mod drain;
 #[path = "readiness/generations.rs"]
 mod generations;
 #[path = "readiness/handoff_races.rs"]

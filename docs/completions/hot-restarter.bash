@@ -23,13 +23,17 @@ _hot__restarter() {
 
     case "${cmd}" in
         hot__restarter)
-            opts="-h -V --term-wait --pid-file --preflight --preflight-timeout --keep-serving --ready-check --ready-timeout --ready-interval --hold-while-draining --envoy-admin --handoff-admin --envoy-bin --control-socket --subreaper --watch --watch-debounce --log-format --help --version"
+            opts="-h -V --term-wait --drain-on-stop --pid-file --preflight --preflight-timeout --keep-serving --ready-check --ready-timeout --ready-interval --hold-while-draining --envoy-admin --handoff-admin --envoy-bin --control-socket --subreaper --watch --watch-debounce --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --term-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-on-stop)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

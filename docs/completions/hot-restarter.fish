@@ -1,4 +1,5 @@
 complete -c hot-restarter -l term-wait -d 'Seconds to wait for children to exit after SIGTERM before killing them (the Python wrapper\'s fixed TERM_WAIT_SECONDS)' -r
+complete -c hot-restarter -l drain-on-stop -d 'On SIGTERM, SIGINT or `stop`, first drain the serving Envoys for up to SECONDS (POST /healthcheck/fail and /drain_listeners?graceful, then wait until no request is in flight), then stop them as usual. Needs --envoy-admin' -r
 complete -c hot-restarter -l pid-file -d 'Write the wrapper\'s pid to PATH (atomically) at start; remove it at exit' -r -F
 complete -c hot-restarter -l preflight -d 'Run SCRIPT before every restart (not the first start), with the new RESTART_EPOCH set; if it fails or times out the restart is skipped' -r -F
 complete -c hot-restarter -l preflight-timeout -d 'Seconds the preflight script may run before it is killed and the restart skipped' -r

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-pub use envoy::{ServerInfo, parse_hot_restart_version, parse_server_info};
+pub use envoy::{ServerInfo, parse_hot_restart_version, parse_in_flight, parse_server_info};
 pub use request::Request;
 
 /// The most a response (head and body) may take. Envoy 1.40's

@@ -29,6 +29,14 @@ pub struct Flags {
           value_parser = parse_seconds)]
     pub term_wait: Duration,
 
+    /// On SIGTERM, SIGINT or `stop`, first drain the serving Envoys for up
+    /// to SECONDS (POST /healthcheck/fail and /drain_listeners?graceful,
+    /// then wait until no request is in flight), then stop them as usual.
+    /// Needs --envoy-admin.
+    #[arg(long, value_name = "SECONDS", env = "HOT_RESTARTER_DRAIN_ON_STOP",
+          value_parser = parse_seconds)]
+    pub drain_on_stop: Option<Duration>,
+
     /// Write the wrapper's pid to PATH (atomically) at start; remove it at exit.
     #[arg(long, value_name = "PATH", env = "HOT_RESTARTER_PID_FILE")]
     pub pid_file: Option<PathBuf>,
@@ -243,6 +251,7 @@ pub struct Config {
     pub start_script: PathBuf,
     pub script_args: Vec<OsString>,
     pub term_wait: Duration,
+    pub drain_on_stop: Option<Duration>,
     pub pid_file: Option<PathBuf>,
     pub preflight: Option<PathBuf>,
     pub preflight_timeout: Duration,
@@ -296,6 +305,9 @@ impl Config {
             (_, None, Some(_)) => bail!("--envoy-bin needs --handoff-admin"),
             _ => {}
         }
+        if flags.drain_on_stop.is_some() && flags.envoy_admin.is_none() {
+            bail!("--drain-on-stop needs --envoy-admin: the drain goes through Envoy's admin");
+        }
         if let Some(bin) = &flags.envoy_bin {
             check_executable(bin).with_context(|| format!("--envoy-bin {}", bin.display()))?;
         }
@@ -309,6 +321,7 @@ impl Config {
             start_script,
             script_args: command.collect(),
             term_wait: flags.term_wait,
+            drain_on_stop: flags.drain_on_stop,
             pid_file: flags.pid_file,
             preflight: flags.preflight,
             preflight_timeout: flags.preflight_timeout,

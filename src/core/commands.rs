@@ -75,7 +75,11 @@ impl Core {
 
     fn on_stop(&mut self) {
         if let Phase::Running(_) = self.phase {
-            self.shutdown();
+            if !self.begin_stop_drain() {
+                self.shutdown();
+            }
+        } else if let Phase::Draining(_) = self.phase {
+            self.skip_stop_drain();
         } else {
             say!(
                 self,

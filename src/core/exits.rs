@@ -209,6 +209,10 @@ impl Core {
                     Ending::NoChildrenLeft
                 });
             }
+            Phase::Draining(_) => {
+                say!(self, Info, "all children exited while draining");
+                self.finish(Ending::GracefulShutdown);
+            }
             Phase::ShuttingDown { .. } => {
                 say!(self, Info, "all children exited cleanly");
                 self.finish(Ending::GracefulShutdown);
@@ -308,6 +312,7 @@ impl Core {
                 self.set_state(Phase::Done(ending), Settle::Keep);
             }
             Phase::Running(_) => self.restart_deadlines(),
+            Phase::Draining(_) => self.stop_drain_time(),
             _ => {}
         }
     }

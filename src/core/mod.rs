@@ -31,6 +31,7 @@ macro_rules! say {
 
 mod commands;
 mod doom;
+mod drain;
 mod exits;
 mod handoff;
 mod helpers;
@@ -177,6 +178,8 @@ enum Held {
 enum Phase {
     /// Serving, and maybe restarting.
     Running(Work),
+    /// `--drain-on-stop`: the serving Envoys drain before the SIGTERM.
+    Draining(drain::StopDrain),
     /// SIGTERM/SIGINT passed on; children have until `deadline`.
     ShuttingDown {
         deadline: Instant,
@@ -203,6 +206,8 @@ pub enum PhaseName {
     Starting,
     /// The old generation drains and stops after a handoff.
     HandingOff,
+    /// `--drain-on-stop`: draining before the stop.
+    DrainingForStop,
     ShuttingDown,
     Killing,
     Exiting,
@@ -316,6 +321,7 @@ impl Core {
                 })
                 .chain([a.deadline])
                 .min(),
+            Phase::Draining(d) => Some(d.next.map_or(d.deadline, |n| n.min(d.deadline))),
             Phase::ShuttingDown { deadline }
             | Phase::Killing { deadline, .. }
             | Phase::Exiting { deadline, .. } => Some(*deadline),
@@ -343,6 +349,7 @@ impl Core {
             Phase::Running(Work::Preflight { .. } | Work::Checking { .. }) => PhaseName::Preflight,
             Phase::Running(Work::Awaiting { .. }) => PhaseName::Starting,
             Phase::Running(Work::Retiring { .. }) => PhaseName::HandingOff,
+            Phase::Draining(_) => PhaseName::DrainingForStop,
             Phase::ShuttingDown { .. } => PhaseName::ShuttingDown,
             Phase::Killing { .. } => PhaseName::Killing,
             Phase::Exiting { .. } => PhaseName::Exiting,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Action, Answer, Core, Helper, Job, JobKind, Probe, Query, later};
+use super::{Action, Answer, Core, Helper, Job, JobKind, Phase, Probe, Query, later};
 
 /// Envoy gives its uptime in whole seconds.
 const UPTIME_SLACK: Duration = Duration::from_secs(1);
@@ -40,6 +40,9 @@ impl Core {
     /// restart the previous epoch's admin still answers on the same
     /// address, so `/ready` alone would be a lie.
     pub(super) fn on_answer(&mut self, query: Query, answer: Result<Answer, String>) {
+        if let Phase::Draining(_) = self.phase {
+            return self.on_stop_drain_answer(query, answer);
+        }
         let now = self.now;
         let interval = self.s.ready_interval;
         let (generation, epoch, pid) = match query {
@@ -55,6 +58,8 @@ impl Core {
                 return self.on_version(query, answer);
             }
             Query::Occupied { .. } => return self.on_occupied(query, answer),
+            // Only asked while draining for a stop.
+            Query::HealthcheckFail { .. } | Query::InFlight { .. } => return,
         };
         let Some(a) = self.awaiting_mut() else {
             return;

@@ -75,6 +75,10 @@ impl Core {
                 self.notify(Notify::Stopping);
                 "the wrapper is shutting down"
             }
+            Phase::Draining(_) => {
+                self.notify(Notify::Stopping);
+                "the wrapper is draining Envoy to stop"
+            }
             Phase::Killing { .. } => {
                 "a child failed: the wrapper is killing every child and exiting 1"
             }
@@ -123,7 +127,8 @@ pub(super) fn helper_of(phase: &Phase) -> Option<nix::unistd::Pid> {
 fn allowed(from: &Phase, to: &Phase) -> bool {
     match (from, to) {
         (Phase::Running(from), Phase::Running(to)) => work_allowed(from, to),
-        (Phase::Running(_), Phase::ShuttingDown { .. }) => true,
+        (Phase::Running(_), Phase::ShuttingDown { .. } | Phase::Draining(_)) => true,
+        (Phase::Draining(_), Phase::ShuttingDown { .. }) => true,
         (
             Phase::Running(_),
             Phase::Killing {
@@ -139,7 +144,10 @@ fn allowed(from: &Phase, to: &Phase) -> bool {
             },
         ) => true,
         (
-            Phase::Running(_) | Phase::ShuttingDown { .. } | Phase::Killing { .. },
+            Phase::Running(_)
+            | Phase::Draining(_)
+            | Phase::ShuttingDown { .. }
+            | Phase::Killing { .. },
             Phase::Exiting { .. } | Phase::Done(_),
         ) => true,
         (Phase::Exiting { .. }, Phase::Done(_)) => true,

@@ -25,6 +25,9 @@ pub struct Settings {
     pub envoy_admin: bool,
     pub hold_while_draining: bool,
     pub term_wait: Duration,
+    /// `--drain-on-stop`: drain the serving Envoys for up to this long
+    /// before the SIGTERM of a stop.
+    pub drain_on_stop: Option<Duration>,
     pub preflight_timeout: Duration,
     pub ready_timeout: Duration,
     pub ready_interval: Duration,
@@ -46,6 +49,7 @@ impl Settings {
             envoy_admin: false,
             hold_while_draining: false,
             term_wait: Duration::from_secs(30),
+            drain_on_stop: None,
             preflight_timeout: Duration::from_secs(60),
             ready_timeout: Duration::from_secs(60),
             ready_interval: Duration::from_millis(100),
@@ -196,6 +200,11 @@ pub enum Query {
     /// How many listening TCP sockets `pid` still holds, the admin's own
     /// excepted.
     Listening { generation: u32, pid: Pid },
+    /// `POST /healthcheck/fail`, at the start of a drain before a stop.
+    HealthcheckFail { generation: u32 },
+    /// `GET /stats` of the requests in flight (`http.*.downstream_rq_active`
+    /// but the admin's own), while draining before a stop.
+    InFlight { generation: u32 },
     /// `GET /hot_restart_version` of the serving Envoy.
     HotRestartVersion { generation: u32 },
     /// Before `generation` starts: does anything answer on its admin
@@ -214,6 +223,8 @@ pub enum Answer {
     },
     /// The admin took the request (HTTP 200).
     Ok,
+    /// Requests in flight, summed over the HTTP connection managers.
+    InFlight(u64),
     /// Listening sockets counted.
     Listening(usize),
     /// A hot-restart version, e.g. "11.104".

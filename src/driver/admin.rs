@@ -12,6 +12,11 @@ use crate::os::listening;
 /// Short: a readiness poll that goes unanswered is simply asked again.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The requests in flight of every HTTP connection manager, as JSON:
+/// `^http\..*\.downstream_rq_active$`, URL-encoded (the admin's own
+/// request is among them and is left out when summing).
+const IN_FLIGHT_PATH: &str = "/stats?format=json&filter=%5Ehttp%5C..*%5C.downstream_rq_active%24";
+
 /// A question to Envoy's admin in flight.
 pub(super) struct Asking {
     pub(super) id: u64,
@@ -37,6 +42,10 @@ impl Driver {
                 (generation, Method::Get, "/server_info")
             }
             Query::Drain { generation } => (generation, Method::Post, "/drain_listeners?graceful"),
+            Query::HealthcheckFail { generation } => {
+                (generation, Method::Post, "/healthcheck/fail")
+            }
+            Query::InFlight { generation } => (generation, Method::Get, IN_FLIGHT_PATH),
             Query::HotRestartVersion { generation } => {
                 (generation, Method::Get, "/hot_restart_version")
             }
@@ -136,6 +145,7 @@ fn understand(query: Query, response: admin::Response) -> Result<Answer, String>
         Query::HotRestartVersion { .. } => Ok(Answer::Version(admin::parse_hot_restart_version(
             &response.body,
         ))),
+        Query::InFlight { .. } => admin::parse_in_flight(&response.body).map(Answer::InFlight),
         _ => Ok(Answer::Ok),
     }
 }

@@ -58,6 +58,7 @@ impl Settings {
             envoy_admin: cfg.envoy_admin.is_some(),
             hold_while_draining: cfg.hold_while_draining,
             term_wait: cfg.term_wait,
+            drain_on_stop: cfg.drain_on_stop,
             preflight_timeout: cfg.preflight_timeout,
             ready_timeout: cfg.ready_timeout,
             ready_interval: cfg.ready_interval,

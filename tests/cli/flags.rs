@@ -24,6 +24,7 @@ use crate::support::*;
 /// value on the command line; `None`).
 const OPTIONS: &[(&str, Option<&str>, &str)] = &[
     ("term-wait", Some("0.5"), "60"),
+    ("drain-on-stop", Some("2.5"), "30"),
     ("pid-file", Some("/run/w.pid"), "/run/other.pid"),
     ("preflight", Some("/bin/true"), "/bin/false"),
     ("preflight-timeout", Some("0.3"), "9"),

@@ -105,10 +105,6 @@ fn the_deployment_uses_flags_the_binaries_know() {
     let wrapper_help = help(BIN, &[]);
     let mut known = 0;
     for flag in wrapper.iter().take_while(|f| !f.starts_with("concurrency")) {
-        // Added by the same change as this example, in another branch.
-        if flag == "drain-on-stop" {
-            continue;
-        }
         assert!(
             wrapper_help.contains(&format!("--{flag}")),
             "hot-restarter has no --{flag}"

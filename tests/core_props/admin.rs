@@ -112,6 +112,11 @@ impl Harness {
                 None
             }
             Query::Listening { generation, pid } => Some(self.count_listening(generation, pid)),
+            // The model runs without --drain-on-stop (core_props/drain.rs
+            // covers the drain): these are never asked here.
+            Query::HealthcheckFail { .. } | Query::InFlight { .. } => {
+                self.fail(format!("{query:?} asked without --drain-on-stop"))
+            }
             Query::HotRestartVersion { generation } => {
                 let serving = self.m.serving;
                 let ok = generation == serving && self.m.compare.as_ref().is_some_and(|c| !c.asked);
@@ -270,6 +275,9 @@ impl Harness {
             Query::Listening { .. } | Query::Occupied { .. } => {
                 unreachable!("answered at once")
             }
+            Query::HealthcheckFail { .. } | Query::InFlight { .. } => {
+                unreachable!("never asked without --drain-on-stop")
+            }
         };
         self.answering = Some(asked);
         self.event(Event::Answered(asked.query, answer));
@@ -329,7 +337,10 @@ impl Harness {
                 });
                 self.versions_known(None, Some(version));
             }
-            Query::Listening { .. } | Query::Occupied { .. } => {}
+            Query::Listening { .. }
+            | Query::Occupied { .. }
+            | Query::HealthcheckFail { .. }
+            | Query::InFlight { .. } => {}
         }
     }
 

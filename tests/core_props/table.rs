@@ -36,7 +36,7 @@ fn table() -> &'static Table {
                 table.insert((row[0].clone(), event.clone()), to);
             }
         }
-        assert_eq!(table.len(), 8 * 9, "8 states × 9 events in the table");
+        assert_eq!(table.len(), 9 * 9, "9 states × 9 events in the table");
         table
     })
 }
@@ -47,6 +47,7 @@ pub fn name(phase: PhaseName) -> &'static str {
         PhaseName::Preflight => "preflight",
         PhaseName::Starting => "starting",
         PhaseName::HandingOff => "handing-off",
+        PhaseName::DrainingForStop => "draining-for-stop",
         PhaseName::ShuttingDown => "shutting-down",
         PhaseName::Killing => "killing",
         PhaseName::Exiting => "exiting",
@@ -70,6 +71,20 @@ fn column(ev: &Event) -> &'static str {
         Event::Spawned(..) => "spawned",
         Event::Answered(..) => "answered",
         Event::Tick => "tick",
+    }
+}
+
+/// T1 for one call of the core: Err names the cell that forbids it.
+pub fn allows(ev: &Event, from: PhaseName, to: PhaseName) -> Result<(), String> {
+    let key = (name(from).to_string(), column(ev).to_string());
+    let allowed = &table()[&key];
+    match allowed.iter().any(|a| a == name(to)) {
+        true => Ok(()),
+        false => Err(format!(
+            "T1: {ev:?} led from {} to {}; docs/architecture.md allows {allowed:?}",
+            key.0,
+            name(to)
+        )),
     }
 }
 

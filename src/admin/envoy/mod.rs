@@ -1,5 +1,6 @@
 //! What the wrapper reads from Envoy's admin answers: the server state and
-//! restart epoch from `/server_info`, the text of `/hot_restart_version`.
+//! restart epoch from `/server_info`, the text of `/hot_restart_version`,
+//! the requests in flight from `/stats?format=json`.
 
 use serde_json::Value;
 
@@ -87,6 +88,36 @@ pub fn parse_server_info(body: &[u8]) -> Result<ServerInfo, String> {
 fn duration(s: &str) -> Option<std::time::Duration> {
     let secs: f64 = s.strip_suffix('s')?.parse().ok()?;
     std::time::Duration::try_from_secs_f64(secs).ok()
+}
+
+/// The sum of the requests in flight in a `/stats?format=json` body
+/// filtered to `http.*.downstream_rq_active`, leaving out `http.admin.`
+/// (the admin counts the very request that asks). Envoy 1.40 writes
+/// `{"stats":[{"name":"http.ingress.downstream_rq_active","value":1}]}`.
+pub fn parse_in_flight(body: &[u8]) -> Result<u64, String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        stats: Vec<Stat>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Stat {
+        name: String,
+        value: Option<Value>,
+    }
+    let v: Body = serde_json::from_slice(body).map_err(|e| format!("/stats is not JSON: {e}"))?;
+    let mut sum = 0u64;
+    for stat in v.stats {
+        if stat.name.starts_with("http.admin.") || !stat.name.ends_with(".downstream_rq_active") {
+            continue;
+        }
+        let n = match &stat.value {
+            Some(Value::Number(n)) => n.as_u64(),
+            _ => None,
+        };
+        let n = n.ok_or_else(|| format!("/stats {} is not a count", stat.name))?;
+        sum = sum.saturating_add(n);
+    }
+    Ok(sum)
 }
 
 fn epoch(v: &Value) -> Option<u32> {

@@ -83,3 +83,17 @@ fn hot_restart_version_is_trimmed() {
     assert_eq!(parse_hot_restart_version(b"11.104"), "11.104");
     assert_eq!(parse_hot_restart_version(b" 11.104\n"), "11.104");
 }
+
+#[test]
+fn in_flight_sums_every_connection_manager_but_the_admin() {
+    let body = br#"{"stats":[{"name":"http.admin.downstream_rq_active","value":1},{"name":"http.ingress.downstream_rq_active","value":3},{"name":"http.other.downstream_rq_active","value":2}]}"#;
+    assert_eq!(parse_in_flight(body), Ok(5));
+    assert_eq!(parse_in_flight(br#"{"stats":[]}"#), Ok(0));
+    assert!(parse_in_flight(b"not json").is_err());
+    let bad = br#"{"stats":[{"name":"http.x.downstream_rq_active","value":"many"}]}"#;
+    assert!(
+        parse_in_flight(bad)
+            .unwrap_err()
+            .contains("http.x.downstream_rq_active")
+    );
+}

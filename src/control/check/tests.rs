@@ -55,6 +55,7 @@ fn none_serves_before_the_first_is_ready_or_when_all_are_gone() {
 #[test]
 fn a_stopping_wrapper_serves_no_more() {
     for phase in [
+        "draining-for-stop",
         "shutting-down",
         "killing",
         "exiting",

@@ -90,6 +90,7 @@ impl From<&core::StatusView> for Status {
             PhaseName::Preflight => "preflight",
             PhaseName::Starting => "starting",
             PhaseName::HandingOff => "handing-off",
+            PhaseName::DrainingForStop => "draining-for-stop",
             PhaseName::ShuttingDown => "shutting-down",
             PhaseName::Killing => "killing",
             PhaseName::Exiting => "exiting",

@@ -29,10 +29,11 @@ use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenSt
 type Probe = fn() -> Result<(), String>;
 
 /// The components a test may name, each with its probe.
-const COMPONENTS: [(&str, Probe); 8] = [
+const COMPONENTS: [(&str, Probe); 9] = [
     ("envoy", || components::find_envoy().map(drop)),
     ("wrk", || tool("wrk")),
     ("curl", || tool("curl")),
+    ("python3", || tool("python3")),
     ("runit", || {
         ["runsv", "sv", "svlogd"].into_iter().try_for_each(tool)
     }),
