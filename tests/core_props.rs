@@ -84,6 +84,8 @@
 mod actions;
 #[path = "core_props/admin.rs"]
 mod admin;
+#[path = "core_props/chains.rs"]
+mod chains;
 #[path = "core_props/checks.rs"]
 mod checks;
 #[path = "core_props/control.rs"]

@@ -79,6 +79,14 @@ impl Core {
                     "preflight for epoch {epoch} passed in {} ms",
                     now.saturating_duration_since(started).as_millis()
                 );
+                if generation == self.generation
+                    && let Some(why) = self.doomed_reason()
+                {
+                    // Doomed while the preflight ran: the new epoch could
+                    // never be ready; a held handoff (if any) comes next.
+                    self.restart_skipped(epoch, &Self::doomed_restart(&why, self.s.handoff));
+                    return;
+                }
                 self.drop_work();
                 if self.live().next().is_some() {
                     self.start_epoch(epoch, generation);

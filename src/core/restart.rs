@@ -23,10 +23,7 @@ impl Core {
             // and the new one could never be ready.
             let epoch = self.next_epoch;
             self.reload_begun(epoch);
-            let why = format!(
-                "{why} (a new epoch could never be ready; without --handoff-admin only a restart of the service helps)"
-            );
-            self.restart_skipped(epoch, &why);
+            self.restart_skipped(epoch, &Self::doomed_restart(&why, false));
         } else if self.s.handoff && self.wedged {
             let why = "hot restart is wedged: a new epoch died before it was ready, and Envoy \
                        refuses every further hot restart of this generation \
@@ -37,6 +34,19 @@ impl Core {
         } else {
             let (epoch, generation) = (self.next_epoch, self.generation);
             self.begin_restart_to(epoch, generation);
+        }
+    }
+
+    /// Why a hot restart of a doomed generation is skipped.
+    pub(super) fn doomed_restart(why: &str, handoff: bool) -> String {
+        match handoff {
+            true => {
+                format!("{why} (a new epoch could never be ready; a new generation takes over)")
+            }
+            false => format!(
+                "{why} (a new epoch could never be ready; without --handoff-admin only a restart \
+                 of the service helps)"
+            ),
         }
     }
 

@@ -17,18 +17,18 @@ use nix::unistd::Pid;
 /// A minimal driver: every spawn succeeds with the next pid (100, 101...);
 /// a new generation's admin address is free unless `taken` names what
 /// answers there.
-struct Script {
-    core: Core,
-    now: Instant,
+pub(crate) struct Script {
+    pub(crate) core: Core,
+    pub(crate) now: Instant,
     next_pid: i32,
     taken: Option<String>,
     /// Leave the new slot's admin question unanswered, as a slow connect
     /// would, so that events can come between the question and its answer.
-    defer_occupied: bool,
+    pub(crate) defer_occupied: bool,
 }
 
 impl Script {
-    fn new(settings: Settings) -> Script {
+    pub(crate) fn new(settings: Settings) -> Script {
         let now = Instant::now();
         let mut s = Script {
             core: Core::new(settings, now),
@@ -41,7 +41,7 @@ impl Script {
         s
     }
 
-    fn feed(&mut self, event: Event) -> Vec<Action> {
+    pub(crate) fn feed(&mut self, event: Event) -> Vec<Action> {
         let mut done = Vec::new();
         let mut queue: std::collections::VecDeque<Action> =
             self.core.handle(event, self.now).into();
@@ -71,7 +71,7 @@ impl Script {
         done
     }
 
-    fn hup(&mut self) {
+    pub(crate) fn hup(&mut self) {
         let actions = self.feed(Event::Signal(Signal::SIGHUP));
         assert!(actions.iter().any(|a| matches!(
             a,
@@ -82,12 +82,12 @@ impl Script {
         )));
     }
 
-    fn reap(&mut self, batch: &[(i32, Exit)]) -> Vec<Action> {
+    pub(crate) fn reap(&mut self, batch: &[(i32, Exit)]) -> Vec<Action> {
         let batch = batch.iter().map(|&(p, e)| (Pid::from_raw(p), e)).collect();
         self.feed(Event::Reaped(batch))
     }
 
-    fn epochs(&self) -> Vec<(i32, u32)> {
+    pub(crate) fn epochs(&self) -> Vec<(i32, u32)> {
         (self.core.children().iter())
             .map(|c| (c.pid.as_raw(), c.epoch))
             .collect()
@@ -98,7 +98,7 @@ impl Script {
     }
 
     /// Envoy's admin says LIVE at `epoch`, to the question about `pid`.
-    fn live(&mut self, generation: u32, epoch: u32, pid: i32) -> Vec<Action> {
+    pub(crate) fn live(&mut self, generation: u32, epoch: u32, pid: i32) -> Vec<Action> {
         let pid = Pid::from_raw(pid);
         let info = Answer::ServerInfo {
             state: "LIVE".into(),
@@ -113,7 +113,7 @@ impl Script {
         self.answer(query, Ok(info))
     }
 
-    fn control(&mut self, client: u64, request: Command) -> Vec<Action> {
+    pub(crate) fn control(&mut self, client: u64, request: Command) -> Vec<Action> {
         self.feed(Event::Control(WaiterId(client), request))
     }
 
@@ -126,14 +126,14 @@ impl Script {
             .any(|a| matches!(a, Action::Reply(WaiterId(c), Reply::Done { .. }) if *c == client))
     }
 
-    fn state(&self, pid: i32) -> Option<ChildState> {
+    pub(crate) fn state(&self, pid: i32) -> Option<ChildState> {
         (self.core.children().iter())
             .find(|c| c.pid.as_raw() == pid)
             .map(|c| c.state)
     }
 }
 
-fn keep_serving() -> Settings {
+pub(crate) fn keep_serving() -> Settings {
     Settings {
         keep_serving: true,
         ..Settings::plain()
@@ -224,7 +224,7 @@ fn a_ready_check_is_killed_when_its_epoch_fails_in_one_batch_with_an_older_one()
 
 impl Script {
     /// The lines logged since the last call, as (level, text).
-    fn log(&mut self) -> Vec<(log::Level, String)> {
+    pub(crate) fn log(&mut self) -> Vec<(log::Level, String)> {
         (self.core.take_log().into_iter())
             .map(|l| (l.level, l.text))
             .collect()
@@ -368,7 +368,7 @@ fn the_exit_of_an_epoch_given_up_on_decides_nothing() {
 // ----- Envoy's admin, generations, control requests -------------------------
 
 /// Envoy-aware settings: --envoy-admin and --handoff-admin.
-fn handoff(keep_serving: bool) -> Settings {
+pub(crate) fn handoff(keep_serving: bool) -> Settings {
     Settings {
         keep_serving,
         envoy_admin: true,
@@ -377,7 +377,7 @@ fn handoff(keep_serving: bool) -> Settings {
     }
 }
 
-fn spawns(actions: &[Action], kind: JobKind, epoch: u32, generation: u32) -> bool {
+pub(crate) fn spawns(actions: &[Action], kind: JobKind, epoch: u32, generation: u32) -> bool {
     actions.contains(&Action::Spawn(Job::new(kind, epoch, generation)))
 }
 

@@ -1,0 +1,123 @@
+//! Scripted runs of the hot-restart chain rules (src/core/doom.rs): which
+//! epoch a death dooms, how the warning names the dead one, and when a
+//! doomed generation's replacement is held for later rather than started
+//! or asked for twice.
+
+use hot_restarter::core::{Event, Exit, JobKind, Settings};
+use nix::sys::signal::Signal;
+
+use crate::regressions::{Script, handoff, keep_serving, spawns};
+
+/// The warnings of `s` since the last look that say an epoch will abort.
+fn doom_warnings(s: &mut Script) -> Vec<String> {
+    (s.log().into_iter())
+        .filter(|(level, l)| *level == log::Level::Warn && l.contains(" will abort: "))
+        .map(|(_, l)| l)
+        .collect()
+}
+
+/// Epochs 0 and 1 drain, 2 serves (PIDs 100, 101, 102).
+fn three_epochs() -> Script {
+    let mut s = Script::new(keep_serving());
+    s.hup();
+    s.hup();
+    assert_eq!(s.epochs(), [(100, 0), (101, 1), (102, 2)]);
+    s.log();
+    s
+}
+
+/// The serving epoch's own parent dying is named as such, even while an
+/// older epoch of the chain still runs.
+#[test]
+fn the_death_of_the_direct_parent_is_named_as_the_parent() {
+    let mut s = three_epochs();
+    s.reap(&[(101, Exit::Signal(9))]);
+    let warnings = doom_warnings(&mut s);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(
+            "epoch 2 (PID=102) will abort: its hot-restart parent epoch 1 (PID=101) died"
+        ),
+        "{warnings:?}"
+    );
+}
+
+/// An older epoch's death dooms the newest through the epoch between
+/// them, and the warning says it is not the parent.
+#[test]
+fn the_death_of_an_older_epoch_of_the_chain_is_named_as_such() {
+    let mut s = three_epochs();
+    s.reap(&[(100, Exit::Signal(9))]);
+    let warnings = doom_warnings(&mut s);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(
+            "epoch 2 (PID=102) will abort: an older epoch of its hot-restart chain, epoch 0 \
+             (PID=100) died"
+        ),
+        "{warnings:?}"
+    );
+}
+
+/// A doom found while a preflight of the doomed generation runs: the
+/// handoff is held, and once the preflight is over it starts instead of
+/// the restart, whose epoch could never be ready.
+#[test]
+fn a_doom_during_a_preflight_holds_a_handoff_for_after_it() {
+    let mut s = Script::new(Settings {
+        preflight: Some("/fake/preflight".into()),
+        ..handoff(true)
+    });
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 101
+    s.reap(&[(101, Exit::Code(0))]); // epoch 1: PID 102
+    s.live(0, 1, 102);
+    s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 103
+    assert_eq!(s.core.helpers().len(), 1);
+    s.log();
+    s.reap(&[(100, Exit::Signal(9))]);
+    assert_eq!(doom_warnings(&mut s).len(), 1);
+    assert!(s.core.held(), "the handoff waits for the preflight");
+    let actions = s.reap(&[(103, Exit::Code(0))]);
+    // The new generation's own preflight.
+    assert!(spawns(&actions, JobKind::Preflight, 0, 1), "{actions:?}");
+    assert!(!spawns(&actions, JobKind::Epoch, 2, 0), "{actions:?}");
+    let log = s.log();
+    assert!(
+        log.iter().any(|(_, l)| l
+            .starts_with("restart to epoch 2 skipped because epoch 1 (PID=102) will abort")),
+        "{log:?}"
+    );
+}
+
+/// A doom found while the handoff's new slot is being checked asks for
+/// no second handoff: the one under way is the way out.
+#[test]
+fn a_doom_during_a_handoff_asks_for_no_second_one() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.hup(); // epoch 1: PID 101
+    s.live(0, 1, 101);
+    s.defer_occupied = true;
+    s.feed(Event::Signal(Signal::SIGUSR2)); // the new slot is checked
+    s.log();
+    s.reap(&[(100, Exit::Signal(9))]);
+    assert_eq!(doom_warnings(&mut s).len(), 1);
+    assert!(!s.core.held(), "a second handoff was held");
+}
+
+/// The awaited epoch and an older one die in one batch: the serving epoch
+/// between them is doomed, and a new generation is started (held while
+/// the failed restart is judged, at the latest).
+#[test]
+fn a_doom_in_the_batch_of_a_failed_restart_hands_off() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.hup(); // epoch 1: PID 101
+    s.live(0, 1, 101);
+    s.hup(); // epoch 2: PID 102, awaited
+    s.log();
+    let actions = s.reap(&[(100, Exit::Signal(9)), (102, Exit::Code(1))]);
+    assert!(!doom_warnings(&mut s).is_empty());
+    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+}
