@@ -1,11 +1,14 @@
 //! What the package installs, checked against what the binaries do: the
 //! man pages and completions (generated from the clap definitions, so they
 //! must match the checked-in files and `--help`), the .deb built by
-//! `cargo deb`, the one-command Envoy try-it script, and `cargo install`.
+//! `cargo deb` (inspected, and installed with the real `dpkg` into a
+//! throwaway overlay root), the one-command Envoy try-it script, and
+//! `cargo install`.
 //!
 //! Tests that need a tool beyond cargo and bash (cargo-deb, man, dpkg-deb,
-//! systemd-analyze, Envoy) are `#[ignore]`d with the tool named: a plain
-//! `cargo test` reports them ignored, and `.ci/run` runs them with
+//! systemd-analyze, Envoy; root, overlayfs, unshare and nsenter for the
+//! dpkg install) are `#[ignore]`d with the tool named: a plain `cargo
+//! test` reports them ignored, and `.ci/run` runs them with
 //! `cargo test --test package --test fleet -- --include-ignored`, where a
 //! missing tool fails them (`tools::need`).
 
@@ -16,6 +19,8 @@ mod pages;
 mod deb;
 #[path = "package/docs.rs"]
 mod docs;
+#[path = "package/dpkg.rs"]
+mod dpkg;
 #[path = "package/tools.rs"]
 mod tools;
 #[path = "package/try_it.rs"]

@@ -17,7 +17,7 @@ use crate::tools::{BIN, need, root, run, text};
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// target/debian/hot-restarter_<version>-1_<arch>.deb, built if missing.
-fn deb() -> PathBuf {
+pub(crate) fn deb() -> PathBuf {
     let dpkg = need("dpkg", "dpkg");
     let arch = run(Command::new(dpkg).arg("--print-architecture"), MINUTE);
     let arch = String::from_utf8(arch.stdout).unwrap();

@@ -60,7 +60,7 @@ fn help(bin: &str, args: &[&str]) -> String {
 
 /// Words of `text` that look like flags, environment variables, signals
 /// and defaults.
-fn documented_words(text: &str) -> BTreeSet<String> {
+pub(crate) fn documented_words(text: &str) -> BTreeSet<String> {
     let mut words = BTreeSet::new();
     for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
         let flag = word.starts_with("--") && word.len() > 2;
@@ -178,20 +178,7 @@ fn the_ctl_page_documents_every_command_with_its_flags() {
 /// What bash's programmable completion offers for the words of `line`
 /// (the last one being completed), from the checked-in script.
 fn bash_completes(script: &str, line: &[&str]) -> Vec<String> {
-    let words: Vec<String> = line.iter().map(|w| format!("'{w}'")).collect();
-    let program = format!(
-        "source '{script}'\n\
-         f=$(complete -p {cmd} | sed 's/.* -F \\([^ ]*\\) .*/\\1/')\n\
-         COMP_WORDS=({words})\n\
-         COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\n\
-         COMP_LINE=\"${{COMP_WORDS[*]}}\"\n\
-         COMP_POINT=${{#COMP_LINE}}\n\
-         \"$f\" {cmd} \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
-         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
-        script = root().join(script).display(),
-        cmd = line[0],
-        words = words.join(" "),
-    );
+    let program = bash_program(&root().join(script).display().to_string(), line);
     let out = run(
         Command::new("bash").args(["--norc", "-c", &program]),
         Duration::from_secs(10),
@@ -202,6 +189,25 @@ fn bash_completes(script: &str, line: &[&str]) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// A bash program that sources the completion `script` (a path), runs the
+/// function it registers for `line[0]` on the words of `line` as bash
+/// would on <TAB>, and prints what it offers, one a line.
+pub(crate) fn bash_program(script: &str, line: &[&str]) -> String {
+    let words: Vec<String> = line.iter().map(|w| format!("'{w}'")).collect();
+    format!(
+        "source '{script}'\n\
+         f=$(complete -p {cmd} | sed 's/.* -F \\([^ ]*\\) .*/\\1/')\n\
+         COMP_WORDS=({words})\n\
+         COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\n\
+         COMP_LINE=\"${{COMP_WORDS[*]}}\"\n\
+         COMP_POINT=${{#COMP_LINE}}\n\
+         \"$f\" {cmd} \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        cmd = line[0],
+        words = words.join(" "),
+    )
 }
 
 #[test]
