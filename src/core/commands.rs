@@ -38,7 +38,7 @@ impl Core {
         match command {
             Command::Status => {
                 let status = self.status();
-                self.reply(client, Reply::Status(status));
+                self.reply(client, Reply::Status(Box::new(status)));
             }
             Command::Reload { wait } => match self.on_hup(Trigger::Request) {
                 HupAction::Ignore => self.reply_failed(client, "the wrapper is shutting down"),

@@ -323,7 +323,7 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// The answer to [`Command::Status`].
-    Status(StatusView),
+    Status(Box<StatusView>),
     /// Carried out, e.g. "epoch 3 (PID=123) is ready".
     Done { detail: String },
     /// Refused, or it failed, e.g. "restart to epoch 2 skipped because ...".

@@ -229,7 +229,7 @@ impl From<Request> for Command {
 impl From<&core::Reply> for Reply {
     fn from(reply: &core::Reply) -> Reply {
         match reply {
-            core::Reply::Status(view) => Reply::Status(Status::from(view)),
+            core::Reply::Status(view) => Reply::Status(Status::from(&**view)),
             core::Reply::Done { detail } => Reply::Done {
                 detail: detail.clone(),
             },
