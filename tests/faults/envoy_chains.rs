@@ -64,12 +64,7 @@ pub fn faults_lab(
     Lab::start_with(name, 0, setup, move |dir: &Path, cmd: &mut Command| {
         cmd.arg("--control-socket").arg(dir.join("ctl.sock"));
         if !handoff {
-            let port = cmd
-                .get_envs()
-                .find(|(k, _)| *k == "ENVOY_ADMIN_PORT")
-                .and_then(|(_, v)| v)
-                .map(|v| v.to_string_lossy().into_owned())
-                .unwrap();
+            let port = Lab::admin_port_of(cmd);
             cmd.arg("--envoy-admin").arg(format!("127.0.0.1:{port}"));
         }
         for (k, v) in env {
