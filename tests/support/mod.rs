@@ -4,11 +4,14 @@
 //! its root, the parts only some binaries need (`components`,
 //! `admin_lab`, `envoy_lab`, `netns`, `supervisor`, `fifo`).
 
+pub mod assertions;
 pub mod fixtures;
 pub mod log_lines;
 pub mod procfs;
 pub mod wrapper;
 
+#[allow(unused_imports)] // only some binaries assert on lists
+pub use assertions::*;
 pub use fixtures::*;
 #[allow(unused_imports)] // not every binary reads log lines itself
 pub use log_lines::*;
