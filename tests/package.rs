@@ -15,6 +15,9 @@
 #[path = "../examples/gen-docs/pages.rs"]
 mod pages;
 
+#[path = "support/assertions.rs"]
+mod assertions;
+
 #[path = "package/deb.rs"]
 mod deb;
 #[path = "package/docs.rs"]

@@ -260,12 +260,7 @@ impl Fixture {
     /// The floor of a restart: a bare fork + execve of the script.
     pub fn fork_exec(&self) -> i32 {
         let argv = [self.program.as_ptr(), std::ptr::null()];
-        let envp: Vec<*const libc::c_char> = self
-            .envp
-            .iter()
-            .map(|e| e.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect();
+        let envp = hot_restarter::os::spawn::null_terminated(&self.envp);
         // SAFETY: this process is single-threaded; the child only calls
         // execve and _exit on memory prepared before the fork.
         unsafe {

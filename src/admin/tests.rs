@@ -271,23 +271,29 @@ fn refused_port_names_the_address() {
     assert!(e.is_not_listening());
 }
 
+/// GET `path` from an admin that answers `answer`, then does `after`: the
+/// admin's address and the error (the request must fail).
+fn failed_get(answer: &[u8], after: After, path: &str) -> (AdminAddr, AdminError) {
+    let (addr, server) = tcp_admin(answer, after);
+    let e = get(&addr, path).unwrap_err();
+    server.join().unwrap();
+    (addr, e)
+}
+
 #[test]
 fn closed_without_an_answer() {
-    let (addr, server) = tcp_admin(b"HTTP/1.1 200 OK\r\nContent-", After::Close);
-    let e = get(&addr, "/ready").unwrap_err();
+    let (addr, e) = failed_get(b"HTTP/1.1 200 OK\r\nContent-", After::Close, "/ready");
     assert_eq!(
         e.to_string(),
         format!("{addr} closed the connection before the response head was complete")
     );
-    server.join().unwrap();
 }
 
 #[test]
 fn response_over_the_cap() {
     let mut answer = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
     answer.resize(MAX_RESPONSE + 4096, b'x');
-    let (addr, server) = tcp_admin(&answer, After::Close);
-    let e = get(&addr, "/stats").unwrap_err();
+    let (addr, e) = failed_get(&answer, After::Close, "/stats");
     assert!(
         matches!(e.kind(), ErrorKind::TooLarge(MAX_RESPONSE)),
         "{e:?}"
@@ -296,19 +302,15 @@ fn response_over_the_cap() {
         e.to_string(),
         format!("response from {addr} is larger than 1048576 bytes")
     );
-    drop(e);
-    server.join().unwrap();
 }
 
 #[test]
 fn garbage_head() {
-    let (addr, server) = tcp_admin(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", After::Linger);
-    let e = get(&addr, "/").unwrap_err();
+    let (addr, e) = failed_get(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", After::Linger, "/");
     assert_eq!(
         e.to_string(),
         format!("bad response head from {addr}: invalid HTTP version")
     );
-    server.join().unwrap();
 }
 
 #[test]

@@ -162,24 +162,16 @@ impl Core {
             }
             Outcome::Skipped(reason) | Outcome::Failed(reason) => {
                 let c = &mut self.report.counters;
-                let result = match (&outcome, current.handoff) {
-                    (Outcome::Skipped(_), false) => {
-                        c.reloads_skipped += 1;
-                        ReloadResult::Skipped
-                    }
-                    (_, false) => {
-                        c.reloads_failed += 1;
-                        ReloadResult::Failed
-                    }
-                    (Outcome::Skipped(_), true) => {
-                        c.handoffs_failed += 1;
-                        ReloadResult::Skipped
-                    }
-                    (_, true) => {
-                        c.handoffs_failed += 1;
-                        ReloadResult::Failed
-                    }
+                let result = match &outcome {
+                    Outcome::Skipped(_) => ReloadResult::Skipped,
+                    _ => ReloadResult::Failed,
                 };
+                // A handoff has one count for skipped and failed.
+                *match (&result, current.handoff) {
+                    (_, true) => &mut c.handoffs_failed,
+                    (ReloadResult::Skipped, false) => &mut c.reloads_skipped,
+                    (_, false) => &mut c.reloads_failed,
+                } += 1;
                 let reply = Reply::Failed {
                     reason: reason.to_string(),
                 };

@@ -312,22 +312,21 @@ fn help_names_the_variable_of_every_option() {
         );
         options.push(long);
     }
-    for expected in [
-        "term-wait",
-        "pid-file",
-        "preflight",
-        "preflight-timeout",
-        "keep-serving",
-        "ready-check",
-        "ready-timeout",
-        "ready-interval",
-        "hold-while-draining",
-        "envoy-admin",
-        "subreaper",
-    ] {
-        assert!(
-            options.iter().any(|o| o == expected),
-            "--{expected} missing from --help:\n{help}"
-        );
-    }
+    assert_all_among(
+        &[
+            "term-wait",
+            "pid-file",
+            "preflight",
+            "preflight-timeout",
+            "keep-serving",
+            "ready-check",
+            "ready-timeout",
+            "ready-interval",
+            "hold-while-draining",
+            "envoy-admin",
+            "subreaper",
+        ],
+        &options,
+        &help,
+    );
 }

@@ -18,6 +18,13 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `out` is an exit `code` with `text` on stderr.
+#[track_caller]
+fn fails_with(out: &Output, code: i32, text: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", shown(out));
+    assert!(stderr(out).contains(text), "{}", shown(out));
+}
+
 /// Wait until `check` exits `code` with `text` in its output.
 fn wait_check(w: &Wrapper, code: i32, text: &str) -> Output {
     let mut last = None;
@@ -142,8 +149,7 @@ fn check_follows_the_wrapper_from_start_to_stop() {
     // (Its exit code is another matter: tests/ of the core judge it.)
     w.exit_code();
     let out = w.ctl(&["check"]);
-    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
-    assert!(stderr(&out).contains("not running"), "{}", shown(&out));
+    fails_with(&out, 3, "not running");
 }
 
 #[test]
@@ -153,20 +159,10 @@ fn check_without_a_socket_is_a_usage_error_and_takes_a_timeout() {
         .env_remove("HOT_RESTARTER_CONTROL_SOCKET")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
-    assert!(
-        stderr(&out).contains("no control socket"),
-        "{}",
-        shown(&out)
-    );
+    fails_with(&out, 2, "no control socket");
     let out = std::process::Command::new(super::harness::CTL)
         .args(["check", "--timeout", "soon", "--socket", "x"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
-    assert!(
-        stderr(&out).contains("'soon' is not a number of seconds"),
-        "{}",
-        shown(&out)
-    );
+    fails_with(&out, 2, "'soon' is not a number of seconds");
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 use hot_restarter::core::{Answer, ChildState, Event, Query};
 use nix::unistd::Pid;
 
+use crate::handoff::ReadyProbe;
 use crate::harness::Harness;
 use crate::model::{Compare, RestartKind, Stage};
 use crate::world::Kind;
@@ -304,15 +305,7 @@ impl Harness {
                 };
                 let live = matches!(answer, Ok(Answer::ServerInfo { state, restart_epoch, uptime })
                     if state == "LIVE" && *restart_epoch == Some(epoch) && own(uptime));
-                if live {
-                    let c = self.w.get_mut(pid).expect("child");
-                    c.admin_ok = true;
-                    if c.script_ok {
-                        self.became_ready(pid);
-                    }
-                } else {
-                    self.m.admin_due = Some(self.now + self.s.ready_interval);
-                }
+                self.probe_ended(pid, ReadyProbe::Admin, live);
             }
             Query::Drain { .. } => {
                 let Some(r) = self.m.retire else {

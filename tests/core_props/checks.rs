@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use crate::harness::Harness;
 use crate::model::Mode;
-use crate::world::Kind;
+use crate::world::{Kind, Proc};
 
 /// Everything the core shows, to tell whether an event changed anything.
 #[derive(Debug, PartialEq)]
@@ -126,20 +126,21 @@ impl Harness {
                 self.m.usr1_due
             )
         });
-        if self.m.term_event {
-            let missed: Vec<Pid> = (self.w.children())
-                .filter(|p| !p.termed)
+        // The children not sent a signal yet (`sent` says whether one was).
+        let missed = |sent: fn(&Proc) -> bool| -> Vec<Pid> {
+            (self.w.children())
+                .filter(|p| !sent(p))
                 .map(|p| p.pid)
-                .collect();
+                .collect()
+        };
+        if self.m.term_event {
+            let missed = missed(|p| p.termed);
             self.ensure(missed.is_empty(), || {
                 format!("shutdown began but SIGTERM was not sent to {missed:?}")
             });
         }
         if let Mode::Killing { .. } = self.m.mode {
-            let missed: Vec<Pid> = (self.w.children())
-                .filter(|p| !p.killed)
-                .map(|p| p.pid)
-                .collect();
+            let missed = missed(|p| p.killed);
             self.ensure(missed.is_empty(), || {
                 format!("every child is to be SIGKILLed, but not {missed:?}")
             });
@@ -231,27 +232,27 @@ impl Harness {
         if !self.m.running() {
             return;
         }
+        // Each probe the child still needs (its ready check, its admin's
+        // LIVE): one runs, or the next one is due.
+        let probes = [
+            (
+                self.s.ready_check.is_some() && !child.script_ok,
+                (self.w.helpers()).any(|h| !h.killed && !h.is_child()),
+                self.m.check_due,
+                "no ready check runs or is due",
+            ),
+            (
+                self.s.envoy_admin && !child.admin_ok,
+                self.asks.iter().any(|a| a.about == Some(child.pid)),
+                self.m.admin_due,
+                "A2: no admin question is out or due",
+            ),
+        ];
         let mut dues = Vec::new();
-        if self.s.ready_check.is_some() && !child.script_ok {
-            let checking = (self.w.helpers()).any(|h| !h.killed && !h.is_child());
-            if !checking {
-                let Some(due) = self.m.check_due else {
-                    self.fail(format!(
-                        "no ready check runs or is due for PID={}",
-                        child.pid
-                    ));
-                };
-                dues.push(due);
-            }
-        }
-        if self.s.envoy_admin && !child.admin_ok {
-            let asking = self.asks.iter().any(|a| a.about == Some(child.pid));
-            if !asking {
-                let Some(due) = self.m.admin_due else {
-                    self.fail(format!(
-                        "A2: no admin question about PID={} is out or due",
-                        child.pid
-                    ));
+        for (needed, running, due, missing) in probes {
+            if needed && !running {
+                let Some(due) = due else {
+                    self.fail(format!("{missing} for PID={}", child.pid));
                 };
                 dues.push(due);
             }

@@ -36,7 +36,37 @@ use crate::model::{Epochs, Retire, Stage};
 /// (core/handoff.rs).
 pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// The two readiness probes of a child: `--ready-check`'s script and
+/// Envoy's admin (`--envoy-admin`).
+#[derive(Debug, Clone, Copy)]
+pub enum ReadyProbe {
+    Script,
+    Admin,
+}
+
 impl Harness {
+    /// A readiness probe of the awaited `pid` ended: on a pass it is
+    /// marked, and `pid` is ready once both probes have passed (one not in
+    /// use counts as passed); otherwise that probe's next run is due.
+    pub fn probe_ended(&mut self, pid: Pid, probe: ReadyProbe, passed: bool) {
+        if !passed {
+            let next = Some(self.now + self.s.ready_interval);
+            match probe {
+                ReadyProbe::Script => self.m.check_due = next,
+                ReadyProbe::Admin => self.m.admin_due = next,
+            }
+            return;
+        }
+        let c = self.w.get_mut(pid).expect("child");
+        match probe {
+            ReadyProbe::Script => c.script_ok = true,
+            ReadyProbe::Admin => c.admin_ok = true,
+        }
+        if c.script_ok && c.admin_ok {
+            self.became_ready(pid);
+        }
+    }
+
     /// Every probe of `pid` passed: it is ready (the next generation's
     /// child: LIVE, the handoff goes on).
     pub fn became_ready(&mut self, pid: Pid) {

@@ -10,6 +10,7 @@ use hot_restarter::core::{Event, KILL_REAP_WAIT};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use crate::handoff::ReadyProbe;
 use crate::harness::Harness;
 use crate::model::{Mode, Stage};
 use crate::world::Kind;
@@ -184,15 +185,7 @@ impl Harness {
                 Kind::ReadyCheck { child, .. }
                     if self.w.awaited().map(|c| c.pid) == Some(child) =>
                 {
-                    if exit.is_clean() {
-                        let c = self.w.get_mut(child).expect("child");
-                        c.script_ok = true;
-                        if c.admin_ok {
-                            self.became_ready(child);
-                        }
-                    } else {
-                        self.m.check_due = Some(self.now + self.s.ready_interval);
-                    }
+                    self.probe_ended(child, ReadyProbe::Script, exit.is_clean());
                 }
                 Kind::Probe(_) => self.probe_exited(pid, exit),
                 _ => {}

@@ -41,6 +41,13 @@ impl Script {
         s
     }
 
+    /// As `new`, then generation 0's admin says LIVE for epoch 0 (PID 100).
+    fn serving(settings: Settings) -> Script {
+        let mut s = Script::new(settings);
+        s.live(0, 0, 100);
+        s
+    }
+
     pub(crate) fn feed(&mut self, event: Event) -> Vec<Action> {
         let mut done = Vec::new();
         let mut queue: std::collections::VecDeque<Action> =
@@ -126,6 +133,18 @@ impl Script {
             .any(|a| matches!(a, Action::Reply(WaiterId(c), Reply::Done { .. }) if *c == client))
     }
 
+    /// The last child, `pid`, exits 0 after a failure that --keep-serving
+    /// kept: the wrapper still exits 1.
+    #[track_caller]
+    fn last_exits_0_after_a_kept_failure(&mut self, pid: i32) {
+        self.reap(&[(pid, Exit::Code(0))]);
+        assert_eq!(
+            self.core.exit_code(),
+            Some(1),
+            "a kept failure still ends in 1"
+        );
+    }
+
     pub(crate) fn state(&self, pid: i32) -> Option<ChildState> {
         (self.core.children().iter())
             .find(|c| c.pid.as_raw() == pid)
@@ -148,12 +167,7 @@ fn keep_serving_old_epoch_fails_then_new_one_exits_0_exits_1() {
     s.reap(&[(100, Exit::Code(7))]);
     assert_eq!(s.epochs(), [(101, 1)], "epoch 1 keeps serving");
     assert_eq!(s.core.exit_code(), None);
-    s.reap(&[(101, Exit::Code(0))]);
-    assert_eq!(
-        s.core.exit_code(),
-        Some(1),
-        "a kept failure still ends in 1"
-    );
+    s.last_exits_0_after_a_kept_failure(101);
 }
 
 #[test]
@@ -163,12 +177,7 @@ fn keep_serving_new_epoch_fails_then_old_one_exits_0_exits_1() {
     s.reap(&[(101, Exit::Code(3))]);
     assert_eq!(s.epochs(), [(100, 0)], "epoch 0 keeps serving");
     assert_eq!(s.core.next_epoch(), 1, "the failed number is reused");
-    s.reap(&[(100, Exit::Code(0))]);
-    assert_eq!(
-        s.core.exit_code(),
-        Some(1),
-        "a kept failure still ends in 1"
-    );
+    s.last_exits_0_after_a_kept_failure(100);
 }
 
 #[test]
@@ -274,13 +283,12 @@ fn an_older_epoch_failing_while_a_newer_one_serves_dooms_it() {
 /// --handoff-admin a new generation starts at once.
 #[test]
 fn a_starting_epoch_whose_parent_exits_is_killed_and_handed_off() {
-    let mut s = Script::new(handoff(false));
-    s.live(0, 0, 100);
+    let mut s = Script::serving(handoff(false));
     s.hup(); // epoch 1: PID 101, awaited
     let actions = s.reap(&[(100, Exit::Code(0))]);
     let killed = Action::Signal(Pid::from_raw(101), Signal::SIGKILL);
     assert!(actions.contains(&killed), "{actions:?}");
-    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    assert_spawns(&actions, JobKind::Epoch, 0, 1);
     let log = s.log();
     assert!(
         !log.iter()
@@ -295,8 +303,7 @@ fn a_starting_epoch_whose_parent_exits_is_killed_and_handed_off() {
 /// exiting "due to lack of child processes" with nothing serving).
 #[test]
 fn no_child_left_while_the_new_slot_is_checked_is_no_exit() {
-    let mut s = Script::new(handoff(true));
-    s.live(0, 0, 100);
+    let mut s = Script::serving(handoff(true));
     s.hup(); // epoch 1: PID 101
     s.defer_occupied = true;
     let actions = s.reap(&[(100, Exit::Signal(9))]);
@@ -308,18 +315,17 @@ fn no_child_left_while_the_new_slot_is_checked_is_no_exit() {
     assert_eq!(s.core.exit_code(), None, "{:?}", s.log());
     assert_eq!(s.core.phase(), PhaseName::Preflight);
     let actions = s.answer(asked, Err("connection refused".into()));
-    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    assert_spawns(&actions, JobKind::Epoch, 0, 1);
 }
 
 /// The same without --handoff-admin: the Python behaviour, a teardown and
 /// exit 1, at once rather than at the ready timeout.
 #[test]
 fn a_starting_epoch_whose_parent_dies_without_handoff_tears_down() {
-    let mut s = Script::new(Settings {
+    let mut s = Script::serving(Settings {
         envoy_admin: true,
         ..keep_serving()
     });
-    s.live(0, 0, 100);
     s.feed(Event::Signal(Signal::SIGHUP)); // epoch 1: PID 101
     let actions = s.reap(&[(100, Exit::Signal(9))]);
     let killed = Action::Signal(Pid::from_raw(101), Signal::SIGKILL);
@@ -381,16 +387,24 @@ pub(crate) fn spawns(actions: &[Action], kind: JobKind, epoch: u32, generation: 
     actions.contains(&Action::Spawn(Job::new(kind, epoch, generation)))
 }
 
+/// `actions` start a `kind` job for `epoch` of `generation`.
+#[track_caller]
+pub(crate) fn assert_spawns(actions: &[Action], kind: JobKind, epoch: u32, generation: u32) {
+    assert!(
+        spawns(actions, kind, epoch, generation),
+        "no {kind:?} job for epoch {epoch} of generation {generation} started: {actions:?}"
+    );
+}
+
 /// Found by tests/core_props.rs (A1): a question about epoch 1 that died
 /// was answered after a new epoch 1 had started, and counted for it.
 #[test]
 fn an_answer_about_an_earlier_child_with_the_same_epoch_does_not_count() {
-    let mut s = Script::new(Settings {
+    let mut s = Script::serving(Settings {
         keep_serving: true,
         envoy_admin: true,
         ..Settings::plain()
     });
-    s.live(0, 0, 100);
     s.hup(); // epoch 1: PID 101
     s.reap(&[(101, Exit::Code(1))]);
     s.hup(); // epoch 1 again: PID 102
@@ -405,11 +419,10 @@ fn an_answer_about_an_earlier_child_with_the_same_epoch_does_not_count() {
 /// versions were compared was answered with the hot restart's result.
 #[test]
 fn a_handoff_held_while_versions_are_compared_gets_its_own_result() {
-    let mut s = Script::new(Settings {
+    let mut s = Script::serving(Settings {
         envoy_bin: true,
         ..handoff(false)
     });
-    s.live(0, 0, 100);
     s.feed(Event::Signal(Signal::SIGHUP)); // compares the versions: probe PID 101
     s.control(1, Command::Handoff { wait: true }); // held
     s.feed(Event::HelperOutput(Pid::from_raw(101), "11.104\n".into()));
@@ -418,7 +431,7 @@ fn a_handoff_held_while_versions_are_compared_gets_its_own_result() {
     s.answer(Query::HotRestartVersion { generation: 0 }, v); // equal: hot
     let actions = s.live(0, 1, 102);
     assert!(!s.replied(&actions, 1), "{actions:?}");
-    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    assert_spawns(&actions, JobKind::Epoch, 0, 1);
     let actions = s.reap(&[(103, Exit::Code(1))]); // the new generation fails
     assert!(
         matches!(
@@ -434,8 +447,7 @@ fn a_handoff_held_while_versions_are_compared_gets_its_own_result() {
 /// generation starting with nothing awaiting it.
 #[test]
 fn keep_serving_a_handoff_goes_on_when_the_serving_generation_fails() {
-    let mut s = Script::new(handoff(true));
-    s.live(0, 0, 100);
+    let mut s = Script::serving(handoff(true));
     s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
     s.reap(&[(100, Exit::Code(1))]);
     assert_eq!(s.core.phase(), PhaseName::Starting);
@@ -443,12 +455,7 @@ fn keep_serving_a_handoff_goes_on_when_the_serving_generation_fails() {
     s.live(1, 0, 101);
     assert_eq!(s.core.generation(), 1);
     assert_eq!(s.state(101), Some(ChildState::Ready));
-    s.reap(&[(101, Exit::Code(0))]);
-    assert_eq!(
-        s.core.exit_code(),
-        Some(1),
-        "a kept failure still ends in 1"
-    );
+    s.last_exits_0_after_a_kept_failure(101);
 }
 
 /// Found by tests/core_props.rs (C2): `reload --wait` was answered done
@@ -476,8 +483,7 @@ fn a_reload_whose_epoch_exits_0_before_it_is_ready_fails() {
 /// before the teardown.
 #[test]
 fn a_handoff_is_not_done_in_the_batch_where_its_new_generation_fails() {
-    let mut s = Script::new(handoff(false));
-    s.live(0, 0, 100);
+    let mut s = Script::serving(handoff(false));
     s.control(1, Command::Handoff { wait: true }); // generation 1: PID 101
     // The handoff is done (and answered) once generation 1 is LIVE, as a
     // hot restart is once its epoch is ready; generation 0 drains.
@@ -492,8 +498,7 @@ fn a_handoff_is_not_done_in_the_batch_where_its_new_generation_fails() {
 /// drain request was taken for the current one's.
 #[test]
 fn an_answer_to_an_earlier_handoffs_drain_does_not_count() {
-    let mut s = Script::new(handoff(false));
-    s.live(0, 0, 100);
+    let mut s = Script::serving(handoff(false));
     s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
     s.live(1, 0, 101); // Drain { generation: 0 } is out
     s.reap(&[(100, Exit::Code(0))]); // handed off
@@ -512,38 +517,30 @@ fn an_answer_to_an_earlier_handoffs_drain_does_not_count() {
 /// became a hot restart when the preflight was cancelled and retried.
 #[test]
 fn a_handoff_held_during_a_preflight_stays_a_handoff_when_it_is_retried() {
-    let mut s = Script::new(Settings {
+    let mut s = Script::serving(Settings {
         preflight: Some("/fake/preflight".into()),
         ..handoff(true)
     });
-    s.live(0, 0, 100);
     s.feed(Event::Signal(Signal::SIGHUP)); // preflight PID 101
     s.reap(&[(101, Exit::Code(0))]); // epoch 1: PID 102
     s.live(0, 1, 102);
     s.feed(Event::Signal(Signal::SIGHUP)); // preflight PID 103, for epoch 2
     s.feed(Event::Signal(Signal::SIGUSR2)); // held
     let actions = s.reap(&[(102, Exit::Code(1))]); // the restart is retried
-    assert!(
-        spawns(&actions, JobKind::Preflight, 0, 1),
-        "the held handoff: {actions:?}"
-    );
+    assert_spawns(&actions, JobKind::Preflight, 0, 1); // the held handoff
 }
 
 /// Found by tests/core_props.rs (H1): a new epoch that died in one batch
 /// with an older one judged first did not mark hot restart as wedged.
 #[test]
 fn a_new_epoch_failing_with_an_older_one_still_wedges_hot_restart() {
-    let mut s = Script::new(handoff(true));
-    s.live(0, 0, 100);
+    let mut s = Script::serving(handoff(true));
     s.hup(); // epoch 1: PID 101
     s.live(0, 1, 101);
     s.hup(); // epoch 2: PID 102
     s.reap(&[(101, Exit::Code(1)), (102, Exit::Code(1))]);
     let actions = s.feed(Event::Signal(Signal::SIGHUP));
-    assert!(
-        spawns(&actions, JobKind::Epoch, 0, 1),
-        "a handoff: {actions:?}"
-    );
+    assert_spawns(&actions, JobKind::Epoch, 0, 1); // a handoff
 }
 
 /// Issue 14, chain 4: something already answers on the new generation's
@@ -551,8 +548,7 @@ fn a_new_epoch_failing_with_an_older_one_still_wedges_hot_restart() {
 /// waiting client is told why, and generation 0 is not signalled.
 #[test]
 fn a_handoff_is_refused_when_something_answers_on_its_admin_address() {
-    let mut s = Script::new(handoff(true));
-    s.live(0, 0, 100);
+    let mut s = Script::serving(handoff(true));
     s.taken = Some("127.0.0.1:9902".into());
     let actions = s.control(1, Command::Handoff { wait: true });
     let refused = actions.iter().any(|a| {
@@ -571,7 +567,7 @@ fn a_handoff_is_refused_when_something_answers_on_its_admin_address() {
     // Once the address is free, the next handoff goes ahead.
     s.taken = None;
     let actions = s.control(2, Command::Handoff { wait: true });
-    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    assert_spawns(&actions, JobKind::Epoch, 0, 1);
 }
 
 /// Issue 14, chain 3: with --keep-serving, a new generation that dies
@@ -580,8 +576,7 @@ fn a_handoff_is_refused_when_something_answers_on_its_admin_address() {
 /// generation is started at once (its drain cannot be taken back).
 #[test]
 fn keep_serving_a_generation_dying_after_live_gives_the_draining_one_back() {
-    let mut s = Script::new(handoff(true));
-    s.live(0, 0, 100);
+    let mut s = Script::serving(handoff(true));
     s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
     s.live(1, 0, 101); // generation 0 drains
     assert_eq!(s.state(100), Some(ChildState::Retiring));
@@ -591,7 +586,7 @@ fn keep_serving_a_generation_dying_after_live_gives_the_draining_one_back() {
         "{actions:?}"
     );
     assert_eq!(s.state(100), Some(ChildState::Ready));
-    assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    assert_spawns(&actions, JobKind::Epoch, 0, 1);
     assert_eq!(s.core.exit_code(), None);
     // The fresh generation takes over; generation 0 retires again.
     let live = s.live(1, 0, 102);
@@ -652,11 +647,10 @@ fn last_trigger(s: &mut Script) -> Option<String> {
 
 #[test]
 fn a_watched_change_reloads_as_sighup_and_the_status_names_it() {
-    let mut s = Script::new(Settings {
+    let mut s = Script::serving(Settings {
         envoy_admin: true,
         ..Settings::plain()
     });
-    s.live(0, 0, 100);
     s.core.take_log();
     let changed = |p: &str| Event::Changed(vec![p.into()]);
     // Running: a restart at once, logged naming the file.

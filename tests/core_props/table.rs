@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use hot_restarter::control::proto::phase_name as name;
 use hot_restarter::core::{Command, Event, PhaseName};
 use nix::sys::signal::Signal;
 
@@ -39,20 +40,6 @@ fn table() -> &'static Table {
         assert_eq!(table.len(), 9 * 9, "9 states × 9 events in the table");
         table
     })
-}
-
-pub fn name(phase: PhaseName) -> &'static str {
-    match phase {
-        PhaseName::Running => "running",
-        PhaseName::Preflight => "preflight",
-        PhaseName::Starting => "starting",
-        PhaseName::HandingOff => "handing-off",
-        PhaseName::DrainingForStop => "draining-for-stop",
-        PhaseName::ShuttingDown => "shutting-down",
-        PhaseName::Killing => "killing",
-        PhaseName::Exiting => "exiting",
-        PhaseName::Done => "done",
-    }
 }
 
 /// The table's column for an event.

@@ -65,13 +65,7 @@ fn lab_with_info_envoy(name: &'static str, index: u32, flags: &[&str], admin: bo
         if !admin {
             return;
         }
-        let port = cmd
-            .get_envs()
-            .find(|(k, _)| *k == "ENVOY_ADMIN_PORT")
-            .and_then(|(_, v)| v)
-            .expect("the lab sets ENVOY_ADMIN_PORT")
-            .to_string_lossy()
-            .into_owned();
+        let port = Lab::admin_port_of(cmd);
         cmd.arg("--envoy-admin").arg(format!("127.0.0.1:{port}"));
     })
 }

@@ -59,6 +59,16 @@ fn lab(
     Lab::start_with(name, index * 2, setup, adjust)
 }
 
+/// Wait until `pid` (`what`) has exited; a failure shows the output.
+#[track_caller]
+fn wait_gone(lab: &Lab, pid: i32, what: &str) {
+    assert!(
+        wait_until(DEADLINE, || !running(pid)),
+        "{what} (PID={pid}) never exited; output:\n{}",
+        lab.w.output()
+    );
+}
+
 /// The `nth` (1-based) child the wrapper forked; fails as soon as the
 /// wrapper has exited without it.
 fn nth_child(lab: &Lab, nth: usize) -> Child {
@@ -142,12 +152,7 @@ fn hand_off(lab: &Lab, old: Child, sig: Signal) -> Handoff {
     let info = lab.wait_live_on(new.slot, 0);
     assert_eq!(info.base_id, lab.base_id + u32::from(new.slot));
     let live = t.elapsed();
-    assert!(
-        wait_until(DEADLINE, || !running(old.pid)),
-        "the old generation (PID={}) was never stopped; output:\n{}",
-        old.pid,
-        lab.w.output()
-    );
+    wait_gone(lab, old.pid, "the old generation");
     let old_gone = t.elapsed();
     let lived = old_gone - live;
     assert!(
@@ -320,11 +325,7 @@ fn a_sigusr2_hands_off_under_keep_alive_load_then_sighup_hot_restarts() {
     let info = lab.wait_live_on(1, 1);
     assert_eq!(info.base_id, lab.base_id + 1);
     let live = t.elapsed();
-    assert!(
-        wait_until(DEADLINE, || !running(h.new.pid)),
-        "epoch 0 of generation 1 never exited; output:\n{}",
-        lab.w.output()
-    );
+    wait_gone(&lab, h.new.pid, "epoch 0 of generation 1");
     lab.assert_serving("from generation 1, epoch 1");
     let stats = lab.stop_wrk();
     lab.report(
@@ -378,7 +379,7 @@ fn c_after_a_wedge_sighup_hands_off() {
     lab.w.signal(Signal::SIGHUP);
     let failed = nth_child(&lab, 2);
     assert_eq!((failed.generation, failed.epoch), (0, 1));
-    assert!(wait_until(DEADLINE, || !running(failed.pid)));
+    wait_gone(&lab, failed.pid, "the failed epoch 1");
     // Envoy's own word for the wedge.
     assert!(
         wait_until(DEADLINE, || lab
@@ -429,12 +430,7 @@ fn d_a_new_generation_that_fails_leaves_the_old_one_serving() {
         let new = nth_child(&lab, nth);
         // The generation number is reused: slot 1 is the free one.
         assert_eq!((new.generation, new.slot, new.epoch), (1, 1, 0));
-        assert!(
-            wait_until(DEADLINE, || !running(new.pid)),
-            "the failed generation (PID={}) was left running; output:\n{}",
-            new.pid,
-            lab.w.output()
-        );
+        wait_gone(&lab, new.pid, "the failed generation");
         let gone = t.elapsed();
         if cfg == Cfg::SlowInit {
             // Stopped by the ready timeout, before Envoy's own 4 s.
@@ -500,7 +496,7 @@ fn e_a_different_hot_restart_version_makes_sighup_a_handoff() {
     let epoch1 = nth_child(&lab, 2);
     assert_eq!((epoch1.generation, epoch1.slot, epoch1.epoch), (0, 0, 1));
     lab.wait_live_on(0, 1);
-    assert!(wait_until(DEADLINE, || !running(gen0.pid)));
+    wait_gone(&lab, gen0.pid, "generation 0");
     let same = t.elapsed();
 
     fs::write(lab.path().join("other-version"), "11.999").unwrap();

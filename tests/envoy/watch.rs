@@ -125,13 +125,7 @@ fn configmap_updates_are_served_without_a_failed_request_and_a_bad_one_is_refuse
     };
     let mut lab = Lab::start_with("a ConfigMap updates", 14, setup, |dir, cmd| {
         let v = Volume::create(dir);
-        let admin = cmd
-            .get_envs()
-            .find(|(k, _)| *k == "ENVOY_ADMIN_PORT")
-            .and_then(|(_, v)| v)
-            .expect("the lab sets ENVOY_ADMIN_PORT")
-            .to_string_lossy()
-            .into_owned();
+        let admin = Lab::admin_port_of(cmd);
         cmd.env("ENVOY_CONFIG", v.path())
             .arg("--watch")
             .arg(v.path())

@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 use crate::common::*;
 use crate::components::*;
 use crate::envoy_lab::*;
-use crate::in_private_netns;
+use crate::netns::in_netns;
 use crate::probe::{Outages, Probe, ctl_in_background};
 
 /// The warning the wrapper logs (at the start of its message) when the
@@ -64,12 +64,7 @@ pub fn faults_lab(
     Lab::start_with(name, 0, setup, move |dir: &Path, cmd: &mut Command| {
         cmd.arg("--control-socket").arg(dir.join("ctl.sock"));
         if !handoff {
-            let port = cmd
-                .get_envs()
-                .find(|(k, _)| *k == "ENVOY_ADMIN_PORT")
-                .and_then(|(_, v)| v)
-                .map(|v| v.to_string_lossy().into_owned())
-                .unwrap();
+            let port = Lab::admin_port_of(cmd);
             cmd.arg("--envoy-admin").arg(format!("127.0.0.1:{port}"));
         }
         for (k, v) in env {
@@ -225,11 +220,8 @@ fn serving_dies_while_child_starts(name: &'static str, sig: Signal, handoff: boo
 /// Chain 1 with --handoff-admin: a new generation at once.
 #[needs(envoy, wrk, curl, netns)]
 #[test]
+#[in_netns]
 fn chain1a_serving_envoy_dies_while_its_child_starts_handoff_starts_a_new_generation() {
-    let name = "envoy_chains::chain1a_serving_envoy_dies_while_its_child_starts_handoff_starts_a_new_generation";
-    if !in_private_netns(name) {
-        return;
-    }
     serving_dies_while_child_starts("chain1a SIGKILL", Signal::SIGKILL, true);
     serving_dies_while_child_starts("chain1a SIGABRT", Signal::SIGABRT, true);
 }
@@ -237,11 +229,8 @@ fn chain1a_serving_envoy_dies_while_its_child_starts_handoff_starts_a_new_genera
 /// Chain 1 without --handoff-admin: tear down and exit 1 at once.
 #[needs(envoy, wrk, curl, netns)]
 #[test]
+#[in_netns]
 fn chain1b_serving_envoy_dies_while_its_child_starts_no_handoff_exits_1_at_once() {
-    let name = "envoy_chains::chain1b_serving_envoy_dies_while_its_child_starts_no_handoff_exits_1_at_once";
-    if !in_private_netns(name) {
-        return;
-    }
     serving_dies_while_child_starts("chain1b SIGKILL", Signal::SIGKILL, false);
     serving_dies_while_child_starts("chain1b SIGABRT", Signal::SIGABRT, false);
 }
@@ -275,12 +264,8 @@ fn kill_draining_parent(name: &'static str, handoff: bool) -> (Lab, i32, i32, In
 /// generation is LIVE before Envoy aborts the serving epoch.
 #[needs(envoy, wrk, curl, netns)]
 #[test]
+#[in_netns]
 fn chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort() {
-    let name =
-        "envoy_chains::chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort";
-    if !in_private_netns(name) {
-        return;
-    }
     let (mut lab, p0, p1, t, probe) = kill_draining_parent("chain2a", true);
     // When Envoy's abort of epoch 1 was first seen (ms after the kill).
     let abort_at = Cell::new(None);
@@ -331,11 +316,8 @@ fn chain2a_draining_parent_killed_handoff_moves_traffic_before_the_abort() {
 /// and the failed requests, without a proactive handoff.
 #[needs(envoy, wrk, curl, netns)]
 #[test]
+#[in_netns]
 fn chain2b_draining_parent_killed_no_handoff_warns_that_the_serving_epoch_will_abort() {
-    let name = "envoy_chains::chain2b_draining_parent_killed_no_handoff_warns_that_the_serving_epoch_will_abort";
-    if !in_private_netns(name) {
-        return;
-    }
     let (mut lab, p0, p1, t, probe) = kill_draining_parent("chain2b", false);
     let expected = DOOMED
         .replace("{epoch}", "1")
@@ -412,12 +394,8 @@ exec "$REAL_ENVOY" "$@"
 /// old generation keeps serving, or a fresh generation takes over).
 #[needs(envoy, wrk, curl, netns)]
 #[test]
+#[in_netns]
 fn chain3_new_generation_crashing_after_live_does_not_take_the_old_one_down() {
-    let name =
-        "envoy_chains::chain3_new_generation_crashing_after_live_does_not_take_the_old_one_down";
-    if !in_private_netns(name) {
-        return;
-    }
     const DRAIN_S: u64 = 8;
     let dir = tempfile::tempdir().unwrap();
     let bin = script(dir.path(), "envoy", CRASH_AFTER_LIVE);

@@ -113,27 +113,26 @@ impl Host {
     /// `hot-restarter-ctl reload --wait`, as the roll runs it; it must
     /// succeed or fail as `ok` says.
     pub fn reload(&self, ok: bool) -> std::process::Output {
-        let out = run(
-            Command::new(CTL)
-                .arg("--socket")
-                .arg(&self.socket)
-                .args(["reload", "--wait"]),
-            Duration::from_secs(60),
-        );
+        let out = self.ctl(&["reload", "--wait"], Duration::from_secs(60));
         assert_eq!(out.status.success(), ok, "{}", text(&out));
         out
     }
 
     /// Stop the wrapper (`stop --wait`), leaving the directory.
     pub fn stop(&self) {
-        let out = run(
+        let out = self.ctl(&["stop", "--wait"], Duration::from_secs(30));
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    /// `hot-restarter-ctl --socket <this host's> ARGS`, bounded by `limit`.
+    fn ctl(&self, args: &[&str], limit: Duration) -> std::process::Output {
+        run(
             Command::new(CTL)
                 .arg("--socket")
                 .arg(&self.socket)
-                .args(["stop", "--wait"]),
-            Duration::from_secs(30),
-        );
-        assert!(out.status.success(), "{}", text(&out));
+                .args(args),
+            limit,
+        )
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::assertions::assert_all_among;
 use crate::tools::{BIN, need, root, run, text};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -42,9 +43,13 @@ pub(crate) fn deb() -> PathBuf {
     deb
 }
 
-fn dpkg_deb(args: &[&str], deb: &Path) -> String {
+/// `dpkg-deb ARGS DEB [INTO]`, which must succeed; its stdout.
+fn dpkg_deb(args: &[&str], deb: &Path, into: Option<&Path>) -> String {
     let out = run(
-        Command::new(need("dpkg-deb", "dpkg")).args(args).arg(deb),
+        Command::new(need("dpkg-deb", "dpkg"))
+            .args(args)
+            .arg(deb)
+            .args(into),
         MINUTE,
     );
     assert!(out.status.success(), "dpkg-deb {args:?}: {}", text(&out));
@@ -54,14 +59,7 @@ fn dpkg_deb(args: &[&str], deb: &Path) -> String {
 /// The package's contents, unpacked into a fresh directory.
 fn unpack(deb: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        Command::new(need("dpkg-deb", "dpkg"))
-            .arg("-x")
-            .arg(deb)
-            .arg(dir.path()),
-        MINUTE,
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    dpkg_deb(&["-x"], deb, Some(dir.path()));
     dir
 }
 
@@ -75,7 +73,7 @@ fn gunzip(path: &Path) -> Vec<u8> {
 #[ignore = "needs cargo-deb and dpkg-deb; .ci/run runs it"]
 fn the_deb_holds_the_binaries_docs_completions_unit_and_conffile() {
     let deb = deb();
-    let listing = dpkg_deb(&["-c"], &deb);
+    let listing = dpkg_deb(&["-c"], &deb, None);
     let stale = "the .deb is older than the files it packages: run `cargo deb`";
     let mut files = Vec::new();
     for line in listing.lines() {
@@ -86,30 +84,29 @@ fn the_deb_holds_the_binaries_docs_completions_unit_and_conffile() {
             files.push(format!("{} {path}", &mode[..10]));
         }
     }
-    for expected in [
-        "-rwxr-xr-x /usr/bin/hot-restarter",
-        "-rwxr-xr-x /usr/bin/hot-restarter-ctl",
-        "-rw-r--r-- /usr/share/man/man1/hot-restarter.1.gz",
-        "-rw-r--r-- /usr/share/man/man1/hot-restarter-ctl.1.gz",
-        "-rw-r--r-- /usr/share/bash-completion/completions/hot-restarter",
-        "-rw-r--r-- /usr/share/bash-completion/completions/hot-restarter-ctl",
-        "-rw-r--r-- /usr/share/zsh/vendor-completions/_hot-restarter",
-        "-rw-r--r-- /usr/share/zsh/vendor-completions/_hot-restarter-ctl",
-        "-rw-r--r-- /usr/share/fish/vendor_completions.d/hot-restarter.fish",
-        "-rw-r--r-- /usr/share/fish/vendor_completions.d/hot-restarter-ctl.fish",
-        "-rw-r--r-- /usr/lib/systemd/system/hot-restarter.service",
-        "-rw-r--r-- /etc/default/hot-restarter",
-        "-rw-r--r-- /usr/share/doc/hot-restarter/README.md",
-        "-rw-r--r-- /usr/share/doc/hot-restarter/LICENSE",
-        "-rw-r--r-- /usr/share/doc/hot-restarter/copyright",
-        "-rwxr-xr-x /usr/share/hot-restarter/start_envoy.sh",
-        "-rwxr-xr-x /usr/share/hot-restarter/validate.sh",
-    ] {
-        assert!(
-            files.iter().any(|f| f == expected),
-            "{expected} not in:\n{listing}"
-        );
-    }
+    assert_all_among(
+        &[
+            "-rwxr-xr-x /usr/bin/hot-restarter",
+            "-rwxr-xr-x /usr/bin/hot-restarter-ctl",
+            "-rw-r--r-- /usr/share/man/man1/hot-restarter.1.gz",
+            "-rw-r--r-- /usr/share/man/man1/hot-restarter-ctl.1.gz",
+            "-rw-r--r-- /usr/share/bash-completion/completions/hot-restarter",
+            "-rw-r--r-- /usr/share/bash-completion/completions/hot-restarter-ctl",
+            "-rw-r--r-- /usr/share/zsh/vendor-completions/_hot-restarter",
+            "-rw-r--r-- /usr/share/zsh/vendor-completions/_hot-restarter-ctl",
+            "-rw-r--r-- /usr/share/fish/vendor_completions.d/hot-restarter.fish",
+            "-rw-r--r-- /usr/share/fish/vendor_completions.d/hot-restarter-ctl.fish",
+            "-rw-r--r-- /usr/lib/systemd/system/hot-restarter.service",
+            "-rw-r--r-- /etc/default/hot-restarter",
+            "-rw-r--r-- /usr/share/doc/hot-restarter/README.md",
+            "-rw-r--r-- /usr/share/doc/hot-restarter/LICENSE",
+            "-rw-r--r-- /usr/share/doc/hot-restarter/copyright",
+            "-rwxr-xr-x /usr/share/hot-restarter/start_envoy.sh",
+            "-rwxr-xr-x /usr/share/hot-restarter/validate.sh",
+        ],
+        &files,
+        &listing,
+    );
 
     let root_dir = unpack(&deb);
     let installed = root_dir.path();
@@ -150,21 +147,14 @@ fn the_deb_holds_the_binaries_docs_completions_unit_and_conffile() {
     let control = unpack_control(&deb);
     let conffiles = fs::read_to_string(control.path().join("conffiles")).unwrap();
     assert_eq!(conffiles.trim(), "/etc/default/hot-restarter");
-    let fields = dpkg_deb(&["-f"], &deb);
+    let fields = dpkg_deb(&["-f"], &deb, None);
     assert!(fields.contains("Package: hot-restarter\n"), "{fields}");
     assert!(fields.contains("Depends: libc6"), "{fields}");
 }
 
 fn unpack_control(deb: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        Command::new(need("dpkg-deb", "dpkg"))
-            .arg("-e")
-            .arg(deb)
-            .arg(dir.path().join("DEBIAN")),
-        MINUTE,
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    dpkg_deb(&["-e"], deb, Some(&dir.path().join("DEBIAN")));
     let inner = tempfile::tempdir().unwrap();
     for entry in fs::read_dir(dir.path().join("DEBIAN")).unwrap() {
         let entry = entry.unwrap();

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::assertions::assert_all_among;
 use crate::pages;
 use crate::tools::{BIN, CTL, root, run, text};
 
@@ -214,19 +215,18 @@ pub(crate) fn bash_program(script: &str, line: &[&str]) -> String {
 fn bash_completes_commands_and_their_flags() {
     let ctl = "docs/completions/hot-restarter-ctl.bash";
     let offered = bash_completes(ctl, &["hot-restarter-ctl", ""]);
-    for command in [
-        "status",
-        "reload",
-        "handoff",
-        "reopen-logs",
-        "stop",
-        "start",
-    ] {
-        assert!(
-            offered.iter().any(|o| o == command),
-            "{command}: {offered:?}"
-        );
-    }
+    assert_all_among(
+        &[
+            "status",
+            "reload",
+            "handoff",
+            "reopen-logs",
+            "stop",
+            "start",
+        ],
+        &offered,
+        format!("{offered:?}"),
+    );
     assert_eq!(
         bash_completes(ctl, &["hot-restarter-ctl", "re"]),
         ["reload", "reopen-logs"]

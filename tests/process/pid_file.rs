@@ -26,6 +26,26 @@ fn start(pid_file: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> (Wrapp
     (Wrapper::spawn(dir, cmd), path)
 }
 
+/// `path` is a regular file (not a link) holding the wrapper's pid.
+#[track_caller]
+fn holds_the_pid_of(path: &Path, w: &Wrapper) {
+    assert!(fs::symlink_metadata(path).unwrap().is_file(), "{path:?}");
+    assert_eq!(fs::read_to_string(path).unwrap(), format!("{}\n", w.pid));
+}
+
+/// A file for a planted link to point at, in `dir`.
+fn victim_in(dir: &Path) -> PathBuf {
+    let victim = dir.join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    victim
+}
+
+/// The file a planted link pointed at still holds what it held.
+#[track_caller]
+fn untouched(victim: &Path) {
+    assert_eq!(fs::read_to_string(victim).unwrap(), "precious\n");
+}
+
 /// Temporary files the pid file writer may have left beside `path`.
 fn leftovers(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
@@ -41,19 +61,17 @@ fn written_at_start_and_removed_after_a_graceful_stop() {
     let (mut w, path) = start(None, &["--term-wait", "5"], &[]);
     let report = w.report(0);
     // Written before the first child starts.
-    assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", w.pid));
+    holds_the_pid_of(&path, &w);
     assert_eq!(
         fs::metadata(&path).unwrap().len(),
         format!("{}\n", w.pid).len() as u64
     );
-    assert!(fs::symlink_metadata(&path).unwrap().is_file());
     assert!(leftovers(w.path()).is_empty(), "{:?}", leftovers(w.path()));
     assert!(running(report.pid().unwrap()));
     w.signal(Signal::SIGHUP);
     w.report(1);
-    assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", w.pid));
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
+    holds_the_pid_of(&path, &w);
+    w.stop();
     assert!(!path.exists(), "pid file left after a graceful stop");
     w.assert_no_children_left();
 }
@@ -63,9 +81,8 @@ fn a_relative_path_is_relative_to_the_working_directory() {
     let (mut w, _) = start(Some(Path::new("rel.pid")), &[], &[]);
     w.report(0);
     let path = w.path().join("rel.pid");
-    assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", w.pid));
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
+    holds_the_pid_of(&path, &w);
+    w.stop();
     assert!(!path.exists());
 }
 
@@ -176,8 +193,7 @@ fn a_symlink_planted_at_the_temporary_name_is_not_followed() {
     // known and nothing has been written yet.
     let dir = tempfile::tempdir().unwrap();
     script(dir.path(), "start.sh", REPORTER);
-    let victim = dir.path().join("victim");
-    fs::write(&victim, "precious\n").unwrap();
+    let victim = victim_in(dir.path());
     let path = dir.path().join("w.pid");
     let prefix = dir.path().join(".w.pid.").as_os_str().as_bytes().to_vec();
     let target = std::ffi::CString::new(victim.as_os_str().as_bytes()).unwrap();
@@ -215,38 +231,30 @@ fn a_symlink_planted_at_the_temporary_name_is_not_followed() {
     let mut w = Wrapper::spawn(dir, cmd);
     w.report(0);
     let planted = w.path().join(format!(".w.pid.{}.tmp", w.pid));
-    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
-    assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", w.pid));
-    assert!(fs::symlink_metadata(&path).unwrap().is_file());
+    untouched(&victim);
+    holds_the_pid_of(&path, &w);
     assert!(
         fs::symlink_metadata(&planted).is_err(),
         "the planted link is still there"
     );
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
+    w.stop();
     assert!(!path.exists());
-    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    untouched(&victim);
 }
 
 #[test]
 fn a_symlink_at_the_pid_file_path_is_replaced_not_followed() {
     let dir = tempfile::tempdir().unwrap();
-    let victim = dir.path().join("victim");
-    fs::write(&victim, "precious\n").unwrap();
+    let victim = victim_in(dir.path());
     let path = dir.path().join("w.pid");
     std::os::unix::fs::symlink(&victim, &path).unwrap();
-    script(dir.path(), "start.sh", REPORTER);
-    let mut cmd = command(dir.path());
-    cmd.arg("--pid-file").arg(&path).arg("start.sh");
-    let mut w = Wrapper::spawn(dir, cmd);
+    let (mut w, path) = start(Some(&path), &[], &[]);
     w.report(0);
-    assert!(fs::symlink_metadata(&path).unwrap().is_file());
-    assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", w.pid));
-    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
+    holds_the_pid_of(&path, &w);
+    untouched(&victim);
+    w.stop();
     assert!(fs::symlink_metadata(&path).is_err());
-    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    untouched(&victim);
 }
 
 #[test]
@@ -256,9 +264,8 @@ fn a_stale_pid_file_is_replaced() {
     fs::write(&path, "999999\n").unwrap();
     let (mut w, path) = start(Some(&path), &[], &[]);
     w.report(0);
-    assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", w.pid));
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
+    holds_the_pid_of(&path, &w);
+    w.stop();
     assert!(!path.exists());
     drop(dir);
 }
@@ -268,8 +275,7 @@ fn a_pid_file_taken_over_by_another_instance_is_left_alone() {
     let (mut w, path) = start(None, &[], &[]);
     w.report(0);
     fs::write(&path, "424242\n").unwrap();
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.exit_code(), 0);
+    w.stop();
     assert_eq!(fs::read_to_string(&path).unwrap(), "424242\n");
     assert!(
         w.output().contains(&format!(

@@ -47,12 +47,18 @@ fn quoted(p: &Path) -> String {
     format!("{:?}", p.to_string_lossy())
 }
 
-/// Start the wrapper on START watching `vol/envoy.yaml` and the marker;
-/// `prepare` lays out `vol/` first (a plain file by default).
-fn start_lab(extra: &[&str], prepare: impl FnOnce(&Path)) -> Lab {
+/// A fresh test directory holding start.sh (START) and the reporter it runs.
+fn with_scripts() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     script(dir.path(), "reporter.sh", REPORTER);
     script(dir.path(), "start.sh", START);
+    dir
+}
+
+/// Start the wrapper on START watching `vol/envoy.yaml` and the marker;
+/// `prepare` lays out `vol/` first (a plain file by default).
+fn start_lab(extra: &[&str], prepare: impl FnOnce(&Path)) -> Lab {
+    let dir = with_scripts();
     fs::create_dir(dir.path().join("vol")).unwrap();
     fs::create_dir(dir.path().join("marker")).unwrap();
     fs::write(dir.path().join("marker/file"), "0").unwrap();
@@ -375,9 +381,7 @@ fn a_change_while_a_restart_is_held_is_coalesced_and_named_in_status() {
 
 #[test]
 fn the_watch_list_comes_from_the_environment_too() {
-    let dir = tempfile::tempdir().unwrap();
-    script(dir.path(), "reporter.sh", REPORTER);
-    script(dir.path(), "start.sh", START);
+    let dir = with_scripts();
     fs::create_dir(dir.path().join("vol")).unwrap();
     plain(&dir.path().join("vol"));
     fs::write(dir.path().join("b"), "b").unwrap();
@@ -406,9 +410,7 @@ fn the_watch_list_comes_from_the_environment_too() {
 
 #[test]
 fn a_watched_path_in_a_missing_directory_is_refused_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    script(dir.path(), "reporter.sh", REPORTER);
-    script(dir.path(), "start.sh", START);
+    let dir = with_scripts();
     let missing = dir.path().join("no-such-dir/envoy.yaml");
     let mut cmd = command(dir.path());
     cmd.arg("--watch").arg(&missing).arg("start.sh");

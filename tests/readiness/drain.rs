@@ -44,16 +44,15 @@ fn admin_garbage_during_the_drain_is_logged_and_the_stop_goes_on() {
         t.elapsed().as_secs_f64()
     );
     let lines = admin.request_lines();
-    for asked in [
-        "POST /healthcheck/fail HTTP/1.1",
-        "POST /drain_listeners?graceful HTTP/1.1",
-        "GET /stats?format=json&filter=%5Ehttp%5C..*%5C.downstream_rq_active%24 HTTP/1.1",
-    ] {
-        assert!(
-            lines.iter().any(|l| l == asked),
-            "{asked} not asked: {lines:?}"
-        );
-    }
+    assert_all_among(
+        &[
+            "POST /healthcheck/fail HTTP/1.1",
+            "POST /drain_listeners?graceful HTTP/1.1",
+            "GET /stats?format=json&filter=%5Ehttp%5C..*%5C.downstream_rq_active%24 HTTP/1.1",
+        ],
+        &lines,
+        format!("{lines:?}"),
+    );
     let warned = w.messages_starting("cannot count the requests in flight of generation 0: ");
     assert!(!warned.is_empty(), "{}", w.output());
     assert!(

@@ -162,6 +162,17 @@ impl Monit {
             .ok()
     }
 
+    /// Monit on the example control file, once it has started the wrapper
+    /// (through hot-restarter-ctl; found through the pid file) and the
+    /// wrapper its epoch 0: (monit, the wrapper's pid, epoch 0's pid).
+    fn started() -> (Monit, i32, i32) {
+        let m = Monit::start(&[]);
+        let wrapper = m.wait_wrapper(None);
+        let epoch0 = m.report_other_than(0, None).pid().unwrap();
+        assert_eq!(ppid(epoch0), Some(wrapper));
+        (m, wrapper, epoch0)
+    }
+
     /// Wait until the pid file names a running wrapper other than `not`.
     fn wait_wrapper(&self, not: Option<i32>) -> i32 {
         let mut pid = None;
@@ -292,12 +303,7 @@ impl Monit {
 #[needs(monit)]
 #[test]
 fn monit_starts_the_wrapper_restarts_it_after_sigkill_and_stops_it() {
-    let m = Monit::start(&[]);
-    // Started by monit through hot-restarter-ctl, found through the pid
-    // file.
-    let first = m.wait_wrapper(None);
-    let child = m.report_other_than(0, None).pid().unwrap();
-    assert_eq!(ppid(child), Some(first));
+    let (m, first, child) = Monit::started();
     m.wait_status(SERVICE, "pid", &first.to_string());
     m.wait_status(SERVICE, "status", "OK");
 
@@ -338,9 +344,7 @@ fn monit_starts_the_wrapper_restarts_it_after_sigkill_and_stops_it() {
 #[needs(monit)]
 #[test]
 fn a_config_change_hot_restarts_through_monit_exec() {
-    let m = Monit::start(&[]);
-    let wrapper = m.wait_wrapper(None);
-    let pid0 = m.report_other_than(0, None).pid().unwrap();
+    let (m, wrapper, pid0) = Monit::started();
     // monit has taken the file's first checksum once it reports one.
     let mut checksum = None;
     assert!(

@@ -343,13 +343,7 @@ fn the_check_script_makes_sv_wait_until_an_epoch_is_ready() {
         "sv restart returned before the new epoch 0 was ready"
     );
     fs::write(rt.dir().join("ready-0"), "").unwrap();
-    let ended = wait_until(DEADLINE, || restart.try_wait().unwrap().is_some());
-    if !ended {
-        let _ = restart.kill();
-    }
-    let id = restart.id() as i32;
-    let out = restart.wait_with_output().unwrap();
-    unown(id);
+    let (ended, out) = finish_owned(restart);
     assert!(ended, "sv restart never returned");
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).starts_with("ok: run: "), "{}", text(&out));

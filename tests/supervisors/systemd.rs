@@ -419,14 +419,7 @@ fn exec_reload(text: &str, w: &Wrapper) -> std::process::Output {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let mut child = spawn_owned(&mut cmd);
-    let ended = wait_until(DEADLINE, || child.try_wait().unwrap().is_some());
-    if !ended {
-        let _ = child.kill();
-    }
-    let pid = child.id() as i32;
-    let out = child.wait_with_output().unwrap();
-    unown(pid);
+    let (ended, out) = finish_owned(spawn_owned(&mut cmd));
     assert!(
         ended,
         "ExecReload {line} did not end; output:\n{}",
@@ -560,20 +553,9 @@ fn notify_units_exec_reload_fails_when_the_reload_is_skipped() {
 
 // ----- systemd-analyze verify -------------------------------------------------
 
-/// `systemd-analyze verify` checking only the given unit (not the units it
-/// names), without man page look-ups and generators, which containers may
-/// lack. `--recursive-errors` also makes warnings fail the run.
+/// `systemd-analyze verify` of the given unit alone (`systemd_verify`).
 fn verify(path: &Path) -> (bool, String) {
-    let out = output_owned(
-        Command::new("systemd-analyze")
-            .args([
-                "verify",
-                "--man=no",
-                "--generators=no",
-                "--recursive-errors=no",
-            ])
-            .arg(path),
-    );
+    let out = output_owned(&mut found::systemd_verify(path));
     (out.status.success(), text(&out))
 }
 

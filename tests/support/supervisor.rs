@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::support::{owned, spawn_owned, unown, zombie_children};
+use crate::support::{DEADLINE, owned, spawn_owned, unown, zombie_children};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -190,6 +190,20 @@ fn settle_orphans() {
         let owned = owned().lock().unwrap();
         zombie_children(me).iter().all(|pid| owned.contains(pid))
     });
+}
+
+/// Wait up to `DEADLINE` for `child` (started with `spawn_owned`), kill it
+/// if it has not ended by then, and collect its output. Returns (whether
+/// it ended by itself, its output).
+pub fn finish_owned(mut child: Child) -> (bool, Output) {
+    let ended = crate::support::wait_until(DEADLINE, || child.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = child.kill();
+    }
+    let pid = child.id() as i32;
+    let out = child.wait_with_output().unwrap();
+    unown(pid);
+    (ended, out)
 }
 
 /// `cmd.output()` for a process that may run while the reaper is active.

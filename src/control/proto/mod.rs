@@ -10,7 +10,9 @@ use serde_json::{Map, Value};
 
 use crate::core::{self, Command};
 
-pub use super::status::{ChildStatus, Counters, LastReload, Status, child_state, reload_result};
+pub use super::status::{
+    ChildStatus, Counters, LastReload, Status, child_state, phase_name, reload_result,
+};
 
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;

@@ -36,6 +36,24 @@ fn sample_status() -> Status {
     }
 }
 
+/// Each of `all` is written as one line (its only newline ends it) that
+/// parses back to it.
+#[track_caller]
+fn assert_round_trips<T: PartialEq + std::fmt::Debug, E: PartialEq + std::fmt::Debug>(
+    all: impl IntoIterator<Item = T>,
+    to_line: fn(&T) -> String,
+    parse: fn(&[u8]) -> Result<T, E>,
+) {
+    for item in all {
+        let line = to_line(&item);
+        assert!(
+            line.ends_with('\n') && !line[..line.len() - 1].contains('\n'),
+            "{line:?}"
+        );
+        assert_eq!(parse(line.as_bytes()), Ok(item), "{line}");
+    }
+}
+
 #[test]
 fn every_request_round_trips() {
     let all = [
@@ -48,11 +66,7 @@ fn every_request_round_trips() {
         Request::Stop { wait: false },
         Request::Stop { wait: true },
     ];
-    for request in all {
-        let line = request.to_line();
-        assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
-        assert_eq!(Request::parse(line.as_bytes()), Ok(request), "{line}");
-    }
+    assert_round_trips(all, Request::to_line, Request::parse);
 }
 
 #[test]
@@ -146,11 +160,7 @@ fn every_reply_round_trips() {
             reason: "preflight for epoch 2 failed: line 1\nline \"2\"".to_string(),
         },
     ];
-    for reply in all {
-        let line = reply.to_line();
-        assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
-        assert_eq!(Reply::parse(line.as_bytes()), Ok(reply), "{line}");
-    }
+    assert_round_trips(all, Reply::to_line, Reply::parse);
 }
 
 #[test]

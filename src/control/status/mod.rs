@@ -83,19 +83,25 @@ pub struct Counters {
     pub handoffs_failed: u64,
 }
 
+/// A phase as `status` names it ([`Status::phase`]); the state × event
+/// table of docs/architecture.md uses the same names.
+pub fn phase_name(phase: PhaseName) -> &'static str {
+    match phase {
+        PhaseName::Running => "running",
+        PhaseName::Preflight => "preflight",
+        PhaseName::Starting => "starting",
+        PhaseName::HandingOff => "handing-off",
+        PhaseName::DrainingForStop => "draining-for-stop",
+        PhaseName::ShuttingDown => "shutting-down",
+        PhaseName::Killing => "killing",
+        PhaseName::Exiting => "exiting",
+        PhaseName::Done => "done",
+    }
+}
+
 impl From<&core::StatusView> for Status {
     fn from(view: &core::StatusView) -> Status {
-        let phase = match view.phase {
-            PhaseName::Running => "running",
-            PhaseName::Preflight => "preflight",
-            PhaseName::Starting => "starting",
-            PhaseName::HandingOff => "handing-off",
-            PhaseName::DrainingForStop => "draining-for-stop",
-            PhaseName::ShuttingDown => "shutting-down",
-            PhaseName::Killing => "killing",
-            PhaseName::Exiting => "exiting",
-            PhaseName::Done => "done",
-        };
+        let phase = phase_name(view.phase);
         let last_reload = view.last_reload.as_ref().map(|r| LastReload {
             epoch: r.epoch,
             result: match r.result {
@@ -247,21 +253,19 @@ impl Status {
         }
 
         let serving = self.serving();
-        out.metric(
-            "serving_epoch",
-            "gauge",
-            "Restart epoch of the newest ready child (absent while none is ready).",
-        );
-        if let Some(c) = serving {
-            out.sample("", c.epoch.into());
-        }
-        out.metric(
-            "serving_generation",
-            "gauge",
-            "Generation of the newest ready child (absent while none is ready).",
-        );
-        if let Some(c) = serving {
-            out.sample("", c.generation.into());
+        for (name, what, value) in [
+            ("serving_epoch", "Restart epoch", serving.map(|c| c.epoch)),
+            (
+                "serving_generation",
+                "Generation",
+                serving.map(|c| c.generation),
+            ),
+        ] {
+            let help = format!("{what} of the newest ready child (absent while none is ready).");
+            out.metric(name, "gauge", &help);
+            if let Some(v) = value {
+                out.sample("", v.into());
+            }
         }
 
         let n = &self.counters;

@@ -11,22 +11,25 @@ fn file(body: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
+/// `explain_exec_error` for `path` and `errno` ends with `ending`; the text.
+#[track_caller]
+fn explained(path: &std::path::Path, errno: i32, ending: &str) -> String {
+    let text = explain_exec_error(path, &io::Error::from_raw_os_error(errno));
+    assert!(text.ends_with(ending), "{text}");
+    text
+}
+
 #[test]
 fn exec_errors_are_explained() {
     let (dir, script) = file(b"#!/no/such/shell -e\n");
-    let enoent = io::Error::from_raw_os_error(libc::ENOENT);
-    let text = explain_exec_error(&script, &enoent);
-    assert!(
-        text.ends_with("(its interpreter /no/such/shell cannot be found)"),
-        "{text}"
-    );
-    let eacces = io::Error::from_raw_os_error(libc::EACCES);
-    assert!(explain_exec_error(dir.path(), &eacces).ends_with("(it is a directory)"));
+    let interpreter = "(its interpreter /no/such/shell cannot be found)";
+    explained(&script, libc::ENOENT, interpreter);
+    explained(dir.path(), libc::EACCES, "(it is a directory)");
     let missing = dir.path().join("missing");
-    let text = explain_exec_error(&missing, &enoent);
-    assert!(
-        text.ends_with("No such file or directory (os error 2)"),
-        "{text}"
+    explained(
+        &missing,
+        libc::ENOENT,
+        "No such file or directory (os error 2)",
     );
 }
 
@@ -34,14 +37,11 @@ fn exec_errors_are_explained() {
 fn a_crlf_shebang_is_not_called_a_missing_interpreter() {
     // execve looks for "/bin/sh\r" and fails with ENOENT.
     let (_dir, script) = file(b"#!/bin/sh\r\necho hi\r\n");
-    let enoent = io::Error::from_raw_os_error(libc::ENOENT);
-    let text = explain_exec_error(&script, &enoent);
-    assert!(
-        text.ends_with(
-            "No such file or directory (os error 2) (its #! line ends in a carriage \
-             return: the file has CRLF (DOS) line endings)"
-        ),
-        "{text}"
+    let text = explained(
+        &script,
+        libc::ENOENT,
+        "No such file or directory (os error 2) (its #! line ends in a carriage \
+         return: the file has CRLF (DOS) line endings)",
     );
     assert!(!text.contains("cannot be found"), "{text}");
 }
@@ -49,12 +49,8 @@ fn a_crlf_shebang_is_not_called_a_missing_interpreter() {
 #[test]
 fn a_file_without_a_shebang_is_explained_after_enoexec() {
     let (_dir, script) = file(b"echo hi\n");
-    let enoexec = io::Error::from_raw_os_error(libc::ENOEXEC);
-    let text = explain_exec_error(&script, &enoexec);
-    assert!(
-        text.ends_with("(it has no #! line and is not an ELF binary)"),
-        "{text}"
-    );
+    let no_shebang = "(it has no #! line and is not an ELF binary)";
+    explained(&script, libc::ENOEXEC, no_shebang);
 }
 
 #[test]

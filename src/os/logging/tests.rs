@@ -2,12 +2,20 @@
 
 use super::*;
 
+/// Each level, as the text format spells it (Python's logging) and as the
+/// JSON format does (zap's lowercase names).
+const LEVELS: [(Level, &str, &str); 4] = [
+    (Level::Error, "ERROR", "error"),
+    (Level::Warn, "WARNING", "warn"),
+    (Level::Info, "INFO", "info"),
+    (Level::Debug, "DEBUG", "debug"),
+];
+
 #[test]
 fn levels_are_spelled_as_python_does() {
-    assert_eq!(level_name(Level::Warn), "WARNING");
-    assert_eq!(level_name(Level::Error), "ERROR");
-    assert_eq!(level_name(Level::Info), "INFO");
-    assert_eq!(level_name(Level::Debug), "DEBUG");
+    for (level, python, _) in LEVELS {
+        assert_eq!(level_name(level), python, "{level:?}");
+    }
 }
 
 #[test]
@@ -47,9 +55,8 @@ fn json_lines_have_pilot_agents_keys_and_escape_the_message() {
 
 #[test]
 fn json_levels_are_zaps_lowercase() {
-    assert_eq!(json_level_name(Level::Error), "error");
-    assert_eq!(json_level_name(Level::Warn), "warn");
-    assert_eq!(json_level_name(Level::Info), "info");
-    assert_eq!(json_level_name(Level::Debug), "debug");
+    for (level, _, zap) in LEVELS {
+        assert_eq!(json_level_name(level), zap, "{level:?}");
+    }
     assert_eq!(json_level_name(Level::Trace), "debug");
 }

@@ -123,6 +123,16 @@ impl Spec {
     }
 }
 
+/// The pointers of `strings` followed by a null pointer: an `argv` or
+/// `envp` for `execve`, valid while `strings` lives.
+pub fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
 /// Fork and exec `spec`. Returns the child's pid once `execve` has
 /// succeeded, or the errno `execve` (or the child's set-up) failed with; a
 /// child that failed to exec has already been reaped.
@@ -130,18 +140,8 @@ impl Spec {
 /// Must be called from the main thread: `PR_SET_PDEATHSIG` fires when the
 /// thread that forked exits, not the process.
 pub fn spawn(spec: &Spec) -> io::Result<Pid> {
-    let argv: Vec<*const libc::c_char> = spec
-        .argv
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const libc::c_char> = spec
-        .envp
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let argv = null_terminated(&spec.argv);
+    let envp = null_terminated(&spec.envp);
     let devnull: Option<OwnedFd> = if spec.quiet_stdout {
         Some(File::options().write(true).open("/dev/null")?.into())
     } else {

@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// `CI=true`: every component is required, a missing one fails its tests.
 pub fn in_ci() -> bool {
@@ -25,6 +26,22 @@ pub fn find_tool(tool: &str) -> Option<PathBuf> {
 
 fn is_executable_file(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `systemd-analyze verify` checking only `unit` (not the units it names),
+/// without man page look-ups and generators, which containers may lack.
+/// `--recursive-errors` also makes warnings fail the run. The `needs`
+/// probe runs it on a minimal unit, tests/supervisors on the shipped ones.
+pub fn systemd_verify(unit: &Path) -> Command {
+    let mut cmd = Command::new("systemd-analyze");
+    cmd.args([
+        "verify",
+        "--man=no",
+        "--generators=no",
+        "--recursive-errors=no",
+    ])
+    .arg(unit);
+    cmd
 }
 
 /// The cache directory .ci/run installs Envoy under:

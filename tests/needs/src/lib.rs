@@ -143,16 +143,7 @@ fn systemd_analyze() -> Result<(), String> {
     let wrote = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&unit, "[Service]\nExecStart=/bin/true\n"));
     let verified = wrote.is_ok()
-        && succeeds(
-            Command::new("systemd-analyze")
-                .args([
-                    "verify",
-                    "--man=no",
-                    "--generators=no",
-                    "--recursive-errors=no",
-                ])
-                .arg(&unit),
-        );
+        && succeeds(&mut components::systemd_verify(&unit));
     let _ = std::fs::remove_dir_all(&dir);
     verified
         .then_some(())

@@ -170,6 +170,18 @@ impl Lab {
         }
     }
 
+    /// The admin port the lab gave Envoy (`ENVOY_ADMIN_PORT` in `cmd`),
+    /// for an `adjust` closure of `start_with` that adds `--envoy-admin`
+    /// itself or renders its own config.
+    pub fn admin_port_of(cmd: &Command) -> String {
+        cmd.get_envs()
+            .find(|(k, _)| *k == "ENVOY_ADMIN_PORT")
+            .and_then(|(_, v)| v)
+            .expect("the lab sets ENVOY_ADMIN_PORT")
+            .to_string_lossy()
+            .into_owned()
+    }
+
     /// Replace the config in place.
     pub fn set_config(&self, cfg: Cfg) {
         write_config(&self.config, self.ports, cfg);

@@ -17,11 +17,8 @@ fn may_serve_root_and_the_own_user_only() {
 
 #[test]
 fn a_request_is_handed_over_and_its_reply_written() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
-    let mut c = client(&s.path());
-    c.write_all(Request::Reload { wait: true }.to_line().as_bytes())
-        .unwrap();
+    let (s, mut server) = bound();
+    let mut c = client_sending(&s.path(), Request::Reload { wait: true });
     let mut got = Vec::new();
     drive(
         &mut server,
@@ -48,18 +45,12 @@ fn a_request_is_handed_over_and_its_reply_written() {
 
 #[test]
 fn a_silent_client_does_not_delay_another_and_times_out_alone() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
+    let (s, mut server) = bound();
     let started = Instant::now();
     let mut silent = client(&s.path());
-    let mut waiting = client(&s.path());
-    waiting
-        .write_all(Request::Stop { wait: true }.to_line().as_bytes())
-        .unwrap();
-    let mut talker = client(&s.path());
-    talker
-        .write_all(Request::Status.to_line().as_bytes())
-        .unwrap();
+    // Connected until the end, never read: a client waiting for its reply.
+    let _waiting = client_sending(&s.path(), Request::Stop { wait: true });
+    let mut talker = client_sending(&s.path(), Request::Status);
     let mut requests = Vec::new();
     drive(
         &mut server,
@@ -98,8 +89,7 @@ fn a_silent_client_does_not_delay_another_and_times_out_alone() {
 
 #[test]
 fn garbage_gets_an_error_reply_and_never_reaches_the_core() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
+    let (s, mut server) = bound();
     let garbage: [&[u8]; 4] = [
         b"\x00\xff\xfe garbage\n",
         b"{\"v\":1,\"cmd\":\"explode\"}\n",
@@ -140,8 +130,7 @@ fn garbage_gets_an_error_reply_and_never_reaches_the_core() {
 
 #[test]
 fn a_request_without_newline_counts_at_end_of_file_and_a_half_closed_client_gets_its_reply() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
+    let (s, mut server) = bound();
     let mut c = client(&s.path());
     c.write_all(br#"{"v":1,"cmd":"reopen-logs"}"#).unwrap();
     c.shutdown(std::net::Shutdown::Write).unwrap();
@@ -169,11 +158,8 @@ fn a_request_without_newline_counts_at_end_of_file_and_a_half_closed_client_gets
 
 #[test]
 fn a_client_that_hangs_up_before_its_reply_is_gone() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
-    let mut c = client(&s.path());
-    c.write_all(Request::Reload { wait: true }.to_line().as_bytes())
-        .unwrap();
+    let (s, mut server) = bound();
+    let c = client_sending(&s.path(), Request::Reload { wait: true });
     let mut events = Vec::new();
     let record = |_: &mut ControlServer, events: &mut Vec<_>, id, e| events.push((id, e));
     drive(&mut server, &mut events, record, |_, events| {
@@ -204,11 +190,8 @@ fn a_client_that_hangs_up_before_its_reply_is_gone() {
 
 #[test]
 fn unlink_stops_new_connections_but_serves_connected_clients() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
-    let mut c = client(&s.path());
-    c.write_all(Request::Stop { wait: true }.to_line().as_bytes())
-        .unwrap();
+    let (s, mut server) = bound();
+    let mut c = client_sending(&s.path(), Request::Stop { wait: true });
     let mut id = None;
     drive(
         &mut server,
@@ -238,8 +221,7 @@ fn unlink_stops_new_connections_but_serves_connected_clients() {
 #[test]
 fn the_client_and_the_server_understand_each_other() {
     use crate::control::client::{self, ClientError};
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
+    let (s, mut server) = bound();
     let path = s.path();
     let asking = std::thread::spawn(move || {
         let deadline = Instant::now() + PATIENCE;

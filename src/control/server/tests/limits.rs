@@ -20,8 +20,7 @@ fn buffered(server: &ControlServer) -> usize {
 
 #[test]
 fn a_1_mb_line_is_refused_without_being_held() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
+    let (s, mut server) = bound();
     let mut c = client(&s.path());
     let mut writer = c.try_clone().unwrap();
     let sender = std::thread::spawn(move || {
@@ -52,8 +51,7 @@ fn a_1_mb_line_is_refused_without_being_held() {
 
 #[test]
 fn a_line_may_be_as_long_as_the_bound_and_not_a_byte_longer() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
+    let (s, mut server) = bound();
     // Exactly MAX_REQUEST_LINE bytes: a request, padded with spaces.
     let mut longest = Request::Status.to_line().into_bytes();
     longest.pop();
@@ -110,8 +108,7 @@ fn fd_count() -> usize {
 
 #[test]
 fn a_hundred_clients_at_once_are_all_answered_and_every_descriptor_closed() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
+    let (s, mut server) = bound();
     let before = fd_count();
     let mut clients: Vec<UnixStream> = (0..100).map(|_| client(&s.path())).collect();
     for c in &mut clients {
@@ -161,8 +158,7 @@ fn a_hundred_clients_at_once_are_all_answered_and_every_descriptor_closed() {
 
 #[test]
 fn clients_beyond_the_limit_are_refused_with_a_reply() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
+    let (s, mut server) = bound();
     let mut clients: Vec<UnixStream> = (0..MAX_CLIENTS).map(|_| client(&s.path())).collect();
     let ignore = |_: &mut ControlServer, _: &mut (), _, _| {};
     drive(&mut server, &mut (), ignore, |srv, _| {
@@ -194,10 +190,8 @@ fn clients_beyond_the_limit_are_refused_with_a_reply() {
 
 #[test]
 fn a_reply_the_client_does_not_read_is_dropped_after_its_deadline() {
-    let s = setup();
-    let mut server = ControlServer::bind(&s.path()).unwrap();
-    let mut c = client(&s.path());
-    c.write_all(Request::Status.to_line().as_bytes()).unwrap();
+    let (s, mut server) = bound();
+    let c = client_sending(&s.path(), Request::Status);
     let children = (0..20_000)
         .map(|i| crate::control::proto::ChildStatus {
             pid: i,

@@ -6,7 +6,7 @@
 mod exchange;
 mod limits;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -33,6 +33,14 @@ fn setup() -> Setup {
         _serial: SERIAL.lock().unwrap_or_else(|e| e.into_inner()),
         dir: tempfile::tempdir().expect("temp dir"),
     }
+}
+
+/// A server bound in a fresh directory (`Setup` holds the directory and
+/// the lock).
+fn bound() -> (Setup, ControlServer) {
+    let s = setup();
+    let server = ControlServer::bind(&s.path()).unwrap();
+    (s, server)
 }
 
 impl Setup {
@@ -116,6 +124,13 @@ fn client(path: &Path) -> UnixStream {
     let stream = UnixStream::connect(path).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream
+}
+
+/// A client at `path` that has sent `request`.
+fn client_sending(path: &Path, request: Request) -> UnixStream {
+    let mut c = client(path);
+    c.write_all(request.to_line().as_bytes()).unwrap();
+    c
 }
 
 fn read_reply(stream: &mut UnixStream) -> Reply {

@@ -1,156 +1,12 @@
-//! Unit tests: the pure debounce and compare logic with time passed in, and
-//! the watcher against real files in a temporary directory, changed the way
-//! editors, `cp` + `mv`, `touch` and the kubelet change them.
+//! The watcher against real files in a temporary directory, changed the
+//! way editors, `cp` + `mv`, `touch` and the kubelet change them.
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::*;
-
-const MS: Duration = Duration::from_millis(1);
-
-#[test]
-fn idle_debouncer_arms_nothing() {
-    let mut d = Debouncer::new(500 * MS);
-    assert_eq!(d.poll_timeout(), None);
-    assert!(!d.due(Instant::now() + Duration::from_secs(3600)));
-}
-
-#[test]
-fn each_event_pushes_the_deadline_up_to_the_cap() {
-    let t0 = Instant::now();
-    let mut d = Debouncer::new(500 * MS);
-    d.event(t0);
-    assert_eq!(d.poll_timeout(), Some(t0 + 500 * MS));
-    d.event(t0 + 300 * MS);
-    assert_eq!(d.poll_timeout(), Some(t0 + 800 * MS));
-    assert!(!d.due(t0 + 799 * MS));
-    // A writer that never pauses: the look still comes at the cap.
-    for i in 0..200 {
-        d.event(t0 + i * 40 * MS);
-    }
-    assert_eq!(d.poll_timeout(), Some(t0 + 500 * MS * MAX_WAIT_FACTOR));
-    assert!(d.due(t0 + 5000 * MS));
-    assert_eq!(d.poll_timeout(), None, "disarmed after firing");
-    // The next burst starts its own cap.
-    d.event(t0 + 6000 * MS);
-    assert_eq!(d.poll_timeout(), Some(t0 + 6500 * MS));
-}
-
-#[test]
-fn zero_debounce_is_due_at_once() {
-    let t0 = Instant::now();
-    let mut d = Debouncer::new(Duration::ZERO);
-    d.event(t0);
-    assert!(d.due(t0));
-}
-
-fn content(h: u64) -> Snapshot {
-    Snapshot::Content(h)
-}
-
-fn gone() -> Snapshot {
-    Snapshot::Missing("No such file or directory (os error 2)".into())
-}
-
-#[test]
-fn compare_reports_changes_gone_and_back() {
-    let a = PathBuf::from("/x/a");
-    let b = PathBuf::from("/x/b");
-    let mut tracked = vec![
-        Tracked::new(a.clone(), &content(1)),
-        Tracked::new(b.clone(), &content(2)),
-    ];
-    let mut look = |seen: [Snapshot; 2]| {
-        compare(&mut tracked, |p| {
-            if *p == a {
-                seen[0].clone()
-            } else {
-                seen[1].clone()
-            }
-        })
-    };
-    assert_eq!(
-        look([content(1), content(2)]),
-        vec![],
-        "same contents: nothing"
-    );
-    assert_eq!(
-        look([content(3), content(2)]),
-        vec![WatchEvent::Changed(vec![a.clone()])]
-    );
-    assert_eq!(
-        look([gone(), content(4)]),
-        vec![
-            WatchEvent::Gone {
-                path: a.clone(),
-                why: "No such file or directory (os error 2)".into()
-            },
-            WatchEvent::Changed(vec![b.clone()])
-        ]
-    );
-    assert_eq!(look([gone(), content(4)]), vec![], "still gone: said once");
-    assert_eq!(
-        look([content(3), content(4)]),
-        vec![WatchEvent::Back(a.clone())],
-        "back as it was: no change"
-    );
-    assert_eq!(look([gone(), content(4)]).len(), 1);
-    assert_eq!(
-        look([content(9), content(5)]),
-        vec![
-            WatchEvent::Back(a.clone()),
-            WatchEvent::Changed(vec![a.clone(), b.clone()])
-        ]
-    );
-}
-
-#[test]
-fn a_file_missing_at_start_counts_as_changed_when_it_arrives() {
-    let a = PathBuf::from("/x/a");
-    let mut tracked = vec![Tracked::new(a.clone(), &gone())];
-    assert_eq!(compare(&mut tracked, |_| gone()), vec![]);
-    assert_eq!(
-        compare(&mut tracked, |_| content(1)),
-        vec![WatchEvent::Back(a.clone()), WatchEvent::Changed(vec![a])]
-    );
-}
-
-/// Twenty writes within a second, each a real hash of new contents, looked
-/// at only when the debouncer says so: at most two changes, the last one
-/// with the final contents.
-#[test]
-fn twenty_writes_in_a_second_give_at_most_two_changes() {
-    let a = PathBuf::from("/x/a");
-    let t0 = Instant::now();
-    let mut d = Debouncer::new(500 * MS);
-    let mut tracked = vec![Tracked::new(a.clone(), &content(0))];
-    let mut current = 0u64;
-    let mut changes = Vec::new();
-    let mut now = t0;
-    let mut fire = |d: &mut Debouncer, now: Instant, current: u64, changes: &mut Vec<u64>| {
-        if d.due(now) && !compare(&mut tracked, |_| content(current)).is_empty() {
-            changes.push(current);
-        }
-    };
-    for i in 1..=20u64 {
-        now = t0 + (i as u32) * 50 * MS;
-        fire(&mut d, now, current, &mut changes);
-        current = i;
-        d.event(now);
-    }
-    while let Some(deadline) = d.poll_timeout() {
-        now = now.max(deadline);
-        fire(&mut d, now, current, &mut changes);
-    }
-    assert!((1..=2).contains(&changes.len()), "{changes:?}");
-    assert_eq!(changes.last(), Some(&20));
-}
-
-// ---- the watcher against real files ----
-
 /// Runs the watcher's loop turn by turn (poll on its descriptor, bounded)
 /// until it reports something or `limit` passes; returns what it reported.
 fn settle(w: &mut Watcher, limit: Duration) -> Vec<WatchEvent> {
@@ -188,16 +44,31 @@ fn watcher(paths: &[PathBuf]) -> Watcher {
     Watcher::new(paths, 20 * MS).unwrap()
 }
 
+/// A watcher (20 ms debounce) on one file, `name` with `contents`, in a
+/// fresh directory: (the directory, the file, the watcher).
+fn one_file(name: &str, contents: &str) -> (tempfile::TempDir, PathBuf, Watcher) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join(name);
+    fs::write(&f, contents).unwrap();
+    let w = watcher(std::slice::from_ref(&f));
+    (dir, f, w)
+}
+
 fn changed(p: &Path) -> Vec<WatchEvent> {
     vec![WatchEvent::Changed(vec![p.to_path_buf()])]
 }
 
+/// `p` is back, with contents other than those it had last.
+fn back_changed(p: &Path) -> Vec<WatchEvent> {
+    vec![
+        WatchEvent::Back(p.to_path_buf()),
+        WatchEvent::Changed(vec![p.to_path_buf()]),
+    ]
+}
+
 #[test]
 fn write_in_place_touch_and_identical_rewrite() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("envoy.yaml");
-    fs::write(&f, "a: 1\n").unwrap();
-    let mut w = watcher(std::slice::from_ref(&f));
+    let (_dir, f, mut w) = one_file("envoy.yaml", "a: 1\n");
     assert_eq!(w.poll_timeout(), None, "idle: no deadline");
     assert_eq!(settle(&mut w, QUIET), vec![], "idle: nothing");
 
@@ -222,10 +93,7 @@ fn write_in_place_touch_and_identical_rewrite() {
 
 #[test]
 fn editor_rename_over_and_cp_mv() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("envoy.yaml");
-    fs::write(&f, "a: 1\n").unwrap();
-    let mut w = watcher(std::slice::from_ref(&f));
+    let (dir, f, mut w) = one_file("envoy.yaml", "a: 1\n");
 
     // An editor: write a sibling, rename it over the file.
     let tmp = dir.path().join(".envoy.yaml.swp");
@@ -250,10 +118,7 @@ fn editor_rename_over_and_cp_mv() {
 
 #[test]
 fn delete_and_return() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("cert.pem");
-    fs::write(&f, "one").unwrap();
-    let mut w = watcher(std::slice::from_ref(&f));
+    let (_dir, f, mut w) = one_file("cert.pem", "one");
     fs::remove_file(&f).unwrap();
     let events = settle(&mut w, LONG);
     assert!(
@@ -269,13 +134,7 @@ fn delete_and_return() {
     fs::remove_file(&f).unwrap();
     assert_eq!(settle(&mut w, LONG).len(), 1);
     fs::write(&f, "two").unwrap();
-    assert_eq!(
-        settle(&mut w, LONG),
-        vec![
-            WatchEvent::Back(f.clone()),
-            WatchEvent::Changed(vec![f.clone()])
-        ]
-    );
+    assert_eq!(settle(&mut w, LONG), back_changed(&f));
 }
 
 /// What the kubelet's AtomicWriter does for a ConfigMap or Secret volume:
@@ -398,13 +257,7 @@ fn a_missing_file_is_watched_for_its_arrival() {
     let mut w = watcher(std::slice::from_ref(&f));
     assert_eq!(w.missing().collect::<Vec<_>>(), vec![f.as_path()]);
     fs::write(&f, "x").unwrap();
-    assert_eq!(
-        settle(&mut w, LONG),
-        vec![
-            WatchEvent::Back(f.clone()),
-            WatchEvent::Changed(vec![f.clone()])
-        ]
-    );
+    assert_eq!(settle(&mut w, LONG), back_changed(&f));
 }
 
 #[test]
