@@ -16,47 +16,34 @@ fn doom_warnings(s: &mut Script) -> Vec<String> {
         .collect()
 }
 
-/// Epochs 0 and 1 drain, 2 serves (PIDs 100, 101, 102).
-fn three_epochs() -> Script {
-    let mut s = Script::new(keep_serving());
-    s.hup();
-    s.hup();
-    assert_eq!(s.epochs(), [(100, 0), (101, 1), (102, 2)]);
-    s.log();
-    s
-}
-
-/// The serving epoch's own parent dying is named as such, even while an
-/// older epoch of the chain still runs.
+/// With epochs 0 and 1 draining and 2 serving (PIDs 100, 101, 102), the
+/// death of the serving epoch's own parent is named as such, even while
+/// an older epoch still runs; an older epoch's death dooms the newest
+/// through the epoch between them, and the warning says it is not the
+/// parent.
 #[test]
-fn the_death_of_the_direct_parent_is_named_as_the_parent() {
-    let mut s = three_epochs();
-    s.reap(&[(101, Exit::Signal(9))]);
-    let warnings = doom_warnings(&mut s);
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(
-        warnings[0].starts_with(
-            "epoch 2 (PID=102) will abort: its hot-restart parent epoch 1 (PID=101) died"
+fn a_doom_warning_names_the_dead_epoch_as_parent_or_older_epoch() {
+    let cases = [
+        (101, "its hot-restart parent epoch 1 (PID=101) died"),
+        (
+            100,
+            "an older epoch of its hot-restart chain, epoch 0 (PID=100) died",
         ),
-        "{warnings:?}"
-    );
-}
-
-/// An older epoch's death dooms the newest through the epoch between
-/// them, and the warning says it is not the parent.
-#[test]
-fn the_death_of_an_older_epoch_of_the_chain_is_named_as_such() {
-    let mut s = three_epochs();
-    s.reap(&[(100, Exit::Signal(9))]);
-    let warnings = doom_warnings(&mut s);
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(
-        warnings[0].starts_with(
-            "epoch 2 (PID=102) will abort: an older epoch of its hot-restart chain, epoch 0 \
-             (PID=100) died"
-        ),
-        "{warnings:?}"
-    );
+    ];
+    for (dead, named) in cases {
+        let mut s = Script::new(keep_serving());
+        s.hup();
+        s.hup();
+        assert_eq!(s.epochs(), [(100, 0), (101, 1), (102, 2)]);
+        s.log();
+        s.reap(&[(dead, Exit::Signal(9))]);
+        let warnings = doom_warnings(&mut s);
+        let want = format!("epoch 2 (PID=102) will abort: {named}");
+        assert!(
+            warnings.len() == 1 && warnings[0].starts_with(&want),
+            "PID={dead} died: {warnings:?}"
+        );
+    }
 }
 
 /// A doom found while a preflight of the doomed generation runs: the
