@@ -39,6 +39,10 @@ class H(BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
+# Python's listen backlog of 5 drops the SYNs of a burst of 8 connects
+# when the accept loop is slow (a loaded machine): their retransmission
+# comes after 1 s, and Envoy's connect timeout answers 503 meanwhile.
+ThreadingHTTPServer.request_queue_size = 64
 s = ThreadingHTTPServer(("127.0.0.1", 0), H)
 s.daemon_threads = True
 print(s.server_address[1], flush=True)
@@ -78,7 +82,7 @@ static_resources:
   clusters:
   - name: slow
     type: STATIC
-    connect_timeout: 1s
+    connect_timeout: 10s
     load_assignment:
       cluster_name: slow
       endpoints:
@@ -320,13 +324,8 @@ fn the_drain_deadline_ends_the_drain() {
     assert_eq!(ok, 0, "{}", lab.w.output());
 }
 
-// Flaky (3 of 5 runs cut 1 or 2 of the 8): with the stop 30 ms after
-// generation 0 began its handoff drain, one request ended without an answer
-// about 1 s into the stop drain, before any SIGTERM (the count went 8 -> 7
-// at +1.0 s). Not understood yet; kept out of the default run until it is.
 #[needs(envoy, wrk, curl, python3)]
 #[test]
-#[ignore = "flaky: a request is cut during a stop drain right after a handoff; under investigation"]
 fn after_a_handoff_the_drain_goes_through_the_serving_generations_admin() {
     let flags = ["--drain-on-stop", "30"];
     let (_up, mut lab, listen) = lab_with("e handoff then drain", 46, &flags, 4.0, true);
