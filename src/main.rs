@@ -12,10 +12,18 @@ use clap::Parser;
 use hot_restarter::config::{self, Config, Flags};
 use hot_restarter::control::server::ControlServer;
 use hot_restarter::driver;
-use hot_restarter::os::{logging, pid_file, sd_notify, setup, shm_check, signals};
+use hot_restarter::os::{logging, pid_file, reexec, sd_notify, setup, shm_check, signals};
 
 fn main() -> ExitCode {
+    // `NEW --handover-check N`: the old binary asks, before a reexec,
+    // whether this one reads its hand-over.
+    let mut args = std::env::args();
+    if args.nth(1).as_deref() == Some(reexec::CHECK_FLAG) {
+        return ExitCode::from(reexec::answer_check(args.next().as_deref()) as u8);
+    }
     setup::open_missing_stdio();
+    reexec::remember_start();
+    let handover = reexec::take();
     // Block the handled signals before anything else, so that a SIGHUP sent
     // right after the wrapper was started does not kill it by default.
     let signals = match signals::Signals::new() {
@@ -36,10 +44,22 @@ fn main() -> ExitCode {
         }
     };
     logging::init_with(flags.log_format);
-    log::info!(
-        "starting hot-restarter with target: {}",
-        flags.start_script().display()
-    );
+    let handover = match handover {
+        None => {
+            log::info!(
+                "starting hot-restarter with target: {}",
+                flags.start_script().display()
+            );
+            None
+        }
+        Some(Ok(handover)) => Some(handover),
+        Some(Err(e)) => {
+            // The pre-exec check makes this unlikely; the children keep
+            // running (they are this process's children still).
+            log::error!("cannot take over after reexec: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     let config = match Config::from_flags(flags) {
         Ok(config) => config,
         Err(e) => {
@@ -47,7 +67,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(config, signals) {
+    match run(config, signals, handover) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             log::error!("{e:#}");
@@ -58,7 +78,11 @@ fn main() -> ExitCode {
 
 /// Set the process up (descriptors, subreaper, signals, pid file, systemd)
 /// and supervise until the end. Every child is gone when this returns.
-fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
+fn run(
+    config: Config,
+    mut signals: signals::Signals,
+    handover: Option<reexec::Handover>,
+) -> Result<i32> {
     setup::close_inherited_descriptors()?;
     shm_check::warn_about_shm();
     if config.handoff_admin.is_some() {
@@ -69,6 +93,15 @@ fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
         nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
     }
     let notifier = sd_notify::Notifier::from_env();
+    if let Some(handover) = handover {
+        let resources = driver::Resources {
+            signals,
+            notifier,
+            pid_file: None,
+            control: None,
+        };
+        return driver::Driver::resume(config, resources, handover).run();
+    }
     // The socket before the pid file: binding refuses a socket another
     // wrapper answers on, and a wrapper refused there must not have
     // replaced that wrapper's pid file (and removed it on the way out).

@@ -37,12 +37,14 @@ mod helpers;
 pub mod policy;
 mod quote;
 mod ready;
+mod reexec;
 mod report;
 mod restart;
 mod transition;
 mod types;
 
 pub use quote::{escape_controls, quoted};
+pub use reexec::{ChildFacts, Snapshot};
 pub use report::{Counters, LastReload, ReloadResult, StatusView};
 pub use types::*;
 
@@ -241,6 +243,11 @@ pub struct Core {
     refused: u32,
     /// Log lines not taken yet.
     log: Vec<LogLine>,
+    /// A reexec asked for and held until nothing is in flight, with the
+    /// clients waiting for its answer.
+    reexec: Option<Vec<WaiterId>>,
+    /// Reexecs that took over since the wrapper was first started.
+    reexecs: u64,
 }
 
 impl Core {
@@ -262,6 +269,8 @@ impl Core {
             now,
             refused: 0,
             log: Vec::new(),
+            reexec: None,
+            reexecs: 0,
         }
     }
 
@@ -279,6 +288,7 @@ impl Core {
                 Event::ControlGone(client) => self.on_control_gone(client),
                 Event::HelperOutput(pid, text) => self.helper_said = Some((pid, text)),
                 Event::Tick => self.on_time(),
+                Event::ReexecFailed(why) => self.reexec_failed(&why),
             }
             self.settle();
         }
@@ -396,6 +406,7 @@ impl Core {
                 }
             }
         }
+        self.settle_reexec();
     }
 
     // ----- small shared pieces -------------------------------------------

@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 mod admin;
 mod control;
 mod jobs;
+mod reexec;
 
 use crate::config::Config;
 use crate::control::server::{ClientId, ControlServer};
@@ -84,12 +85,19 @@ pub struct Driver {
     /// The output of helpers that run (preflights, the version probe), by
     /// pid.
     captures: Vec<(Pid, JobKind, Capture)>,
+    /// Started by a reexec: the children run already, no epoch 0 starts.
+    resumed: bool,
 }
 
 impl Driver {
     pub fn new(cfg: Config, resources: Resources) -> Driver {
         let core = Core::new(Settings::from_config(&cfg), Instant::now());
+        Driver::new_with(cfg, resources, core)
+    }
+
+    fn new_with(cfg: Config, resources: Resources, core: Core) -> Driver {
         Driver {
+            resumed: false,
             cfg,
             core,
             signals: resources.signals,
@@ -105,7 +113,9 @@ impl Driver {
     /// Start epoch 0 and supervise until the wrapper should exit; returns
     /// the exit code. Every child and helper has been reaped by then.
     pub fn run(mut self) -> Result<i32> {
-        self.feed(Event::Start);
+        if !self.resumed {
+            self.feed(Event::Start);
+        }
         loop {
             if let Some(code) = self.core.exit_code() {
                 // Collect whatever else has exited (orphans, when PID 1).
@@ -236,6 +246,7 @@ impl Driver {
                 None
             }
             Action::Ask(query) => self.ask(query),
+            Action::Reexec(waiters) => self.reexec(waiters),
             Action::Reply(waiter, reply) => {
                 self.reply(waiter, &reply);
                 None

@@ -25,6 +25,8 @@ impl Harness {
                 None
             }
             Action::Ask(query) => self.ask(query),
+            // The ops generate no reexec request.
+            Action::Reexec(_) => None,
             action @ (Action::Notify(_) | Action::Reply(..)) => {
                 self.act_control(&action);
                 None

@@ -35,6 +35,9 @@ pub enum Request {
     /// The same as SIGTERM: graceful shutdown. With `wait`, reply when the
     /// wrapper is about to exit.
     Stop { wait: bool },
+    /// Execute the wrapper's binary afresh (same pid, same children). With
+    /// `wait`, the new binary replies once it has taken over.
+    Reexec { wait: bool },
 }
 
 impl Request {
@@ -88,9 +91,12 @@ impl Request {
             "stop" => Request::Stop {
                 wait: wait.unwrap_or(false),
             },
+            "reexec" => Request::Reexec {
+                wait: wait.unwrap_or(false),
+            },
             other => {
                 return Err(format!(
-                    "unknown command {}: known are status, reload, handoff, reopen-logs, stop",
+                    "unknown command {}: known are status, reload, handoff, reopen-logs, stop, reexec",
                     shown(&Value::String(other.to_string()))
                 ));
             }
@@ -109,15 +115,17 @@ impl Request {
             Request::Handoff { .. } => "handoff",
             Request::ReopenLogs => "reopen-logs",
             Request::Stop { .. } => "stop",
+            Request::Reexec { .. } => "reexec",
         }
     }
 
     /// `Some(wait)` for the commands that take `wait`.
     pub fn wait(&self) -> Option<bool> {
         match *self {
-            Request::Reload { wait } | Request::Handoff { wait } | Request::Stop { wait } => {
-                Some(wait)
-            }
+            Request::Reload { wait }
+            | Request::Handoff { wait }
+            | Request::Stop { wait }
+            | Request::Reexec { wait } => Some(wait),
             Request::Status | Request::ReopenLogs => None,
         }
     }
@@ -222,6 +230,7 @@ impl From<Request> for Command {
             Request::Handoff { wait } => Command::Handoff { wait },
             Request::ReopenLogs => Command::ReopenLogs,
             Request::Stop { wait } => Command::Stop { wait },
+            Request::Reexec { wait } => Command::Reexec { wait },
         }
     }
 }

@@ -4,6 +4,9 @@ use super::*;
 
 fn sample_status() -> Status {
     Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         pid: 4645,
         phase: "running".to_string(),
         uptime_s: 3723.5,
@@ -134,6 +137,9 @@ fn every_reply_round_trips() {
     let all = [
         Reply::Status(sample_status()),
         Reply::Status(Status {
+            version: String::new(),
+            exe: String::new(),
+            reexecs: 0,
             last_reload: None,
             children: vec![],
             ..sample_status()
@@ -172,6 +178,9 @@ fn reply_lines_have_the_documented_shape() {
         serde_json::Value::Null
     );
     let fresh = Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         last_reload: None,
         ..sample_status()
     };

@@ -119,6 +119,56 @@ impl ControlServer {
         })
     }
 
+    /// What a `reexec` hands over: the listening descriptor's number, the
+    /// socket file's identity (device, inode), and the descriptors of
+    /// `waiting` clients, which the new binary answers. The descriptors
+    /// stay open across the exec (their close-on-exec flag is the caller's
+    /// business).
+    pub fn hand_over(&self, waiting: &[ClientId]) -> (i32, Option<(u64, u64)>, Vec<i32>) {
+        let clients = (waiting.iter())
+            .filter_map(|id| self.clients.get(id))
+            .map(|c| c.stream.as_raw_fd())
+            .collect();
+        (
+            self.socket.listener.as_raw_fd(),
+            self.socket.identity(),
+            clients,
+        )
+    }
+
+    /// The server handed over by the previous binary: its listening
+    /// descriptor and clients waiting for their answer (returned, in
+    /// order, with their new ids).
+    pub fn adopt(
+        listener: std::os::fd::OwnedFd,
+        path: &Path,
+        file: Option<(u64, u64)>,
+        waiting: Vec<std::os::fd::OwnedFd>,
+    ) -> (ControlServer, Vec<ClientId>) {
+        let mut server = ControlServer {
+            socket: SocketFile::adopt(listener, path.to_path_buf(), file),
+            own_uid: nix::unistd::geteuid().as_raw(),
+            spare: File::open("/dev/null").ok(),
+            clients: BTreeMap::new(),
+            next_id: 0,
+        };
+        let mut ids = Vec::new();
+        for fd in waiting {
+            let id = ClientId(server.next_id);
+            server.next_id += 1;
+            let stream = UnixStream::from(fd);
+            server.clients.insert(
+                id,
+                Client {
+                    stream,
+                    state: State::Waiting,
+                },
+            );
+            ids.push(id);
+        }
+        (server, ids)
+    }
+
     /// The socket's path.
     pub fn path(&self) -> &Path {
         &self.socket.path

@@ -250,6 +250,9 @@ fn the_client_and_the_server_understand_each_other() {
         (status, reload, stop, after)
     });
     let status = crate::control::proto::Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         pid: std::process::id(),
         phase: "running".into(),
         uptime_s: 0.25,

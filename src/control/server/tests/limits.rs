@@ -207,6 +207,9 @@ fn a_reply_the_client_does_not_read_is_dropped_after_its_deadline() {
         })
         .collect();
     let big = Reply::Status(crate::control::proto::Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         pid: 1,
         phase: "running".into(),
         uptime_s: 1.0,

@@ -1,0 +1,300 @@
+//! `reexec`'s system side: the path the wrapper was started from, the
+//! checks of a new binary before it is executed, the hand-over document in
+//! a sealed memfd, and the exec itself.
+//!
+//! The hand-over is a versioned JSON document (`Handover`) in a memfd
+//! sealed against any change, its descriptor number in
+//! `HOT_RESTARTER_HANDOVER`, which the new binary reads and removes at
+//! once. JSON because serde is already there and a person can read it
+//! (`/proc/PID/fd/N` during a hang); a memfd because it needs no file on
+//! disk, cannot be seen by other users, and the seals guarantee the new
+//! binary reads exactly what the old one wrote.
+
+use std::ffi::{CString, OsString};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::core::Snapshot;
+
+/// The hand-over format this build writes and reads.
+pub const HANDOVER_VERSION: u32 = 1;
+/// The oldest hand-over format this build reads.
+pub const HANDOVER_OLDEST: u32 = 1;
+/// The environment variable naming the hand-over memfd.
+pub const HANDOVER_ENV: &str = "HOT_RESTARTER_HANDOVER";
+/// The hidden first argument with which a new binary is asked whether it
+/// reads a hand-over version: `NEW --handover-check N` prints
+/// `hot-restarter VERSION reads handover N` and exits 0, or exits 1.
+pub const CHECK_FLAG: &str = "--handover-check";
+/// How long the new binary's check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything the next binary needs beyond its own flags (it is executed
+/// with the same arguments and environment).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Handover {
+    pub format: u32,
+    /// The version of the binary that wrote it.
+    pub from_version: String,
+    pub core: Snapshot,
+    /// The control socket's listening descriptor, and the identity of its
+    /// file (device, inode), so that it is removed at exit only if still ours.
+    pub listener: Option<RawFd>,
+    pub socket_file: Option<(u64, u64)>,
+    /// Clients of `reexec --wait`, answered by the new binary.
+    pub waiters: Vec<RawFd>,
+    /// The pid file written at the first start (left in place).
+    pub pid_file: Option<PathBuf>,
+}
+
+struct Start {
+    exe: Option<PathBuf>,
+    argv: Vec<OsString>,
+}
+
+static START: OnceLock<Start> = OnceLock::new();
+
+/// Remember, at start, the path of the running binary (canonical, and
+/// without the " (deleted)" the kernel appends once the file is replaced)
+/// and the arguments, for a later reexec.
+pub fn remember_start() {
+    let exe = std::fs::read_link("/proc/self/exe").ok().map(|p| {
+        let text = p.as_os_str().as_bytes();
+        let text = text.strip_suffix(b" (deleted)").unwrap_or(text);
+        PathBuf::from(std::ffi::OsStr::from_bytes(text))
+    });
+    let _ = START.set(Start {
+        exe,
+        argv: std::env::args_os().collect(),
+    });
+}
+
+/// The path the wrapper was started from (and which a reexec executes).
+pub fn exe_path() -> Option<&'static Path> {
+    START.get()?.exe.as_deref()
+}
+
+/// `NEW --handover-check N`, answered by this build.
+pub fn answer_check(arg: Option<&str>) -> i32 {
+    match arg.and_then(|a| a.parse::<u32>().ok()) {
+        Some(n) if (HANDOVER_OLDEST..=HANDOVER_VERSION).contains(&n) => {
+            println!(
+                "hot-restarter {} reads handover {n}",
+                env!("CARGO_PKG_VERSION")
+            );
+            0
+        }
+        _ => {
+            eprintln!(
+                "hot-restarter {} reads handover versions {HANDOVER_OLDEST} to {HANDOVER_VERSION}",
+                env!("CARGO_PKG_VERSION")
+            );
+            1
+        }
+    }
+}
+
+/// Check what can be checked before the exec: the file is there, is a
+/// regular executable file, and answers `--handover-check` for this
+/// hand-over version as a hot-restarter. The error is the reason.
+pub fn check(path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK)
+        .map_err(|e| format!("{shown} is not executable: {e}"))?;
+    let mut child = Command::new(path)
+        .arg(CHECK_FLAG)
+        .arg(HANDOVER_VERSION.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove(HANDOVER_ENV)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run {shown} {CHECK_FLAG}: {e}"))?;
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                // A bounded wait for a short-lived process; this runs only
+                // on an operator's reexec request.
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{shown} {CHECK_FLAG} did not answer within {} s",
+                    CHECK_TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("cannot wait for {shown}: {e}")),
+        }
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.by_ref().take(4096).read_to_string(&mut out);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.by_ref().take(4096).read_to_string(&mut err);
+    }
+    let expected = format!(" reads handover {HANDOVER_VERSION}");
+    if status.success() && out.starts_with("hot-restarter ") && out.trim_end().ends_with(&expected)
+    {
+        return Ok(());
+    }
+    let said = crate::core::quoted(err.trim().lines().next().unwrap_or(out.trim()));
+    Err(format!(
+        "{shown} is not a hot-restarter that reads hand-over version {HANDOVER_VERSION} \
+         ({CHECK_FLAG} {status}: {said})"
+    ))
+}
+
+/// Execute `path` with the start's arguments and the hand-over. Returns
+/// only if the exec failed, with why; `keep` are the descriptors that must
+/// survive the exec (their close-on-exec flag is cleared, and set again on
+/// failure).
+pub fn exec(path: &Path, handover: &Handover, keep: &[RawFd]) -> String {
+    match try_exec(path, handover, keep) {
+        Ok(never) => match never {},
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+fn try_exec(path: &Path, handover: &Handover, keep: &[RawFd]) -> Result<std::convert::Infallible> {
+    let start = START.get().context("the start was not recorded")?;
+    let memfd = write_memfd(handover)?;
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != HANDOVER_ENV)
+        .filter_map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    env.push(CString::new(format!(
+        "{HANDOVER_ENV}={}",
+        memfd.as_raw_fd()
+    ))?);
+    let argv: Vec<CString> = (start.argv.iter())
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let prog = CString::new(path.as_os_str().as_bytes())?;
+    let mut fds = keep.to_vec();
+    fds.push(memfd.as_raw_fd());
+    for fd in &fds {
+        set_cloexec(*fd, false);
+    }
+    let err = nix::unistd::execve(&prog, &argv, &env).unwrap_err();
+    for fd in &fds {
+        set_cloexec(*fd, true);
+    }
+    bail!("cannot execute {}: {err}", path.display())
+}
+
+fn set_cloexec(fd: RawFd, on: bool) {
+    // SAFETY: F_GETFD/F_SETFD change only the descriptor's flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            let flags = match on {
+                true => flags | libc::FD_CLOEXEC,
+                false => flags & !libc::FD_CLOEXEC,
+            };
+            libc::fcntl(fd, libc::F_SETFD, flags);
+        }
+    }
+}
+
+fn write_memfd(handover: &Handover) -> Result<OwnedFd> {
+    let text = serde_json::to_vec(handover).context("cannot encode the hand-over")?;
+    // SAFETY: memfd_create takes a valid C string and flags; the returned
+    // descriptor is owned here and nowhere else.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"hot-restarter-handover".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("memfd_create");
+    }
+    // SAFETY: fd was just created and is owned by nothing else.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(&text)
+        .context("cannot write the hand-over")?;
+    let seals = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS on our own memfd.
+    if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot seal the hand-over");
+    }
+    Ok(OwnedFd::from(file))
+}
+
+/// The hand-over from the previous binary, if this process was started by
+/// a reexec: the variable is removed at once (children must not see it),
+/// the memfd read and closed.
+pub fn take() -> Option<Result<Handover>> {
+    let value = std::env::var_os(HANDOVER_ENV)?;
+    // SAFETY: called at the very start of main, before any thread exists.
+    unsafe { std::env::remove_var(HANDOVER_ENV) };
+    Some(read_handover(&value))
+}
+
+fn read_handover(value: &std::ffi::OsStr) -> Result<Handover> {
+    let fd: RawFd = value
+        .to_str()
+        .and_then(|v| v.parse().ok())
+        .with_context(|| {
+            format!(
+                "{HANDOVER_ENV}={}: not a descriptor",
+                value.to_string_lossy()
+            )
+        })?;
+    // SAFETY: F_GETFD only checks that the descriptor is open.
+    if fd <= 2 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        bail!("{HANDOVER_ENV}={fd}: no such descriptor");
+    }
+    // SAFETY: the previous binary left this memfd open for us alone; it is
+    // taken over (and closed) here.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.seek(SeekFrom::Start(0))
+        .context("cannot rewind the hand-over")?;
+    let mut text = Vec::new();
+    file.take(16 << 20)
+        .read_to_end(&mut text)
+        .context("cannot read the hand-over")?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).context("the hand-over is not JSON")?;
+    let format = value.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
+    if !(HANDOVER_OLDEST as u64..=HANDOVER_VERSION as u64).contains(&format) {
+        bail!("hand-over version {format} is not one this binary reads");
+    }
+    serde_json::from_value(value).context("cannot read the hand-over")
+}
+
+/// Take ownership of a handed-over descriptor.
+pub fn own(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: F_GETFD only checks that it is open.
+    if fd <= 2 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    set_cloexec(fd, true);
+    // SAFETY: handed over to this process alone by the previous binary.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
