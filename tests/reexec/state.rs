@@ -1,0 +1,164 @@
+//! What carries over a reexec, and when it happens.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Instant;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::*;
+use crate::support::{BIN, DEADLINE, script, wait_until};
+
+/// Children, epochs, counters, the last reload, the pid file and the
+/// socket are the same after a reexec onto a binary renamed over the old
+/// one; the process is the same and runs the new file; the next SIGHUP
+/// starts the next epoch.
+#[test]
+fn state_carries_over_a_replaced_binary() {
+    let mut w = start(&[]);
+    w.signal(Signal::SIGHUP);
+    w.report(1);
+    let before = status(&w);
+    assert_eq!(before["reexecs"], 0);
+    assert_eq!(before["exe"].as_str().unwrap(), exe(&w).to_str().unwrap());
+    replace(&exe(&w), Path::new(BIN));
+    let (out, _) = ctl_ok(&w, &["reexec", "--wait"], 0);
+    assert!(out.contains("took over"), "{out}");
+    let after = status(&w);
+    assert_eq!(after["reexecs"], 1);
+    assert_eq!(kept(after.clone()), kept(before.clone()));
+    assert_eq!(after["pid"].as_i64().unwrap() as i32, w.pid);
+    assert_eq!(exe_identity(w.pid), file_identity(&exe(&w)));
+    let pid_file = std::fs::read_to_string(w.path().join("pid")).unwrap();
+    assert_eq!(pid_file.trim(), w.pid.to_string());
+    w.wait_for_text("took over from");
+    // Both epochs are still the wrapper's children.
+    for epoch in [0, 1] {
+        let pid = w.pid_of(epoch);
+        assert_eq!(crate::support::ppid_of(pid), Some(w.pid));
+    }
+    w.signal(Signal::SIGHUP);
+    w.report(2);
+    let (out, _) = ctl_ok(&w, &["reload", "--wait"], 0);
+    assert!(out.contains("epoch 3"), "{out}");
+    w.stop_cleanly();
+}
+
+/// A reexec asked for while a restart waits for its ready check is held,
+/// then carried out once the epoch is ready.
+#[test]
+fn reexec_during_a_restart_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    let check = script(
+        dir.path(),
+        "ready.sh",
+        &format!(
+            "#!/bin/sh\n[ \"$RESTART_EPOCH\" = 0 ] || [ -e {} ]\n",
+            gate.display()
+        ),
+    );
+    let args = [
+        "--ready-check",
+        check.to_str().unwrap(),
+        "--ready-timeout",
+        "60",
+    ];
+    let mut w = start(&args);
+    ctl_ok(&w, &["reload"], 0);
+    w.report(1);
+    let wait = {
+        let socket = socket(&w);
+        thread::spawn(move || {
+            std::process::Command::new(CTL)
+                .arg("--socket")
+                .arg(socket)
+                .args(["reexec", "--wait"])
+                .output()
+                .unwrap()
+        })
+    };
+    w.wait_for_text("holding the reexec");
+    assert_eq!(status(&w)["reexecs"], 0);
+    std::fs::write(&gate, "").unwrap();
+    let out = wait.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
+    let s = status(&w);
+    assert_eq!(s["reexecs"], 1);
+    assert_eq!(s["counters"]["reloads_done"], 1);
+    w.stop_cleanly();
+}
+
+/// SIGUSR1 sent in a tight loop across ten reexecs: a single one
+/// unblocked for an instant would kill the wrapper (its default action);
+/// the child gets SIGUSR1s relayed by the old and the new binaries.
+#[test]
+fn signals_during_the_exec_are_acted_on() {
+    let mut w = start(&[]);
+    let pid = w.pid;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                kill(Pid::from_raw(pid), Signal::SIGUSR1).unwrap();
+                sent += 1;
+            }
+            sent
+        })
+    };
+    for _ in 0..10 {
+        ctl_ok(&w, &["reexec", "--wait"], 0);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    assert!(w.is_running(), "{}", w.tail(30));
+    assert_eq!(status(&w)["reexecs"], 10);
+    // A last one after the loop: relayed by the tenth binary.
+    let before = w.report(0).count("usr1");
+    w.signal(Signal::SIGUSR1);
+    assert!(
+        wait_until(DEADLINE, || w.report(0).count("usr1") > before),
+        "{}",
+        w.tail(30)
+    );
+    let lines = w.log_lines();
+    let last_takeover = lines.iter().rposition(|l| l.contains("took over from"));
+    let relayed_after = lines[last_takeover.unwrap()..]
+        .iter()
+        .filter(|l| l.contains("sending SIGUSR1"))
+        .count();
+    eprintln!(
+        "{sent} SIGUSR1 sent during 10 reexecs; wrapper alive; {relayed_after} relayed by the last binary"
+    );
+    w.stop_cleanly();
+}
+
+/// 100 reexecs in a row: memory and descriptors stay flat; the figures
+/// are printed (time to the new binary's answer, RSS, descriptors).
+#[test]
+fn a_hundred_reexecs_stay_flat() {
+    let mut w = start(&[]);
+    ctl_ok(&w, &["reexec", "--wait"], 0);
+    let (rss0, fds0) = footprint(w.pid);
+    let mut times = Vec::new();
+    for _ in 0..100 {
+        let t = Instant::now();
+        ctl_ok(&w, &["reexec", "--wait"], 0);
+        times.push(t.elapsed());
+    }
+    let (rss1, fds1) = footprint(w.pid);
+    times.sort();
+    eprintln!(
+        "100 reexecs: median {:?} (min {:?}, max {:?}) from request to the new binary's answer; \
+         VmRSS {rss0} -> {rss1} KiB; descriptors {fds0} -> {fds1}",
+        times[50], times[0], times[99]
+    );
+    assert_eq!(fds1, fds0, "descriptors leak: {:?}", fd_targets(w.pid));
+    assert_eq!(status(&w)["reexecs"], 101);
+    assert_eq!(w.pid_of(0), w.report(0).pid().unwrap());
+    w.stop_cleanly();
+}
