@@ -39,7 +39,7 @@ impl Driver {
         // core; they are dropped with the old binary.
         self.asking.clear();
         let clients: Vec<ClientId> = waiters.iter().map(|w| ClientId(w.0)).collect();
-        let (listener, socket_file, waiter_fds) = match &self.control {
+        let (listener, socket_file, handed) = match &self.control {
             Some(server) => {
                 let (l, f, w) = server.hand_over(&clients);
                 (Some(l), f, w)
@@ -52,10 +52,10 @@ impl Driver {
             core: snapshot,
             listener,
             socket_file,
-            waiters: waiter_fds.clone(),
+            clients: handed.clone(),
             pid_file: self.cfg.pid_file.clone(),
         };
-        let mut keep = waiter_fds;
+        let mut keep: Vec<i32> = handed.iter().map(|c| c.fd).collect();
         keep.extend(listener);
         log::logger().flush();
         reexec::exec(path, &handover, &keep)
@@ -72,14 +72,15 @@ impl Driver {
             && let Some(listener) = reexec::own(fd)
         {
             {
-                let fds = (handover.waiters.iter())
-                    .filter_map(|fd| reexec::own(*fd))
+                let clients = (handover.clients.into_iter())
+                    .filter_map(|c| Some((reexec::own(c.fd)?, c.state)))
                     .collect();
                 let (server, ids) = crate::control::server::ControlServer::adopt(
                     listener,
                     path,
                     handover.socket_file,
-                    fds,
+                    clients,
+                    now,
                 );
                 resources.control = Some(server);
                 waiting = ids;

@@ -50,10 +50,29 @@ pub struct Handover {
     /// file (device, inode), so that it is removed at exit only if still ours.
     pub listener: Option<RawFd>,
     pub socket_file: Option<(u64, u64)>,
-    /// Clients of `reexec --wait`, answered by the new binary.
-    pub waiters: Vec<RawFd>,
+    /// The control clients connected at the exec: those of `reexec
+    /// --wait` (answered by the new binary), those still sending their
+    /// request or reading a reply.
+    pub clients: Vec<HandedClient>,
     /// The pid file written at the first start (left in place).
     pub pid_file: Option<PathBuf>,
+}
+
+/// A control client's connection, handed over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandedClient {
+    pub fd: RawFd,
+    pub state: HandedState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HandedState {
+    /// Its request line so far.
+    Reading(Vec<u8>),
+    /// Waits for the reexec's answer.
+    Waiting,
+    /// The rest of its reply.
+    Writing(Vec<u8>),
 }
 
 struct Start {

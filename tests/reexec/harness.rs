@@ -128,7 +128,11 @@ pub fn fd_targets(pid: i32) -> Vec<String> {
 /// listener).
 pub fn footprint(pid: i32) -> (u64, usize) {
     crate::support::wait_until(crate::support::DEADLINE, || {
-        fd_targets(pid).iter().filter(|t| t.starts_with("socket:")).count() == 1
+        fd_targets(pid)
+            .iter()
+            .filter(|t| t.starts_with("socket:"))
+            .count()
+            == 1
     });
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let rss = crate::support::status_field(&status, "VmRSS:");

@@ -34,10 +34,13 @@ fn state_carries_over_a_replaced_binary() {
     let pid_file = std::fs::read_to_string(w.path().join("pid")).unwrap();
     assert_eq!(pid_file.trim(), w.pid.to_string());
     w.wait_for_text("took over from");
-    // Both epochs are still the wrapper's children.
+    // Both epochs are still the wrapper's children, never signalled: the
+    // exec is no death of the parent for PR_SET_PDEATHSIG (SIGTERM, which
+    // the reporter would record).
     for epoch in [0, 1] {
         let pid = w.pid_of(epoch);
         assert_eq!(crate::support::ppid_of(pid), Some(w.pid));
+        assert_eq!(w.report(epoch).count("term"), 0);
     }
     w.signal(Signal::SIGHUP);
     w.report(2);
@@ -160,5 +163,49 @@ fn a_hundred_reexecs_stay_flat() {
     assert_eq!(fds1, fds0, "descriptors leak: {:?}", fd_targets(w.pid));
     assert_eq!(status(&w)["reexecs"], 101);
     assert_eq!(w.pid_of(0), w.report(0).pid().unwrap());
+    w.stop_cleanly();
+}
+
+/// Clients asking for the status in a tight loop while the wrapper
+/// re-executes itself twenty times: each is answered (by the old or the
+/// new binary), none is refused or left without a reply.
+#[test]
+fn the_control_socket_answers_across_the_exec() {
+    let mut w = start(&[]);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let askers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            let socket = socket(&w);
+            thread::spawn(move || {
+                let mut failures = Vec::new();
+                let mut asked = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let out = std::process::Command::new(CTL)
+                        .arg("--socket")
+                        .arg(&socket)
+                        .arg("status")
+                        .output()
+                        .unwrap();
+                    asked += 1;
+                    if !out.status.success() {
+                        failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+                    }
+                }
+                (asked, failures)
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        ctl_ok(&w, &["reexec", "--wait"], 0);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut asked = 0;
+    for asker in askers {
+        let (n, failures) = asker.join().unwrap();
+        asked += n;
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    eprintln!("{asked} status requests during 20 reexecs, all answered");
     w.stop_cleanly();
 }

@@ -36,6 +36,7 @@ use nix::sys::socket::{MsgFlags, getsockopt, send, sockopt};
 
 use super::proto::{MAX_REQUEST_LINE, Reply, Request};
 use super::socket_file::SocketFile;
+use crate::os::reexec::{HandedClient, HandedState};
 
 /// Clients connected at once; more are refused with an error reply. Also
 /// the listen backlog.
@@ -120,14 +121,28 @@ impl ControlServer {
     }
 
     /// What a `reexec` hands over: the listening descriptor's number, the
-    /// socket file's identity (device, inode), and the descriptors of
-    /// `waiting` clients, which the new binary answers. The descriptors
-    /// stay open across the exec (their close-on-exec flag is the caller's
+    /// socket file's identity (device, inode), and every client's
+    /// descriptor and state: the `waiting` ones are answered by the new
+    /// binary; a client waiting for anything else (none while the core is
+    /// quiescent) is left out and closed by the exec. The descriptors stay
+    /// open across the exec (their close-on-exec flag is the caller's
     /// business).
-    pub fn hand_over(&self, waiting: &[ClientId]) -> (i32, Option<(u64, u64)>, Vec<i32>) {
-        let clients = (waiting.iter())
-            .filter_map(|id| self.clients.get(id))
-            .map(|c| c.stream.as_raw_fd())
+    pub fn hand_over(&self, waiting: &[ClientId]) -> (i32, Option<(u64, u64)>, Vec<HandedClient>) {
+        let clients = (self.clients.iter())
+            .filter_map(|(id, c)| {
+                let state = match &c.state {
+                    State::Reading { buf, .. } => HandedState::Reading(buf.clone()),
+                    State::Waiting if waiting.contains(id) => HandedState::Waiting,
+                    State::Waiting => return None,
+                    State::Writing { out, written, .. } => {
+                        HandedState::Writing(out[*written..].to_vec())
+                    }
+                };
+                Some(HandedClient {
+                    fd: c.stream.as_raw_fd(),
+                    state,
+                })
+            })
             .collect();
         (
             self.socket.listener.as_raw_fd(),
@@ -137,13 +152,14 @@ impl ControlServer {
     }
 
     /// The server handed over by the previous binary: its listening
-    /// descriptor and clients waiting for their answer (returned, in
-    /// order, with their new ids).
+    /// descriptor and its clients, with fresh deadlines. Returns the ids of
+    /// the clients that wait for the reexec's answer.
     pub fn adopt(
         listener: std::os::fd::OwnedFd,
         path: &Path,
         file: Option<(u64, u64)>,
-        waiting: Vec<std::os::fd::OwnedFd>,
+        clients: Vec<(std::os::fd::OwnedFd, HandedState)>,
+        now: Instant,
     ) -> (ControlServer, Vec<ClientId>) {
         let mut server = ControlServer {
             socket: SocketFile::adopt(listener, path.to_path_buf(), file),
@@ -152,21 +168,29 @@ impl ControlServer {
             clients: BTreeMap::new(),
             next_id: 0,
         };
-        let mut ids = Vec::new();
-        for fd in waiting {
+        let mut waiting = Vec::new();
+        for (fd, handed) in clients {
             let id = ClientId(server.next_id);
             server.next_id += 1;
-            let stream = UnixStream::from(fd);
-            server.clients.insert(
-                id,
-                Client {
-                    stream,
-                    state: State::Waiting,
+            let state = match handed {
+                HandedState::Reading(buf) => State::Reading {
+                    buf,
+                    deadline: now + REQUEST_TIMEOUT,
                 },
-            );
-            ids.push(id);
+                HandedState::Waiting => {
+                    waiting.push(id);
+                    State::Waiting
+                }
+                HandedState::Writing(out) => State::Writing {
+                    out,
+                    written: 0,
+                    deadline: now + REPLY_TIMEOUT,
+                },
+            };
+            let stream = UnixStream::from(fd);
+            server.clients.insert(id, Client { stream, state });
         }
-        (server, ids)
+        (server, waiting)
     }
 
     /// The socket's path.
