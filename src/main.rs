@@ -23,14 +23,15 @@ fn main() -> ExitCode {
     }
     setup::open_missing_stdio();
     reexec::remember_start();
-    let handover = reexec::take();
+    let incoming = reexec::take();
     // Block the handled signals before anything else, so that a SIGHUP sent
     // right after the wrapper was started does not kill it by default.
     let signals = match signals::Signals::new() {
         Ok(signals) => signals,
         Err(e) => {
-            logging::early_error(&format!("{e:#}"));
-            return ExitCode::from(1);
+            let message = format!("{e:#}");
+            logging::early_error(&message);
+            return give_up(incoming, &message, 1);
         }
     };
     config::forget_empty_variables();
@@ -40,34 +41,33 @@ fn main() -> ExitCode {
         Err(e) => {
             let message = format!("{} (try 'hot-restarter --help')", config::one_line(&e));
             logging::early_error(&message);
-            return ExitCode::from(2);
+            return give_up(incoming, &message, 2);
         }
     };
     logging::init_with(flags.log_format);
-    let handover = match handover {
-        None => {
-            log::info!(
-                "starting hot-restarter with target: {}",
-                flags.start_script().display()
-            );
-            None
-        }
-        Some(Ok(handover)) => Some(handover),
-        Some(Err(e)) => {
-            // The pre-exec check makes this unlikely; the children keep
-            // running (they are this process's children still).
-            log::error!("cannot take over after reexec: {e:#}");
-            return ExitCode::from(1);
-        }
-    };
+    if incoming.is_none() {
+        log::info!(
+            "starting hot-restarter with target: {}",
+            flags.start_script().display()
+        );
+    }
     let config = match Config::from_flags(flags) {
         Ok(config) => config,
         Err(e) => {
             log::error!("{e:#}");
-            return ExitCode::from(2);
+            return give_up(incoming, &format!("{e:#}"), 2);
         }
     };
-    match run(config, signals, handover) {
+    if let Some(incoming) = incoming {
+        return match resume(config, signals, &incoming) {
+            Ok(code) => ExitCode::from(code as u8),
+            Err(e) => {
+                log::error!("{e:#}");
+                give_up(Some(incoming), &format!("{e:#}"), 1)
+            }
+        };
+    }
+    match run(config, signals) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             log::error!("{e:#}");
@@ -76,13 +76,53 @@ fn main() -> ExitCode {
     }
 }
 
-/// Set the process up (descriptors, subreaper, signals, pid file, systemd)
-/// and supervise until the end. Every child is gone when this returns.
-fn run(
+/// This binary cannot go on. Started by a reexec, it must not lose the
+/// children it inherited: the previous binary is executed again with the
+/// hand-over (see `os::reexec`); only if that fails does it exit.
+fn give_up(incoming: Option<reexec::Incoming>, why: &str, code: u8) -> ExitCode {
+    if let Some(incoming) = incoming {
+        logging::early_error("cannot take over after reexec: executing the previous binary again");
+        let why = incoming.fall_back(&format!(
+            "hot-restarter {} could not take over: {why}",
+            env!("CARGO_PKG_VERSION")
+        ));
+        logging::early_error(&format!("cannot fall back after reexec: {why}"));
+    }
+    ExitCode::from(code)
+}
+
+/// The start after a reexec: the same set-up as `run` (the socket and the
+/// pid file are adopted, not created), then the driver carries on from the
+/// hand-over. An error before the driver runs is the caller's to fall back on.
+fn resume(
     config: Config,
     mut signals: signals::Signals,
-    handover: Option<reexec::Handover>,
+    incoming: &reexec::Incoming,
 ) -> Result<i32> {
+    let handover = match &incoming.handover {
+        Ok(handover) => handover.clone(),
+        Err(e) => anyhow::bail!("cannot read the hand-over: {e:#}"),
+    };
+    setup::close_inherited_descriptors()?;
+    if config.handoff_admin.is_some() {
+        signals.add_usr2()?;
+    }
+    if config.subreaper {
+        nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
+    }
+    let resources = driver::Resources {
+        signals,
+        notifier: sd_notify::Notifier::from_env(),
+        pid_file: None,
+        control: None,
+    };
+    incoming.taken_over();
+    driver::Driver::resume(config, resources, handover, incoming.fallback.clone()).run()
+}
+
+/// Set the process up (descriptors, subreaper, signals, pid file, systemd)
+/// and supervise until the end. Every child is gone when this returns.
+fn run(config: Config, mut signals: signals::Signals) -> Result<i32> {
     setup::close_inherited_descriptors()?;
     shm_check::warn_about_shm();
     if config.handoff_admin.is_some() {
@@ -93,15 +133,6 @@ fn run(
         nix::sys::prctl::set_child_subreaper(true).context("cannot become a child subreaper")?;
     }
     let notifier = sd_notify::Notifier::from_env();
-    if let Some(handover) = handover {
-        let resources = driver::Resources {
-            signals,
-            notifier,
-            pid_file: None,
-            control: None,
-        };
-        return driver::Driver::resume(config, resources, handover).run();
-    }
     // The socket before the pid file: binding refuses a socket another
     // wrapper answers on, and a wrapper refused there must not have
     // replaced that wrapper's pid file (and removed it on the way out).

@@ -137,7 +137,8 @@ impl Core {
         })
     }
 
-    /// A core that carries on from `snapshot`, one reexec later.
+    /// A core that carries on from `snapshot` (count the reexec with
+    /// [`Core::took_over`]).
     pub fn resume(settings: Settings, snapshot: Snapshot, now: Instant) -> Core {
         let mut core = Core::new(settings, now);
         core.children = (snapshot.children.into_iter())
@@ -158,7 +159,12 @@ impl Core {
         core.report.started = now
             .checked_sub(Duration::from_millis(snapshot.uptime_ms))
             .unwrap_or(now);
-        core.reexecs = snapshot.reexecs + 1;
+        core.reexecs = snapshot.reexecs;
         core
+    }
+
+    /// The new binary took over: one more reexec.
+    pub fn took_over(&mut self) {
+        self.reexecs += 1;
     }
 }

@@ -48,6 +48,7 @@ impl Driver {
         };
         let handover = Handover {
             format: reexec::HANDOVER_VERSION,
+            argv: reexec::argv(),
             from_version: env!("CARGO_PKG_VERSION").to_string(),
             core: snapshot,
             listener,
@@ -64,9 +65,17 @@ impl Driver {
     /// The new binary's start after a reexec: the core carries on from the
     /// hand-over, the control socket and the pid file are adopted, and the
     /// `reexec --wait` clients are answered.
-    pub fn resume(cfg: Config, mut resources: Resources, handover: Handover) -> Driver {
+    pub fn resume(
+        cfg: Config,
+        mut resources: Resources,
+        handover: Handover,
+        fallback: Option<String>,
+    ) -> Driver {
         let now = Instant::now();
-        let core = Core::resume(Settings::from_config(&cfg), handover.core, now);
+        let mut core = Core::resume(Settings::from_config(&cfg), handover.core, now);
+        if fallback.is_none() {
+            core.took_over();
+        }
         let mut waiting = Vec::new();
         if let (Some(path), Some(fd)) = (&cfg.control_socket, handover.listener)
             && let Some(listener) = reexec::own(fd)
@@ -94,25 +103,40 @@ impl Driver {
         }
         let mut driver = Driver::new_with(cfg, resources, core);
         driver.resumed = true;
-        log::info!(
-            "hot-restarter {} (PID={}) took over from {} after reexec",
-            env!("CARGO_PKG_VERSION"),
-            std::process::id(),
-            crate::core::quoted(&handover.from_version)
-        );
-        let detail = format!(
-            "hot-restarter {} took over from {} (PID={})",
-            env!("CARGO_PKG_VERSION"),
-            handover.from_version,
-            std::process::id()
-        );
+        let reply = match &fallback {
+            None => {
+                log::info!(
+                    "hot-restarter {} (PID={}) took over from {} after reexec",
+                    env!("CARGO_PKG_VERSION"),
+                    std::process::id(),
+                    crate::core::quoted(&handover.from_version)
+                );
+                core::Reply::Done {
+                    detail: format!(
+                        "hot-restarter {} took over from {} (PID={})",
+                        env!("CARGO_PKG_VERSION"),
+                        handover.from_version,
+                        std::process::id()
+                    ),
+                }
+            }
+            Some(why) => {
+                let why = crate::core::escape_controls(why);
+                log::warn!(
+                    "reexec failed, hot-restarter {} (PID={}) carries on: {why}",
+                    env!("CARGO_PKG_VERSION"),
+                    std::process::id(),
+                );
+                core::Reply::Failed {
+                    reason: format!(
+                        "{why}; the previous binary ({}) carries on",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                }
+            }
+        };
         for id in waiting {
-            driver.reply(
-                WaiterId(id.0),
-                &core::Reply::Done {
-                    detail: detail.clone(),
-                },
-            );
+            driver.reply(WaiterId(id.0), &reply);
         }
         // SIGCHLDs pending at the exec were discarded when the new binary
         // set SIGCHLD's disposition: reap once now.

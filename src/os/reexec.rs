@@ -31,6 +31,12 @@ pub const HANDOVER_VERSION: u32 = 1;
 pub const HANDOVER_OLDEST: u32 = 1;
 /// The environment variable naming the hand-over memfd.
 pub const HANDOVER_ENV: &str = "HOT_RESTARTER_HANDOVER";
+/// The environment variable naming a descriptor of the previous binary,
+/// executed again should this one fail to take over.
+pub const PREVIOUS_ENV: &str = "HOT_RESTARTER_PREVIOUS_EXE";
+/// Set for the previous binary executed again, to why the new one could
+/// not take over.
+pub const FALLBACK_ENV: &str = "HOT_RESTARTER_REEXEC_FAILED";
 /// The hidden first argument with which a new binary is asked whether it
 /// reads a hand-over version: `NEW --handover-check N` prints
 /// `hot-restarter VERSION reads handover N` and exits 0, or exits 1.
@@ -43,6 +49,10 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Handover {
     pub format: u32,
+    /// The arguments the wrapper was started with (the previous binary is
+    /// executed with them again should the new one fail to take over).
+    #[serde(default)]
+    pub argv: Vec<Vec<u8>>,
     /// The version of the binary that wrote it.
     pub from_version: String,
     pub core: Snapshot,
@@ -78,6 +88,9 @@ pub enum HandedState {
 struct Start {
     exe: Option<PathBuf>,
     argv: Vec<OsString>,
+    /// The running binary, opened at start: the file at `exe` may be
+    /// replaced since.
+    itself: Option<OwnedFd>,
 }
 
 static START: OnceLock<Start> = OnceLock::new();
@@ -91,10 +104,22 @@ pub fn remember_start() {
         let text = text.strip_suffix(b" (deleted)").unwrap_or(text);
         PathBuf::from(std::ffi::OsStr::from_bytes(text))
     });
+    let itself = std::fs::File::open("/proc/self/exe")
+        .ok()
+        .map(OwnedFd::from);
     let _ = START.set(Start {
         exe,
         argv: std::env::args_os().collect(),
+        itself,
     });
+}
+
+/// The arguments the wrapper was started with, for the hand-over.
+pub fn argv() -> Vec<Vec<u8>> {
+    START
+        .get()
+        .map(|s| s.argv.iter().map(|a| a.as_bytes().to_vec()).collect())
+        .unwrap_or_default()
 }
 
 /// The path the wrapper was started from (and which a reexec executes).
@@ -197,25 +222,24 @@ pub fn exec(path: &Path, handover: &Handover, keep: &[RawFd]) -> String {
 fn try_exec(path: &Path, handover: &Handover, keep: &[RawFd]) -> Result<std::convert::Infallible> {
     let start = START.get().context("the start was not recorded")?;
     let memfd = write_memfd(handover)?;
-    let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(k, _)| k != HANDOVER_ENV)
-        .filter_map(|(k, v)| {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv).ok()
-        })
-        .collect();
+    let mut env = environment();
     env.push(CString::new(format!(
         "{HANDOVER_ENV}={}",
         memfd.as_raw_fd()
     ))?);
+    let mut fds = keep.to_vec();
+    fds.push(memfd.as_raw_fd());
+    if let Some(itself) = &start.itself {
+        env.push(CString::new(format!(
+            "{PREVIOUS_ENV}={}",
+            itself.as_raw_fd()
+        ))?);
+        fds.push(itself.as_raw_fd());
+    }
     let argv: Vec<CString> = (start.argv.iter())
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()?;
     let prog = CString::new(path.as_os_str().as_bytes())?;
-    let mut fds = keep.to_vec();
-    fds.push(memfd.as_raw_fd());
     for fd in &fds {
         set_cloexec(*fd, false);
     }
@@ -265,37 +289,126 @@ fn write_memfd(handover: &Handover) -> Result<OwnedFd> {
     Ok(OwnedFd::from(file))
 }
 
-/// The hand-over from the previous binary, if this process was started by
-/// a reexec: the variable is removed at once (children must not see it),
-/// the memfd read and closed.
-pub fn take() -> Option<Result<Handover>> {
-    let value = std::env::var_os(HANDOVER_ENV)?;
-    // SAFETY: called at the very start of main, before any thread exists.
-    unsafe { std::env::remove_var(HANDOVER_ENV) };
-    Some(read_handover(&value))
+/// What the previous binary left: the hand-over (or why it cannot be
+/// read), the memfd holding it and a descriptor of the previous binary to
+/// fall back on.
+pub struct Incoming {
+    pub handover: Result<Handover>,
+    /// Set when this is the previous binary executed again because the new
+    /// one could not take over: why not.
+    pub fallback: Option<String>,
+    memfd: Option<RawFd>,
+    previous: Option<RawFd>,
 }
 
-fn read_handover(value: &std::ffi::OsStr) -> Result<Handover> {
-    let fd: RawFd = value
-        .to_str()
-        .and_then(|v| v.parse().ok())
-        .with_context(|| {
-            format!(
-                "{HANDOVER_ENV}={}: not a descriptor",
-                value.to_string_lossy()
-            )
-        })?;
+/// The hand-over from the previous binary, if this process was started by
+/// a reexec. The variables are removed at once (children must not see
+/// them); the descriptors stay open until [`Incoming::taken_over`] or
+/// [`Incoming::fall_back`].
+pub fn take() -> Option<Incoming> {
+    let value = std::env::var_os(HANDOVER_ENV)?;
+    let previous = std::env::var_os(PREVIOUS_ENV)
+        .and_then(|v| v.to_str()?.parse::<RawFd>().ok())
+        // SAFETY: F_GETFD only checks that the descriptor is open.
+        .filter(|fd| *fd > 2 && unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0);
+    let fallback = std::env::var_os(FALLBACK_ENV).map(|v| v.to_string_lossy().into_owned());
+    // SAFETY: called at the very start of main, before any thread exists.
+    unsafe {
+        std::env::remove_var(HANDOVER_ENV);
+        std::env::remove_var(PREVIOUS_ENV);
+        std::env::remove_var(FALLBACK_ENV);
+    }
+    let memfd = value.to_str().and_then(|v| v.parse::<RawFd>().ok());
+    Some(Incoming {
+        handover: read_handover(&value, memfd),
+        fallback,
+        memfd,
+        previous,
+    })
+}
+
+impl Incoming {
+    /// Taken over: the memfd and the previous binary's descriptor are
+    /// closed.
+    pub fn taken_over(&self) {
+        for fd in [self.memfd, self.previous].into_iter().flatten() {
+            // SAFETY: both were handed to this process alone; nothing else
+            // owns them.
+            unsafe { libc::close(fd) };
+        }
+    }
+
+    /// This binary cannot take over: execute the previous one (from the
+    /// descriptor it opened at its start, so a replaced file does not
+    /// matter) with the same hand-over, so that it carries on with its
+    /// children. Returns only if there is no previous binary or its exec
+    /// failed, with why.
+    pub fn fall_back(&self, why: &str) -> String {
+        let Some(previous) = self.previous else {
+            return "no previous binary to fall back on".into();
+        };
+        let Some(memfd) = self.memfd else {
+            return "no hand-over to give back".into();
+        };
+        let argv: Vec<Vec<u8>> = match &self.handover {
+            Ok(h) if !h.argv.is_empty() => h.argv.clone(),
+            _ => std::env::args_os().map(|a| a.as_bytes().to_vec()).collect(),
+        };
+        let Ok(argv) = argv
+            .into_iter()
+            .map(CString::new)
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return "an argument holds a NUL byte".into();
+        };
+        let mut env = environment();
+        env.push(CString::new(format!("{HANDOVER_ENV}={memfd}")).expect("no NUL"));
+        let why = why.replace('\0', " ");
+        env.push(CString::new(format!("{FALLBACK_ENV}={why}")).expect("no NUL"));
+        set_cloexec(memfd, false);
+        // Executed from its descriptor: close-on-exec on it would close it
+        // before the kernel reads a script; a binary does not care.
+        // SAFETY: the descriptor was handed to this process alone and is
+        // only borrowed for the call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(previous) };
+        let err = nix::unistd::fexecve(fd, &argv, &env).unwrap_err();
+        set_cloexec(memfd, true);
+        format!("cannot execute the previous binary: {err}")
+    }
+}
+
+/// The environment to pass on, without the hand-over variables.
+fn environment() -> Vec<CString> {
+    std::env::vars_os()
+        .filter(|(k, _)| k != HANDOVER_ENV && k != PREVIOUS_ENV && k != FALLBACK_ENV)
+        .filter_map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).ok()
+        })
+        .collect()
+}
+
+fn read_handover(value: &std::ffi::OsStr, fd: Option<RawFd>) -> Result<Handover> {
+    let fd = fd.with_context(|| {
+        format!(
+            "{HANDOVER_ENV}={}: not a descriptor",
+            value.to_string_lossy()
+        )
+    })?;
     // SAFETY: F_GETFD only checks that the descriptor is open.
     if fd <= 2 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         bail!("{HANDOVER_ENV}={fd}: no such descriptor");
     }
-    // SAFETY: the previous binary left this memfd open for us alone; it is
-    // taken over (and closed) here.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    // SAFETY: the previous binary left this memfd open for us; it is only
+    // borrowed here (ManuallyDrop), and closed by `taken_over`.
+    let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
     file.seek(SeekFrom::Start(0))
         .context("cannot rewind the hand-over")?;
     let mut text = Vec::new();
-    file.take(16 << 20)
+    (&*file)
+        .take(16 << 20)
         .read_to_end(&mut text)
         .context("cannot read the hand-over")?;
     let value: serde_json::Value =

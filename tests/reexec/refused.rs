@@ -72,3 +72,39 @@ fn a_file_that_is_not_executable_is_refused() {
         "is not executable",
     );
 }
+
+/// A new binary that passes the check but cannot take over (here: it
+/// refuses the wrapper's flags) executes the previous binary again, from
+/// the descriptor that one opened at its start: the same children carry
+/// on, and `reexec --wait` exits 1 with why.
+#[test]
+fn a_binary_that_cannot_take_over_falls_back_to_the_previous_one() {
+    let mut w = start(&[]);
+    let before = status(&w);
+    let dir = w.path().to_path_buf();
+    let real = dir.join("real");
+    copy(std::path::Path::new(crate::support::BIN), &real);
+    let s = script(
+        &dir,
+        "picky",
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = --handover-check ] && exec {0} \"$@\"\nexec {0} --no-such-flag \"$@\"\n",
+            real.display()
+        ),
+    );
+    std::fs::rename(s, exe(&w)).unwrap();
+    let (_, err) = ctl_ok(&w, &["reexec", "--wait"], 1);
+    assert!(
+        err.contains("could not take over") && err.contains("--no-such-flag"),
+        "{err}"
+    );
+    assert!(err.contains("the previous binary"), "{err}");
+    let after = status(&w);
+    assert_eq!(kept(after.clone()), kept(before));
+    assert_eq!(after["reexecs"], 0);
+    assert_eq!(after["pid"].as_i64().unwrap() as i32, w.pid);
+    w.wait_for_text("reexec failed, hot-restarter");
+    assert_eq!(w.report(0).count("term"), 0);
+    ctl_ok(&w, &["reload", "--wait"], 0);
+    w.stop_cleanly();
+}
