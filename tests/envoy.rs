@@ -1,6 +1,7 @@
 //! Real Envoy 1.40 under hot-restarter, under wrk load: hot restarts,
 //! readiness from Envoy's admin, handoffs between generations (in a
-//! private network namespace), and the README's demo.
+//! private network namespace), upgrading the wrapper itself (reexec), and
+//! the README's demo.
 
 #[path = "support/components.rs"]
 mod components;
@@ -19,3 +20,5 @@ mod demo;
 mod handoff;
 #[path = "envoy/hot_restart.rs"]
 mod hot_restart;
+#[path = "envoy/reexec.rs"]
+mod reexec;
