@@ -31,6 +31,12 @@ pub fn replace(path: &Path, from: &Path) {
 /// The wrapper, started from `$dir/hr` (a copy of the binary) with
 /// `--control-socket $dir/ctl.sock --pid-file $dir/pid` and `args`.
 pub fn start(args: &[&str]) -> Wrapper {
+    start_env(args, &[])
+}
+
+/// [`start`], with `env` added to the wrapper's environment (the
+/// reporter's switches, e.g. `IGNORE_TERM`).
+pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Wrapper {
     let dir = tempfile::tempdir().unwrap();
     script(dir.path(), "start.sh", REPORTER);
     let exe = dir.path().join("hr");
@@ -45,6 +51,7 @@ pub fn start(args: &[&str]) -> Wrapper {
         .arg(dir.path().join("ctl.sock"))
         .arg("--pid-file")
         .arg(dir.path().join("pid"))
+        .envs(env.iter().copied())
         .args(args)
         .arg("start.sh");
     let w = Wrapper::spawn(dir, cmd);
@@ -68,6 +75,21 @@ pub fn ctl(w: &Wrapper, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
+}
+
+/// `ctl ARGS` in a thread, for a request answered later (`--wait`).
+pub fn spawn_ctl(w: &Wrapper, args: &[&str]) -> std::thread::JoinHandle<Output> {
+    let socket = socket(w);
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    std::thread::spawn(move || {
+        Command::new(CTL)
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
 }
 
 /// `ctl ARGS`, which must exit `code`; returns stdout and stderr.

@@ -72,17 +72,7 @@ fn reexec_during_a_restart_is_held() {
     let mut w = start(&args);
     ctl_ok(&w, &["reload"], 0);
     w.report(1);
-    let wait = {
-        let socket = socket(&w);
-        thread::spawn(move || {
-            std::process::Command::new(CTL)
-                .arg("--socket")
-                .arg(socket)
-                .args(["reexec", "--wait"])
-                .output()
-                .unwrap()
-        })
-    };
+    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
     w.wait_for_text("holding the reexec");
     assert_eq!(status(&w)["reexecs"], 0);
     std::fs::write(&gate, "").unwrap();
@@ -208,4 +198,89 @@ fn the_control_socket_answers_across_the_exec() {
     }
     eprintln!("{asked} status requests during 20 reexecs, all answered");
     w.stop_cleanly();
+}
+
+/// A reexec asked for while a preflight runs is held until the restart it
+/// guards is over.
+#[test]
+fn reexec_during_a_preflight_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    let preflight = script(
+        dir.path(),
+        "preflight.sh",
+        &format!(
+            "#!/bin/sh\nwhile [ ! -e {} ]; do sleep 0.01; done\n",
+            gate.display()
+        ),
+    );
+    let mut w = start(&["--preflight", preflight.to_str().unwrap()]);
+    ctl_ok(&w, &["reload"], 0);
+    assert!(wait_until(DEADLINE, || status(&w)["phase"] == "preflight"));
+    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
+    w.wait_for_text("holding the reexec");
+    std::fs::write(&gate, "").unwrap();
+    let out = wait.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
+    let s = status(&w);
+    assert_eq!(s["reexecs"], 1);
+    assert_eq!(s["counters"]["reloads_done"], 1);
+    w.report(1);
+    w.stop_cleanly();
+}
+
+/// A reexec held (behind a restart) when a shutdown begins is answered
+/// with a refusal; the wrapper stops as usual.
+#[test]
+fn a_held_reexec_is_refused_by_a_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = script(
+        dir.path(),
+        "ready.sh",
+        "#!/bin/sh\n[ \"$RESTART_EPOCH\" = 0 ]\n",
+    );
+    let args = [
+        "--ready-check",
+        check.to_str().unwrap(),
+        "--ready-timeout",
+        "60",
+        "--term-wait",
+        "20",
+    ];
+    let mut w = start(&args);
+    ctl_ok(&w, &["reload"], 0);
+    w.report(1);
+    let held = spawn_ctl(&w, &["reexec", "--wait"]);
+    w.wait_for_text("holding the reexec");
+    let stop = spawn_ctl(&w, &["stop", "--wait"]);
+    let out = held.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("shutting down"),
+        "{out:?}"
+    );
+    assert_eq!(stop.join().unwrap().status.code(), Some(0));
+    assert_eq!(w.exit_code(), 0);
+}
+
+/// A reexec asked for while the wrapper is shutting down (its child
+/// ignores SIGTERM until `--term-wait` is over) is refused, with or without
+/// `--wait`; the shutdown carries on and ends as it would have.
+#[test]
+fn reexec_while_shutting_down_is_refused() {
+    let mut w = start_env(&["--term-wait", "4"], &[("IGNORE_TERM", "1")]);
+    let (out, _) = ctl_ok(&w, &["stop"], 0);
+    assert_eq!(out, "stopping\n");
+    w.wait_report_event(0, "term", 1);
+    assert_eq!(status(&w)["phase"], "shutting-down");
+    for args in [&["reexec", "--wait"][..], &["reexec"][..]] {
+        let (_, err) = ctl_ok(&w, args, 1);
+        assert!(err.contains("shutting down"), "{args:?}: {err}");
+    }
+    w.wait_for_text("shutting down, ignoring the reexec request");
+    let s = status(&w);
+    assert_eq!(s["reexecs"], 0);
+    assert_eq!(s["phase"], "shutting-down");
+    // Killed at the end of --term-wait, as without the requests.
+    assert_eq!(w.exit_code(), 1);
 }
