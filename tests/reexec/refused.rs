@@ -80,7 +80,11 @@ fn a_file_that_is_not_executable_is_refused() {
 #[test]
 fn a_binary_that_cannot_take_over_falls_back_to_the_previous_one() {
     let mut w = start(&[]);
+    w.signal(nix::sys::signal::Signal::SIGHUP);
+    w.report(1);
     let before = status(&w);
+    let original = file_identity(&exe(&w));
+    assert_eq!(exe_identity(w.pid), original);
     let dir = w.path().to_path_buf();
     let real = dir.join("real");
     copy(std::path::Path::new(crate::support::BIN), &real);
@@ -103,8 +107,22 @@ fn a_binary_that_cannot_take_over_falls_back_to_the_previous_one() {
     assert_eq!(kept(after.clone()), kept(before));
     assert_eq!(after["reexecs"], 0);
     assert_eq!(after["pid"].as_i64().unwrap() as i32, w.pid);
+    // The process runs the original file again (renamed over, so only the
+    // descriptor opened at start still reached it), not the new one.
+    assert_eq!(exe_identity(w.pid), original);
+    assert_ne!(file_identity(&exe(&w)), original);
+    w.wait_for_text("cannot take over after reexec");
     w.wait_for_text("reexec failed, hot-restarter");
-    assert_eq!(w.report(0).count("term"), 0);
+    // Both epochs are still its children, never signalled.
+    for epoch in [0, 1] {
+        assert_eq!(crate::support::ppid_of(w.pid_of(epoch)), Some(w.pid));
+        assert_eq!(w.report(epoch).count("term"), 0);
+    }
+    // The fallen-back binary still acts, and a later reexec onto a good
+    // binary works.
     ctl_ok(&w, &["reload", "--wait"], 0);
+    replace(&exe(&w), std::path::Path::new(crate::support::BIN));
+    ctl_ok(&w, &["reexec", "--wait"], 0);
+    assert_eq!(status(&w)["reexecs"], 1);
     w.stop_cleanly();
 }
