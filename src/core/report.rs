@@ -248,6 +248,10 @@ impl Core {
         if let Some(current) = &mut r.current {
             current.waiters.retain(|c| *c != client);
         }
+        // The reexec itself stays requested; only its answer is not due.
+        if let Some(waiters) = &mut self.reexec {
+            waiters.retain(|c| *c != client);
+        }
     }
 
     /// Whether a reload (or handoff) has begun and not ended.

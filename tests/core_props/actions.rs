@@ -25,8 +25,7 @@ impl Harness {
                 None
             }
             Action::Ask(query) => self.ask(query),
-            // The ops generate no reexec request.
-            Action::Reexec(_) => None,
+            Action::Reexec(waiters) => self.reexec(waiters),
             action @ (Action::Notify(_) | Action::Reply(..)) => {
                 self.act_control(&action);
                 None
