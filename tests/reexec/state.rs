@@ -284,3 +284,55 @@ fn reexec_while_shutting_down_is_refused() {
     // Killed at the end of --term-wait, as without the requests.
     assert_eq!(w.exit_code(), 1);
 }
+
+/// NOTIFY_SOCKET carries over (the new binary tells systemd about the next
+/// restart, sends nothing at its own start), and nothing of the hand-over
+/// reaches a child it starts: neither the variables nor the descriptors.
+#[test]
+fn notify_socket_carries_over_and_children_see_no_hand_over() {
+    use std::os::unix::net::UnixDatagram;
+    let notify_dir = tempfile::tempdir().unwrap();
+    let notify = notify_dir.path().join("notify");
+    let socket = UnixDatagram::bind(&notify).unwrap();
+    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    let next = || {
+        let mut buf = [0u8; 4096];
+        let n = socket.recv(&mut buf).expect("no notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut w = start_env(&[], &[("NOTIFY_SOCKET", notify.to_str().unwrap())]);
+    assert!(next().starts_with("READY=1\n"));
+    ctl_ok(&w, &["reexec", "--wait"], 0);
+    socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        socket.recv(&mut buf).is_err(),
+        "the new binary notified at its start"
+    );
+    socket.set_nonblocking(false).unwrap();
+    w.signal(Signal::SIGHUP);
+    let pid1 = w.pid_of(1);
+    assert!(next().starts_with("RELOADING=1\n"));
+    let ready = next();
+    assert!(
+        ready.starts_with("READY=1\n") && ready.contains(&format!("epoch 1 (PID={pid1})")),
+        "{ready}"
+    );
+    let environ = std::fs::read(format!("/proc/{pid1}/environ")).unwrap();
+    for variable in environ.split(|b| *b == 0) {
+        let variable = String::from_utf8_lossy(variable);
+        assert!(
+            !variable.starts_with("HOT_RESTARTER_HANDOVER")
+                && !variable.starts_with("HOT_RESTARTER_PREVIOUS_EXE")
+                && !variable.starts_with("HOT_RESTARTER_REEXEC_FAILED")
+                && !variable.starts_with("NOTIFY_SOCKET"),
+            "epoch 1 got {variable}"
+        );
+    }
+    let fds = w.report(1).get("fdtargets").unwrap();
+    assert!(
+        !fds.contains("memfd:") && !fds.contains(exe(&w).to_str().unwrap()),
+        "epoch 1 inherited {fds}"
+    );
+    w.stop_cleanly();
+}
