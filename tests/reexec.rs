@@ -1,13 +1,19 @@
 //! `hot-restarter-ctl reexec`: the wrapper executes its binary afresh
 //! (copied into the test's temp dir, so it can be replaced there) and
 //! keeps its pid, its children and its state; refused binaries leave the
-//! old one in charge; a reexec asked for during a restart is held; signals
+//! old one in charge; a reexec asked for during a restart, a preflight or
+//! a handoff is held, one while shutting down refused; signals
 //! sent during the exec are acted on; 100 reexecs leave memory and
 //! descriptors flat.
 
+#[allow(dead_code)] // the handoff test uses a part of it
+#[path = "support/admin_lab.rs"]
+mod admin_lab;
 #[path = "support/mod.rs"]
 mod support;
 
+#[path = "reexec/handoff.rs"]
+mod handoff;
 #[path = "reexec/harness.rs"]
 mod harness;
 #[path = "reexec/refused.rs"]
