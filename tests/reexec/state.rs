@@ -336,3 +336,58 @@ fn notify_socket_carries_over_and_children_see_no_hand_over() {
     );
     w.stop_cleanly();
 }
+
+/// A child that exits while the old binary checks the new one (the
+/// driver is busy, its SIGCHLD stays pending across the exec) is reaped by
+/// the new binary at once: no zombie, the status no longer shows it.
+#[test]
+fn a_child_that_exits_during_the_reexec_is_reaped_by_the_new_binary() {
+    let mut w = start(&[]);
+    w.signal(Signal::SIGHUP);
+    let pid0 = w.pid_of(0);
+    w.report(1);
+    let dir = w.path().to_path_buf();
+    let real = dir.join("real");
+    copy(Path::new(BIN), &real);
+    let (checking, gate) = (dir.join("checking"), dir.join("gate"));
+    // The new binary: its check waits for the test's gate.
+    let slow = script(
+        &dir,
+        "slow",
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = --handover-check ]; then\n  : > {c}\n  \
+             while [ ! -e {g} ]; do sleep 0.01; done\nfi\nexec {r} \"$@\"\n",
+            c = checking.display(),
+            g = gate.display(),
+            r = real.display()
+        ),
+    );
+    std::fs::rename(slow, exe(&w)).unwrap();
+    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
+    assert!(wait_until(DEADLINE, || checking.exists()));
+    // Epoch 0 ends its drain now; the wrapper cannot reap it yet.
+    kill(Pid::from_raw(pid0), Signal::SIGTERM).unwrap();
+    assert!(
+        wait_until(DEADLINE, || crate::support::zombie_children(w.pid)
+            .contains(&pid0)),
+        "epoch 0 did not become a zombie"
+    );
+    std::fs::write(&gate, "").unwrap();
+    let out = wait.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
+    assert!(
+        wait_until(DEADLINE, || !crate::support::exists(pid0)),
+        "epoch 0 left a zombie\n{}",
+        w.tail(30)
+    );
+    let s = status(&w);
+    assert_eq!(s["reexecs"], 1);
+    let children = s["children"].as_array().unwrap();
+    assert_eq!(children.len(), 1, "{s}");
+    assert_eq!(children[0]["epoch"], 1, "{s}");
+    let lines = w.log_lines();
+    let took = lines.iter().position(|l| l.contains("took over from"));
+    let exited = (lines.iter()).position(|l| l.contains(&format!("PID={pid0} exited with code=0")));
+    assert!(took.is_some() && exited > took, "{}", w.tail(30));
+    w.stop_cleanly();
+}
