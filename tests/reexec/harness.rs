@@ -59,6 +59,30 @@ pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Wrapper {
     w
 }
 
+/// Put a new binary at the wrapper's path whose `--handover-check`
+/// touches `checking` and then waits for the test to create `gate`: the
+/// old binary's driver is busy meanwhile (its check is synchronous), so
+/// what happens then stays pending across the exec. Returns both paths.
+pub fn slow_check(w: &Wrapper) -> (PathBuf, PathBuf) {
+    let dir = w.path();
+    let real = dir.join("real");
+    copy(Path::new(crate::support::BIN), &real);
+    let (checking, gate) = (dir.join("checking"), dir.join("gate"));
+    let slow = script(
+        dir,
+        "slow",
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = --handover-check ]; then\n  : > {c}\n  \
+             while [ ! -e {g} ]; do sleep 0.01; done\nfi\nexec {r} \"$@\"\n",
+            c = checking.display(),
+            g = gate.display(),
+            r = real.display()
+        ),
+    );
+    std::fs::rename(slow, exe(w)).unwrap();
+    (checking, gate)
+}
+
 pub fn exe(w: &Wrapper) -> PathBuf {
     w.path().join("hr")
 }

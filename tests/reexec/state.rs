@@ -346,23 +346,7 @@ fn a_child_that_exits_during_the_reexec_is_reaped_by_the_new_binary() {
     w.signal(Signal::SIGHUP);
     let pid0 = w.pid_of(0);
     w.report(1);
-    let dir = w.path().to_path_buf();
-    let real = dir.join("real");
-    copy(Path::new(BIN), &real);
-    let (checking, gate) = (dir.join("checking"), dir.join("gate"));
-    // The new binary: its check waits for the test's gate.
-    let slow = script(
-        &dir,
-        "slow",
-        &format!(
-            "#!/bin/sh\nif [ \"$1\" = --handover-check ]; then\n  : > {c}\n  \
-             while [ ! -e {g} ]; do sleep 0.01; done\nfi\nexec {r} \"$@\"\n",
-            c = checking.display(),
-            g = gate.display(),
-            r = real.display()
-        ),
-    );
-    std::fs::rename(slow, exe(&w)).unwrap();
+    let (checking, gate) = slow_check(&w);
     let wait = spawn_ctl(&w, &["reexec", "--wait"]);
     assert!(wait_until(DEADLINE, || checking.exists()));
     // Epoch 0 ends its drain now; the wrapper cannot reap it yet.
@@ -390,4 +374,56 @@ fn a_child_that_exits_during_the_reexec_is_reaped_by_the_new_binary() {
     let exited = (lines.iter()).position(|l| l.contains(&format!("PID={pid0} exited with code=0")));
     assert!(took.is_some() && exited > took, "{}", w.tail(30));
     w.stop_cleanly();
+}
+
+/// A SIGHUP sent while the old binary checks the new one stays pending
+/// across the exec; the new binary takes over, then acts on it.
+#[test]
+fn a_sighup_sent_during_the_reexec_is_acted_on_by_the_new_binary() {
+    let mut w = start(&[]);
+    let (checking, gate) = slow_check(&w);
+    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
+    assert!(wait_until(DEADLINE, || checking.exists()));
+    w.signal(Signal::SIGHUP);
+    assert!(wait_until(DEADLINE, || crate::support::signal_pending(
+        w.pid,
+        Signal::SIGHUP as i32
+    )));
+    std::fs::write(&gate, "").unwrap();
+    let out = wait.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
+    w.report(1);
+    let lines = w.log_lines();
+    let took = lines.iter().position(|l| l.contains("took over from"));
+    let hup = lines.iter().position(|l| l.contains("got SIGHUP"));
+    assert!(took.is_some() && hup > took, "{}", w.tail(30));
+    assert_eq!(status(&w)["reexecs"], 1);
+    w.stop_cleanly();
+}
+
+/// A SIGTERM sent while the old binary checks the new one: the new binary
+/// takes over, answers `reexec --wait`, then stops as on any SIGTERM.
+#[test]
+fn a_sigterm_sent_during_the_reexec_stops_the_new_binary() {
+    let mut w = start(&[]);
+    let pid0 = w.pid_of(0);
+    let (checking, gate) = slow_check(&w);
+    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
+    assert!(wait_until(DEADLINE, || checking.exists()));
+    w.signal(Signal::SIGTERM);
+    assert!(wait_until(DEADLINE, || crate::support::signal_pending(
+        w.pid,
+        Signal::SIGTERM as i32
+    )));
+    std::fs::write(&gate, "").unwrap();
+    let out = wait.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("took over"),
+        "{out:?}"
+    );
+    assert_eq!(w.exit_code(), 0, "{}", w.tail(30));
+    assert_eq!(w.report(0).count("term"), 1);
+    assert!(!crate::support::exists(pid0));
+    w.wait_for_text("got SIGTERM");
 }
