@@ -427,3 +427,18 @@ fn a_sigterm_sent_during_the_reexec_stops_the_new_binary() {
     assert!(!crate::support::exists(pid0));
     w.wait_for_text("got SIGTERM");
 }
+
+/// The failure fact carries over: with --keep-serving a failed epoch
+/// makes the wrapper exit 1 once its last child exits by itself, also
+/// when the failure was seen by the binary before a reexec.
+#[test]
+fn a_failure_seen_before_a_reexec_still_decides_the_exit_code() {
+    let mut w = start_env(&["--keep-serving"], &[("FAIL_EPOCH", "1")]);
+    w.signal(Signal::SIGHUP);
+    w.wait_for_text("restart to epoch 1 failed because PID=");
+    ctl_ok(&w, &["reexec", "--wait"], 0);
+    assert_eq!(status(&w)["reexecs"], 1);
+    // Epoch 0, the last child, ends by itself (exit 0 on its SIGTERM).
+    kill(Pid::from_raw(w.pid_of(0)), Signal::SIGTERM).unwrap();
+    assert_eq!(w.exit_code(), 1, "{}", w.tail(30));
+}
