@@ -178,7 +178,9 @@ pub fn check(path: &Path) -> Result<(), String> {
                 std::thread::sleep(Duration::from_millis(5))
             }
             Ok(None) => {
-                let _ = child.kill();
+                // Its whole process group: a script's own children too.
+                let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+                let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
                 let _ = child.wait();
                 return Err(format!(
                     "{shown} {CHECK_FLAG} did not answer within {} s",

@@ -126,3 +126,36 @@ fn a_binary_that_cannot_take_over_falls_back_to_the_previous_one() {
     assert_eq!(status(&w)["reexecs"], 1);
     w.stop_cleanly();
 }
+
+/// A new binary whose check never answers is given up on after 5 s (it
+/// and what it started are killed) and refused.
+#[test]
+fn a_binary_whose_check_hangs_is_refused() {
+    let mut w = start(&[]);
+    let dir = w.path().to_path_buf();
+    let marker = dir.join("check-started");
+    let s = script(
+        &dir,
+        "hangs",
+        &format!(
+            "#!/bin/sh\nsleep 1000 &\necho $! > {}\nwait\n",
+            marker.display()
+        ),
+    );
+    std::fs::rename(s, exe(&w)).unwrap();
+    let (_, err) = ctl_ok(&w, &["reexec", "--wait"], 1);
+    assert!(err.contains("did not answer within 5 s"), "{err}");
+    // The script's own child is gone too: the check's group was killed.
+    let sleep: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        crate::support::wait_until(crate::support::DEADLINE, || !crate::support::exists(sleep)),
+        "the check's sleep {sleep} still runs"
+    );
+    assert_eq!(status(&w)["reexecs"], 0);
+    ctl_ok(&w, &["reload", "--wait"], 0);
+    w.stop_cleanly();
+}
