@@ -158,14 +158,30 @@ pub fn check(path: &Path) -> Result<(), String> {
     }
     nix::unistd::access(path, nix::unistd::AccessFlags::X_OK)
         .map_err(|e| format!("{shown} is not executable: {e}"))?;
-    let mut child = Command::new(path)
-        .arg(CHECK_FLAG)
+    let mut cmd = Command::new(path);
+    cmd.arg(CHECK_FLAG)
         .arg(HANDOVER_VERSION.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_remove(HANDOVER_ENV)
-        .process_group(0)
+        .process_group(0);
+    // The wrapper blocks the signals its signalfd reads, and `Command`
+    // keeps the mask (rust-lang/rust#101077): the check starts with none
+    // blocked, as every child of the wrapper does.
+    // SAFETY: only sigprocmask, which is async-signal-safe, between fork
+    // and exec, on a local empty set.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            match libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run {shown} {CHECK_FLAG}: {e}"))?;
     // Its output is read as it comes and its exit waited for, both

@@ -143,14 +143,26 @@ fn a_binary_whose_check_hangs_is_refused() {
         ),
     );
     std::fs::rename(s, exe(&w)).unwrap();
-    let (_, err) = ctl_ok(&w, &["reexec", "--wait"], 1);
-    assert!(err.contains("did not answer within 5 s"), "{err}");
-    // The script's own child is gone too: the check's group was killed.
-    let sleep: i32 = std::fs::read_to_string(&marker)
+    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
+    let sleep = || -> Option<i32> { std::fs::read_to_string(&marker).ok()?.trim().parse().ok() };
+    assert!(crate::support::wait_until(crate::support::DEADLINE, || {
+        sleep().is_some()
+    }));
+    let sleep = sleep().unwrap();
+    // Killed should the test fail before the wrapper gives up on it.
+    let _guard = crate::support::ProcessGuard::new(sleep);
+    // The check runs with no signal blocked (the wrapper's blocked set is
+    // not inherited), as every child of the wrapper does.
+    let blocked = std::fs::read_to_string(format!("/proc/{sleep}/status"))
         .unwrap()
-        .trim()
-        .parse()
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:").map(|v| v.trim().to_string()))
         .unwrap();
+    assert_eq!(blocked, "0000000000000000");
+    let out = wait.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(err.contains("did not answer within 5 s"), "{err}");
     assert!(
         crate::support::wait_until(crate::support::DEADLINE, || !crate::support::exists(sleep)),
         "the check's sleep {sleep} still runs"
