@@ -62,7 +62,9 @@ pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Wrapper {
 /// Put a new binary at the wrapper's path whose `--handover-check`
 /// touches `checking` and then waits for the test to create `gate`: the
 /// old binary's driver is busy meanwhile (its check is synchronous), so
-/// what happens then stays pending across the exec. Returns both paths.
+/// what happens then stays pending across the exec (it gives up after
+/// about 10 s, so that nothing is left should the test fail). Returns both
+/// paths.
 pub fn slow_check(w: &Wrapper) -> (PathBuf, PathBuf) {
     let dir = w.path();
     let real = dir.join("real");
@@ -72,8 +74,9 @@ pub fn slow_check(w: &Wrapper) -> (PathBuf, PathBuf) {
         dir,
         "slow",
         &format!(
-            "#!/bin/sh\nif [ \"$1\" = --handover-check ]; then\n  : > {c}\n  \
-             while [ ! -e {g} ]; do sleep 0.01; done\nfi\nexec {r} \"$@\"\n",
+            "#!/bin/sh\nif [ \"$1\" = --handover-check ]; then\n  : > {c}\n  i=0\n  \
+             while [ ! -e {g} ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done\nfi\n\
+             exec {r} \"$@\"\n",
             c = checking.display(),
             g = gate.display(),
             r = real.display()
