@@ -12,10 +12,12 @@
 //! ServerInfo answers given late, never, or out of order), generations
 //! (`--handoff-admin`, `--envoy-bin`: SIGUSR2, the drain, the listener
 //! count, the hot-restart versions) and control-socket clients (reload,
-//! handoff and stop with and without --wait, status, reopen-logs, clients
-//! that hang up), with invariants A1-A3 (`core_props/admin.rs`), H1-H7
-//! (`core_props/handoff.rs`) and C1-C4 (`core_props/control.rs`) on top of
-//! I1-I11, which hold there as well (epochs counted per generation).
+//! handoff, stop and reexec with and without --wait, status, reopen-logs,
+//! clients that hang up), with invariants A1-A3 (`core_props/admin.rs`),
+//! H1-H7 (`core_props/handoff.rs`), C1-C4 and R1-R3 (`core_props/control.rs`:
+//! a reexec only with nothing in flight, the core resumed from its snapshot
+//! shows the same state) on top of I1-I11, which hold there as well (epochs
+//! counted per generation).
 //!
 //! `cargo test` runs 3,000 plain runs of up to 60 steps and 2,500
 //! Envoy-aware runs of up to 80 (about 10 s in a debug build, the two in

@@ -1,6 +1,7 @@
 //! Real Envoy 1.40 under hot-restarter, under wrk load: hot restarts,
 //! readiness from Envoy's admin, handoffs between generations (in a
-//! private network namespace), reloads on ConfigMap updates (--watch), and
+//! private network namespace), reloads on ConfigMap updates (--watch),
+//! upgrading the wrapper itself (reexec), and
 //! the README's demo.
 
 #[path = "support/components.rs"]
@@ -22,5 +23,7 @@ mod drain;
 mod handoff;
 #[path = "envoy/hot_restart.rs"]
 mod hot_restart;
+#[path = "envoy/reexec.rs"]
+mod reexec;
 #[path = "envoy/watch.rs"]
 mod watch;

@@ -25,6 +25,9 @@ _hot__restarter__ctl() {
             hot__restarter__ctl,help)
                 cmd="hot__restarter__ctl__subcmd__help"
                 ;;
+            hot__restarter__ctl,reexec)
+                cmd="hot__restarter__ctl__subcmd__reexec"
+                ;;
             hot__restarter__ctl,reload)
                 cmd="hot__restarter__ctl__subcmd__reload"
                 ;;
@@ -49,6 +52,9 @@ _hot__restarter__ctl() {
             hot__restarter__ctl__subcmd__help,help)
                 cmd="hot__restarter__ctl__subcmd__help__subcmd__help"
                 ;;
+            hot__restarter__ctl__subcmd__help,reexec)
+                cmd="hot__restarter__ctl__subcmd__help__subcmd__reexec"
+                ;;
             hot__restarter__ctl__subcmd__help,reload)
                 cmd="hot__restarter__ctl__subcmd__help__subcmd__reload"
                 ;;
@@ -71,7 +77,7 @@ _hot__restarter__ctl() {
 
     case "${cmd}" in
         hot__restarter__ctl)
-            opts="-h -V --socket --help --version status check reload handoff reopen-logs stop start help"
+            opts="-h -V --socket --help --version status check reload handoff reopen-logs stop reexec start help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -133,7 +139,7 @@ _hot__restarter__ctl() {
             return 0
             ;;
         hot__restarter__ctl__subcmd__help)
-            opts="status check reload handoff reopen-logs stop start help"
+            opts="status check reload handoff reopen-logs stop reexec start help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,6 +181,20 @@ _hot__restarter__ctl() {
             return 0
             ;;
         hot__restarter__ctl__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hot__restarter__ctl__subcmd__help__subcmd__reexec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -251,6 +271,28 @@ _hot__restarter__ctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hot__restarter__ctl__subcmd__reexec)
+            opts="-h --wait --timeout --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -122,6 +122,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Handoff(w) => (Request::Handoff { wait: w.wait }, w, "the handoff"),
         Cmd::ReopenLogs => (Request::ReopenLogs, WaitArgs::default(), "the reply"),
         Cmd::Stop(w) => (Request::Stop { wait: w.wait }, w, "the wrapper to exit"),
+        Cmd::Reexec(w) => (Request::Reexec { wait: w.wait }, w, "the new binary"),
         Cmd::Start { .. } | Cmd::Check { .. } => unreachable!("handled above"),
     };
     let timeout = match (w.timeout, w.wait, request) {

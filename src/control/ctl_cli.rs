@@ -62,6 +62,12 @@ pub enum Cmd {
     /// Graceful shutdown (SIGTERM). With --wait, return once the wrapper
     /// has stopped every child and is exiting.
     Stop(WaitArgs),
+    /// Upgrade the wrapper itself: it executes the binary at the path it
+    /// was started from, read afresh from disk, keeping its pid, its
+    /// children (Envoy is not touched) and its state. With --wait, return
+    /// once the new binary has taken over; exit 1 with the reason when the
+    /// new binary is refused (the old one stays in charge).
+    Reexec(WaitArgs),
     /// Start hot-restarter detached (own session, output to --log), and
     /// return once it answers on the socket with a child running.
     Start {

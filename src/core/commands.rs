@@ -61,6 +61,7 @@ impl Core {
                     self.reply_done(client, "stopping");
                 }
             }
+            Command::Reexec { wait } => self.on_reexec(client, wait),
             Command::Handoff { wait } => match self.on_handoff("requested on the control socket") {
                 HupAction::Ignore if !self.s.handoff => {
                     self.reply_failed(client, "handoff needs --envoy-admin and --handoff-admin")

@@ -38,12 +38,14 @@ mod helpers;
 pub mod policy;
 mod quote;
 mod ready;
+mod reexec;
 mod report;
 mod restart;
 mod transition;
 mod types;
 
 pub use quote::{escape_controls, quoted};
+pub use reexec::{ChildFacts, Snapshot};
 pub use report::{Counters, LastReload, ReloadResult, StatusView};
 pub use types::*;
 
@@ -249,6 +251,11 @@ pub struct Core {
     /// What asked for the restart that is held or about to begin; the
     /// reload takes it when it begins (for its status).
     trigger: Option<Trigger>,
+    /// A reexec asked for and held until nothing is in flight, with the
+    /// clients waiting for its answer.
+    reexec: Option<Vec<WaiterId>>,
+    /// Reexecs that took over since the wrapper was first started.
+    reexecs: u64,
 }
 
 impl Core {
@@ -271,6 +278,8 @@ impl Core {
             refused: 0,
             log: Vec::new(),
             trigger: None,
+            reexec: None,
+            reexecs: 0,
         }
     }
 
@@ -289,6 +298,7 @@ impl Core {
                 Event::HelperOutput(pid, text) => self.helper_said = Some((pid, text)),
                 Event::Changed(paths) => self.on_changed(paths),
                 Event::Tick => self.on_time(),
+                Event::ReexecFailed(why) => self.reexec_failed(&why),
             }
             self.settle();
         }
@@ -408,6 +418,7 @@ impl Core {
                 }
             }
         }
+        self.settle_reexec();
     }
 
     // ----- small shared pieces -------------------------------------------

@@ -21,10 +21,12 @@ pub struct StatusView {
     /// The last reload that ended; `None` before the first.
     pub last_reload: Option<LastReload>,
     pub counters: Counters,
+    /// Reexecs of the wrapper's binary that took over (`reexec`).
+    pub reexecs: u64,
 }
 
 /// How the last reload ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LastReload {
     /// The epoch it started (or would have started, if skipped).
     pub epoch: u32,
@@ -38,7 +40,7 @@ pub struct LastReload {
     pub trigger: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReloadResult {
     Done,
     /// Nothing was started (the preflight said no, or could not run).
@@ -47,7 +49,8 @@ pub enum ReloadResult {
 }
 
 /// Reloads and handoffs by how they ended, since the wrapper started.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Counters {
     /// Hot restarts whose new epoch runs (and is ready, where checked).
     pub reloads_done: u64,
@@ -74,15 +77,15 @@ struct InFlight {
 /// decides the next step.
 #[derive(Debug, Clone)]
 pub(super) struct Reporting {
-    started: Instant,
+    pub(super) started: Instant,
     pid: u32,
     current: Option<InFlight>,
     /// Waiting for the held reload (not begun yet).
     held_waiters: Vec<WaiterId>,
     /// Waiting for the wrapper to exit (`stop --wait`).
     stop_waiters: Vec<WaiterId>,
-    last: Option<LastReload>,
-    counters: Counters,
+    pub(super) last: Option<LastReload>,
+    pub(super) counters: Counters,
 }
 
 impl Reporting {
@@ -253,6 +256,15 @@ impl Core {
         if let Some(current) = &mut r.current {
             current.waiters.retain(|c| *c != client);
         }
+        // The reexec itself stays requested; only its answer is not due.
+        if let Some(waiters) = &mut self.reexec {
+            waiters.retain(|c| *c != client);
+        }
+    }
+
+    /// Whether a reload (or handoff) has begun and not ended.
+    pub(super) fn reload_in_flight(&self) -> bool {
+        self.report.current.is_some()
     }
 
     /// Clients waiting for the wrapper to exit; the driver answers them
@@ -272,6 +284,7 @@ impl Core {
                 .collect(),
             last_reload: self.report.last.clone(),
             counters: self.report.counters.clone(),
+            reexecs: self.reexecs,
         }
     }
 }

@@ -178,6 +178,9 @@ pub enum Event {
     Changed(Vec<PathBuf>),
     /// Time has passed: act on every deadline up to `now`.
     Tick,
+    /// The `Action::Reexec` was not carried out, and why (the old binary
+    /// stays in charge).
+    ReexecFailed(String),
 }
 
 /// A question about Envoy, for its admin (at the address of the
@@ -250,6 +253,11 @@ pub enum Action {
     /// Ask Envoy's admin; the driver answers with `Event::Answered`, within
     /// a short timeout.
     Ask(Query),
+    /// Nothing is in flight: hand the state over to a fresh execution of
+    /// the wrapper's binary. The clients wait for the new binary's answer;
+    /// should the driver not exec, it answers them with why and tells the
+    /// core with `Event::ReexecFailed`.
+    Reexec(Vec<WaiterId>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,7 +268,7 @@ pub enum Notify {
 }
 
 /// What a live child is doing, as far as the wrapper knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChildState {
     /// Started; its readiness is being checked.
     Starting,
@@ -317,6 +325,10 @@ pub enum Command {
     ReopenLogs,
     /// As SIGTERM; with `wait`, answered as the wrapper's last act.
     Stop { wait: bool },
+    /// Execute the wrapper's binary afresh, keeping the pid and the
+    /// children; held until no work is in flight. With `wait`, answered by
+    /// the new binary once it has taken over (or by this one with why not).
+    Reexec { wait: bool },
 }
 
 /// The core's answer to a [`Command`].

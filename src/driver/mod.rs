@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 mod admin;
 mod control;
 mod jobs;
+mod reexec;
 mod watch;
 
 use crate::config::Config;
@@ -91,12 +92,19 @@ pub struct Driver {
     /// The output of helpers that run (preflights, the version probe), by
     /// pid.
     captures: Vec<(Pid, JobKind, Capture)>,
+    /// Started by a reexec: the children run already, no epoch 0 starts.
+    resumed: bool,
 }
 
 impl Driver {
     pub fn new(cfg: Config, resources: Resources) -> Driver {
         let core = Core::new(Settings::from_config(&cfg), Instant::now());
+        Driver::new_with(cfg, resources, core)
+    }
+
+    fn new_with(cfg: Config, resources: Resources, core: Core) -> Driver {
         Driver {
+            resumed: false,
             cfg,
             core,
             signals: resources.signals,
@@ -113,15 +121,17 @@ impl Driver {
     /// Start epoch 0 and supervise until the wrapper should exit; returns
     /// the exit code. Every child and helper has been reaped by then.
     pub fn run(mut self) -> Result<i32> {
-        if let Some(watcher) = &self.watcher {
-            for path in watcher.missing() {
-                log::warn!(
-                    "watched file {} cannot be read yet: watching for its arrival",
-                    crate::core::quoted(&path.to_string_lossy())
-                );
+        if !self.resumed {
+            if let Some(watcher) = &self.watcher {
+                for path in watcher.missing() {
+                    log::warn!(
+                        "watched file {} cannot be read yet: watching for its arrival",
+                        crate::core::quoted(&path.to_string_lossy())
+                    );
+                }
             }
+            self.feed(Event::Start);
         }
-        self.feed(Event::Start);
         loop {
             if let Some(code) = self.core.exit_code() {
                 // Collect whatever else has exited (orphans, when PID 1).
@@ -263,6 +273,7 @@ impl Driver {
                 None
             }
             Action::Ask(query) => self.ask(query),
+            Action::Reexec(waiters) => self.reexec(waiters),
             Action::Reply(waiter, reply) => {
                 self.reply(waiter, &reply);
                 None

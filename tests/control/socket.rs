@@ -135,6 +135,11 @@ fn status_in_json_text_and_prometheus_matches_the_wrapper() {
     assert_eq!(children(&reply["status"]), children(&s));
     assert_eq!(reply["status"]["last_reload"], s["last_reload"]);
 
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"), "{s}");
+    let bin = std::fs::canonicalize(env!("CARGO_BIN_EXE_hot-restarter")).unwrap();
+    assert_eq!(s["exe"].as_str().unwrap(), bin.to_str().unwrap(), "{s}");
+    assert_eq!(s["reexecs"], 0, "{s}");
+
     // Text, for a person.
     let out = ctl(&socket, &["status"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -166,14 +171,29 @@ fn status_in_json_text_and_prometheus_matches_the_wrapper() {
         lines[6],
         "reloads: 1 done, 0 skipped, 0 failed; handoffs: 0 done, 0 failed"
     );
-    assert_eq!(lines.len(), 7, "{text}");
+    assert_eq!(
+        lines[7],
+        format!(
+            "version: {} ({}), reexecs: 0",
+            env!("CARGO_PKG_VERSION"),
+            s["exe"].as_str().unwrap()
+        )
+    );
+    assert_eq!(lines.len(), 8, "{text}");
 
     // Prometheus: well-formed, and the same figures as the JSON.
     let out = ctl(&socket, &["status", "--prometheus"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let samples = parse_prometheus(&stdout(&out));
+    let build_info = format!(
+        "hot_restarter_build_info{{version=\"{}\",exe=\"{}\"}}",
+        env!("CARGO_PKG_VERSION"),
+        s["exe"].as_str().unwrap()
+    );
     let expected: BTreeMap<&str, f64> = [
         ("hot_restarter_up", 1.0),
+        (build_info.as_str(), 1.0),
+        ("hot_restarter_reexecs_total", 0.0),
         ("hot_restarter_phase{phase=\"running\"}", 1.0),
         ("hot_restarter_children{state=\"starting\"}", 0.0),
         ("hot_restarter_children{state=\"ready\"}", 1.0),

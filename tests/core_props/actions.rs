@@ -25,6 +25,7 @@ impl Harness {
                 None
             }
             Action::Ask(query) => self.ask(query),
+            Action::Reexec(waiters) => self.reexec(waiters),
             action @ (Action::Notify(_) | Action::Reply(..)) => {
                 self.act_control(&action);
                 None

@@ -18,10 +18,22 @@
 //!   for the driver to answer after the exit.
 //! - C4 status changes nothing: its event's only action is its Reply, and
 //!   every view of the core is the same after it.
+//!
+//! A reexec request is answered in its event without --wait or once
+//! shutting down (Failed); with --wait when the reexec is carried out (by
+//! the fake driver, which refuses it now and then, as a refused binary
+//! would) or refused by a shutdown. Invariants R1-R3:
+//! - R1 Action::Reexec only while running with nothing in flight
+//!   (`Core::snapshot` is Some), as the last action of its event (an
+//!   action after it would be lost by the exec), and only after a request.
+//! - R2 the core resumed from the snapshot (`Core::resume`) shows exactly
+//!   what the old one did (children, phase, helpers, deadlines, held,
+//!   epochs, generation, counters, last reload, uptime), one reexec more.
+//! - R3 its waiters are those who asked with --wait and are not gone.
 
 use hot_restarter::core::WaiterId;
-use hot_restarter::core::{Action, Event};
-use hot_restarter::core::{Command, Reply};
+use hot_restarter::core::{Action, Core, Event};
+use hot_restarter::core::{Command, Reply, StatusView};
 
 use crate::checks::Snapshot;
 use crate::harness::Harness;
@@ -46,7 +58,9 @@ impl Client {
     fn waits(&self) -> bool {
         matches!(
             self.request,
-            Command::Reload { wait: true } | Command::Handoff { wait: true }
+            Command::Reload { wait: true }
+                | Command::Handoff { wait: true }
+                | Command::Reexec { wait: true }
         )
     }
 }
@@ -119,7 +133,8 @@ impl Harness {
         }
         let failed = matches!(reply, Reply::Failed { .. });
         let succeeded = self.m.succeeded == Some(c.restart) && self.m.running();
-        self.ensure(!(c.waits() && failed && succeeded), || {
+        let restart = matches!(c.request, Command::Reload { .. } | Command::Handoff { .. });
+        self.ensure(!(restart && c.waits() && failed && succeeded), || {
             format!("C2: {what}, as the restart in flight succeeded")
         });
         self.ensure(c.asking || c.waits(), || {
@@ -180,6 +195,91 @@ impl Harness {
         self.ensure(waiters == expected, || {
             format!("C3: take_stop_waiters() is {waiters:?}, the stop --wait clients not gone are {expected:?}")
         });
+    }
+
+    /// Carry out `Action::Reexec` as the driver does: refused now and then
+    /// (the old core carries on, told by `ReexecFailed`), else the core is
+    /// replaced by one resumed from its snapshot and the waiters are told
+    /// it took over (R1-R3).
+    pub fn reexec(&mut self, waiters: Vec<WaiterId>) -> Option<Event> {
+        let Some(snapshot) = self.core.snapshot() else {
+            self.fail(format!(
+                "R1: Reexec while work is in flight ({:?})",
+                self.core.phase()
+            ));
+        };
+        self.ensure(self.m.running(), || {
+            format!("R1: Reexec while {:?}", self.m.mode)
+        });
+        self.ensure(
+            self.clients
+                .iter()
+                .any(|c| matches!(c.request, Command::Reexec { .. })),
+            || "R1: Reexec with no reexec request".into(),
+        );
+        let mut expected: Vec<WaiterId> = (self.clients.iter())
+            .filter(|c| c.request == (Command::Reexec { wait: true }) && !c.gone && c.replies == 0)
+            .map(|c| c.id)
+            .collect();
+        let mut got = waiters.clone();
+        expected.sort_by_key(|c| c.0);
+        got.sort_by_key(|c| c.0);
+        self.ensure(got == expected, || {
+            format!("R3: Reexec for {got:?}, the reexec --wait clients waiting are {expected:?}")
+        });
+        if crate::ops::Luck::bit(self.luck.fail, 7) {
+            for w in waiters {
+                self.reply(
+                    w,
+                    &Reply::Failed {
+                        reason: "fake: refused".into(),
+                    },
+                );
+            }
+            return Some(Event::ReexecFailed("fake: refused".into()));
+        }
+        let before = self.snapshot();
+        let status = self.status_view();
+        let mut resumed = Core::resume(self.s.clone(), snapshot.clone(), self.now);
+        resumed.took_over();
+        self.core = resumed;
+        let after = self.snapshot();
+        self.ensure(after == before, || {
+            format!("R2: the resumed core differs:\n  before {before:?}\n  after {after:?}")
+        });
+        let mut now = self.status_view();
+        now.reexecs -= 1;
+        self.ensure(now == status, || {
+            format!("R2: the resumed core's status differs:\n  before {status:?}\n  after {now:?}")
+        });
+        let again = self.core.snapshot();
+        let mut expected = snapshot;
+        expected.reexecs += 1;
+        self.ensure(again.as_ref() == Some(&expected), || {
+            format!("R2: the resumed core's snapshot is {again:?}, expected {expected:?}")
+        });
+        for w in waiters {
+            self.reply(
+                w,
+                &Reply::Done {
+                    detail: "fake: took over".into(),
+                },
+            );
+        }
+        None
+    }
+
+    /// The core's status, asked for outside the run (C4: it changes
+    /// nothing).
+    fn status_view(&mut self) -> StatusView {
+        let id = WaiterId(u64::MAX);
+        let actions = self
+            .core
+            .handle(Event::Control(id, Command::Status), self.now);
+        match &actions[..] {
+            [Action::Reply(_, Reply::Status(view))] => (**view).clone(),
+            other => self.fail(format!("C4: status did {other:?}")),
+        }
     }
 
     /// Replies go to the checks above; notifications are not modelled.

@@ -135,6 +135,8 @@ impl Run {
                     Action::Notify(Notify::Stopping) => self.stopping_notified += 1,
                     Action::Notify(_) => {}
                     Action::Reply(_, reply) => self.replies.push(reply),
+                    // These runs never ask for one.
+                    Action::Reexec(_) => return Err("a reexec nobody asked for".into()),
                     Action::Ask(q) => {
                         match q {
                             Query::HealthcheckFail { generation } => {

@@ -242,6 +242,10 @@ impl Harness {
                 "I7: one event led to more than 1000 actions: the core loops".into()
             });
             self.trace.push(format!("    {action:?}"));
+            self.ensure(
+                !matches!(action, Action::Reexec(_)) || queue.is_empty(),
+                || format!("R1: Reexec before other actions, lost by the exec: {queue:?}"),
+            );
             if let Some(reply) = self.act(action, nested) {
                 self.trace.push(format!("    -> {reply:?}"));
                 let more = self.handle(reply);

@@ -166,6 +166,7 @@ pub fn request() -> impl Strategy<Value = Command> {
         1 => any::<bool>().prop_map(|wait| Command::Stop { wait }),
         2 => Just(Command::Status),
         1 => Just(Command::ReopenLogs),
+        1 => any::<bool>().prop_map(|wait| Command::Reexec { wait }),
     ]
 }
 

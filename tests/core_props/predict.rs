@@ -39,14 +39,14 @@ impl Harness {
                 Command::Handoff { .. } => self.predict_handoff_request(),
                 Command::ReopenLogs => self.predict_usr1(),
                 Command::Stop { .. } => self.predict_term(),
-                Command::Status => {}
+                Command::Status | Command::Reexec { .. } => {}
             },
             Event::Reaped(batch) => self.predict_reaped(batch),
             Event::Tick => self.predict_tick(),
             Event::Answered(_, answer) => self.predict_answer(answer),
             Event::Start | Event::Spawned(..) | Event::Signal(_) => {}
             // Not generated.
-            Event::HelperOutput(..) | Event::ControlGone(_) => {}
+            Event::HelperOutput(..) | Event::ControlGone(_) | Event::ReexecFailed(_) => {}
         }
     }
 

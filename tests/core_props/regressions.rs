@@ -703,3 +703,55 @@ fn a_watched_change_reloads_as_sighup_and_the_status_names_it() {
         "{log:?}"
     );
 }
+
+/// Found by R-checks (C1): a `reexec --wait` client that hung up while its
+/// reexec was held stayed among the waiters, and was answered when a stop
+/// refused the reexec (or would have been handed to the driver).
+#[test]
+fn a_held_reexec_does_not_answer_a_client_that_hung_up() {
+    let mut s = Script::new(Settings {
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
+    s.hup(); // epoch 1 (102), its ready check (103) runs
+    let actions = s.control(1, Command::Reexec { wait: true });
+    assert!(actions.is_empty(), "held: {actions:?}");
+    let actions = s.control(2, Command::Reexec { wait: true });
+    assert!(actions.is_empty(), "held: {actions:?}");
+    assert!(s.feed(Event::ControlGone(WaiterId(1))).is_empty());
+    let actions = s.feed(Event::Signal(Signal::SIGTERM));
+    assert!(!s.replied(&actions, 1), "{actions:?}");
+    assert!(
+        (actions.iter()).any(|a| matches!(
+            a,
+            Action::Reply(WaiterId(2), Reply::Failed { reason }) if reason.contains("shutting down")
+        )),
+        "{actions:?}"
+    );
+}
+
+/// A held reexec goes to the driver once the restart is over, with only
+/// the waiters still connected, as the last action of that event.
+#[test]
+fn a_held_reexec_is_handed_to_the_driver_once_the_restart_is_over() {
+    let mut s = Script::new(Settings {
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
+    s.hup(); // epoch 1 (102), its ready check (103) runs
+    assert!(s.control(1, Command::Reexec { wait: true }).is_empty());
+    assert!(s.control(2, Command::Reexec { wait: true }).is_empty());
+    assert!(s.feed(Event::ControlGone(WaiterId(2))).is_empty());
+    assert!(s.core.snapshot().is_none(), "a restart is in flight");
+    let actions = s.reap(&[(103, Exit::Code(0))]); // epoch 1 is ready
+    assert_eq!(
+        actions.last(),
+        Some(&Action::Reexec(vec![WaiterId(1)])),
+        "{actions:?}"
+    );
+    let snapshot = s.core.snapshot().expect("quiescent");
+    assert_eq!(snapshot.next_epoch, 2);
+    assert_eq!(snapshot.children.len(), 2);
+}

@@ -51,9 +51,10 @@ fn column(ev: &Event) -> &'static str {
         | Event::Control(_, Command::Reload { .. } | Command::Handoff { .. }) => "restart",
         Event::Signal(Signal::SIGUSR1) | Event::Control(_, Command::ReopenLogs) => "usr1",
         Event::Signal(_) | Event::Control(_, Command::Stop { .. }) => "stop",
-        Event::Control(_, Command::Status) | Event::ControlGone(_) | Event::HelperOutput(..) => {
-            "other"
-        }
+        Event::Control(_, Command::Status | Command::Reexec { .. })
+        | Event::ControlGone(_)
+        | Event::HelperOutput(..)
+        | Event::ReexecFailed(_) => "other",
         Event::Reaped(_) => "reaped",
         Event::Spawned(..) => "spawned",
         Event::Answered(..) => "answered",

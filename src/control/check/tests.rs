@@ -5,6 +5,9 @@ use crate::control::status::{ChildStatus, Counters};
 
 fn status(phase: &str, children: &[(u32, &str)]) -> Status {
     Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         pid: 10,
         phase: phase.to_string(),
         uptime_s: 1.0,

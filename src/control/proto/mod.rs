@@ -37,6 +37,9 @@ pub enum Request {
     /// The same as SIGTERM: graceful shutdown. With `wait`, reply when the
     /// wrapper is about to exit.
     Stop { wait: bool },
+    /// Execute the wrapper's binary afresh (same pid, same children). With
+    /// `wait`, the new binary replies once it has taken over.
+    Reexec { wait: bool },
 }
 
 impl Request {
@@ -90,9 +93,12 @@ impl Request {
             "stop" => Request::Stop {
                 wait: wait.unwrap_or(false),
             },
+            "reexec" => Request::Reexec {
+                wait: wait.unwrap_or(false),
+            },
             other => {
                 return Err(format!(
-                    "unknown command {}: known are status, reload, handoff, reopen-logs, stop",
+                    "unknown command {}: known are status, reload, handoff, reopen-logs, stop, reexec",
                     shown(&Value::String(other.to_string()))
                 ));
             }
@@ -111,15 +117,17 @@ impl Request {
             Request::Handoff { .. } => "handoff",
             Request::ReopenLogs => "reopen-logs",
             Request::Stop { .. } => "stop",
+            Request::Reexec { .. } => "reexec",
         }
     }
 
     /// `Some(wait)` for the commands that take `wait`.
     pub fn wait(&self) -> Option<bool> {
         match *self {
-            Request::Reload { wait } | Request::Handoff { wait } | Request::Stop { wait } => {
-                Some(wait)
-            }
+            Request::Reload { wait }
+            | Request::Handoff { wait }
+            | Request::Stop { wait }
+            | Request::Reexec { wait } => Some(wait),
             Request::Status | Request::ReopenLogs => None,
         }
     }
@@ -140,7 +148,7 @@ impl Request {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// The answer to [`Request::Status`].
-    Status(Status),
+    Status(Box<Status>),
     /// The command was carried out, e.g. "epoch 3 (PID=123) is ready".
     Done { detail: String },
     /// The command failed or was refused (a malformed request too), e.g.
@@ -224,6 +232,7 @@ impl From<Request> for Command {
             Request::Handoff { wait } => Command::Handoff { wait },
             Request::ReopenLogs => Command::ReopenLogs,
             Request::Stop { wait } => Command::Stop { wait },
+            Request::Reexec { wait } => Command::Reexec { wait },
         }
     }
 }
@@ -231,7 +240,7 @@ impl From<Request> for Command {
 impl From<&core::Reply> for Reply {
     fn from(reply: &core::Reply) -> Reply {
         match reply {
-            core::Reply::Status(view) => Reply::Status(Status::from(&**view)),
+            core::Reply::Status(view) => Reply::Status(Box::new(Status::from(&**view))),
             core::Reply::Done { detail } => Reply::Done {
                 detail: detail.clone(),
             },

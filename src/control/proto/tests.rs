@@ -4,6 +4,9 @@ use super::*;
 
 fn sample_status() -> Status {
     Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         pid: 4645,
         phase: "running".to_string(),
         uptime_s: 3723.5,
@@ -147,12 +150,15 @@ fn a_long_garbage_value_is_cut_short_in_the_error() {
 #[test]
 fn every_reply_round_trips() {
     let all = [
-        Reply::Status(sample_status()),
-        Reply::Status(Status {
+        Reply::Status(Box::new(sample_status())),
+        Reply::Status(Box::new(Status {
+            version: String::new(),
+            exe: String::new(),
+            reexecs: 0,
             last_reload: None,
             children: vec![],
             ..sample_status()
-        }),
+        })),
         Reply::Done {
             detail: "epoch 3 (PID=123) is ready".to_string(),
         },
@@ -176,13 +182,16 @@ fn reply_lines_have_the_documented_shape() {
     .to_line();
     assert_eq!(failed, "{\"v\":1,\"ok\":false,\"error\":\"no\"}\n");
     let status: serde_json::Value =
-        serde_json::from_str(&Reply::Status(sample_status()).to_line()).unwrap();
+        serde_json::from_str(&Reply::Status(Box::new(sample_status())).to_line()).unwrap();
     assert_eq!(status["status"]["children"][1]["state"], "ready");
     assert_eq!(
         status["status"]["last_reload"]["reason"],
         serde_json::Value::Null
     );
     let fresh = Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         last_reload: None,
         ..sample_status()
     };

@@ -36,6 +36,7 @@ use nix::sys::socket::{MsgFlags, getsockopt, send, sockopt};
 
 use super::proto::{MAX_REQUEST_LINE, Reply, Request};
 use super::socket_file::SocketFile;
+use crate::os::reexec::{HandedClient, HandedState};
 
 /// Clients connected at once; more are refused with an error reply. Also
 /// the listen backlog.
@@ -117,6 +118,79 @@ impl ControlServer {
             clients: BTreeMap::new(),
             next_id: 0,
         })
+    }
+
+    /// What a `reexec` hands over: the listening descriptor's number, the
+    /// socket file's identity (device, inode), and every client's
+    /// descriptor and state: the `waiting` ones are answered by the new
+    /// binary; a client waiting for anything else (none while the core is
+    /// quiescent) is left out and closed by the exec. The descriptors stay
+    /// open across the exec (their close-on-exec flag is the caller's
+    /// business).
+    pub fn hand_over(&self, waiting: &[ClientId]) -> (i32, Option<(u64, u64)>, Vec<HandedClient>) {
+        let clients = (self.clients.iter())
+            .filter_map(|(id, c)| {
+                let state = match &c.state {
+                    State::Reading { buf, .. } => HandedState::Reading(buf.clone()),
+                    State::Waiting if waiting.contains(id) => HandedState::Waiting,
+                    State::Waiting => return None,
+                    State::Writing { out, written, .. } => {
+                        HandedState::Writing(out[*written..].to_vec())
+                    }
+                };
+                Some(HandedClient {
+                    fd: c.stream.as_raw_fd(),
+                    state,
+                })
+            })
+            .collect();
+        (
+            self.socket.listener.as_raw_fd(),
+            self.socket.identity(),
+            clients,
+        )
+    }
+
+    /// The server handed over by the previous binary: its listening
+    /// descriptor and its clients, with fresh deadlines. Returns the ids of
+    /// the clients that wait for the reexec's answer.
+    pub fn adopt(
+        listener: std::os::fd::OwnedFd,
+        path: &Path,
+        file: Option<(u64, u64)>,
+        clients: Vec<(std::os::fd::OwnedFd, HandedState)>,
+        now: Instant,
+    ) -> (ControlServer, Vec<ClientId>) {
+        let mut server = ControlServer {
+            socket: SocketFile::adopt(listener, path.to_path_buf(), file),
+            own_uid: nix::unistd::geteuid().as_raw(),
+            spare: File::open("/dev/null").ok(),
+            clients: BTreeMap::new(),
+            next_id: 0,
+        };
+        let mut waiting = Vec::new();
+        for (fd, handed) in clients {
+            let id = ClientId(server.next_id);
+            server.next_id += 1;
+            let state = match handed {
+                HandedState::Reading(buf) => State::Reading {
+                    buf,
+                    deadline: now + REQUEST_TIMEOUT,
+                },
+                HandedState::Waiting => {
+                    waiting.push(id);
+                    State::Waiting
+                }
+                HandedState::Writing(out) => State::Writing {
+                    out,
+                    written: 0,
+                    deadline: now + REPLY_TIMEOUT,
+                },
+            };
+            let stream = UnixStream::from(fd);
+            server.clients.insert(id, Client { stream, state });
+        }
+        (server, waiting)
     }
 
     /// The socket's path.

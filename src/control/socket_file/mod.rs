@@ -77,6 +77,22 @@ impl SocketFile {
         Ok(socket)
     }
 
+    /// The device and inode of the file created here, for a hand-over.
+    pub(super) fn identity(&self) -> Option<(u64, u64)> {
+        self.file
+    }
+
+    /// A socket handed over by the previous binary (`reexec`): the same
+    /// listening descriptor, so a client connecting meanwhile waited in
+    /// its backlog and is not refused.
+    pub(super) fn adopt(listener: OwnedFd, path: PathBuf, file: Option<(u64, u64)>) -> SocketFile {
+        SocketFile {
+            listener: UnixListener::from(listener),
+            path,
+            file,
+        }
+    }
+
     /// Remove the file now if it is still the one created here.
     pub(super) fn unlink(&mut self) {
         let Some((dev, ino)) = self.file.take() else {

@@ -40,6 +40,15 @@ pub struct Status {
     pub last_reload: Option<LastReload>,
     #[serde(default)]
     pub counters: Counters,
+    /// The wrapper's version (of the binary now running).
+    #[serde(default)]
+    pub version: String,
+    /// The path the wrapper was started from (and reexecs run).
+    #[serde(default)]
+    pub exe: String,
+    /// Reexecs that took over since the wrapper was first started.
+    #[serde(default)]
+    pub reexecs: u64,
 }
 
 /// One live child.
@@ -128,6 +137,11 @@ impl From<&core::StatusView> for Status {
                 handoffs_done: n.handoffs_done,
                 handoffs_failed: n.handoffs_failed,
             },
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            exe: crate::os::reexec::exe_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            reexecs: view.reexecs,
         }
     }
 }
@@ -219,6 +233,16 @@ impl Status {
             n.reloads_done, n.reloads_skipped, n.reloads_failed, n.handoffs_done, n.handoffs_failed
         )
         .expect("writing to a String");
+        if !self.version.is_empty() {
+            writeln!(
+                text,
+                "version: {} ({}), reexecs: {}",
+                self.version,
+                one_line(&self.exe),
+                self.reexecs
+            )
+            .expect("writing to a String");
+        }
         text
     }
 
@@ -316,6 +340,27 @@ impl Status {
                 },
             );
         }
+        if !self.version.is_empty() {
+            out.metric(
+                "build_info",
+                "gauge",
+                "The running wrapper's version and the path it was started from (always 1).",
+            )
+            .sample(
+                &format!(
+                    "{},{}",
+                    label("version", &self.version).trim_end_matches('}'),
+                    label("exe", &self.exe).trim_start_matches('{')
+                ),
+                1.0,
+            );
+        }
+        out.metric(
+            "reexecs_total",
+            "counter",
+            "Reexecs of the wrapper's binary that took over.",
+        )
+        .sample("", self.reexecs as f64);
         out.text
     }
 

@@ -15,6 +15,9 @@ fn child(pid: u32, epoch: u32, generation: u32, state: &str) -> ChildStatus {
 
 fn status() -> Status {
     Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         pid: 4645,
         phase: "running".to_string(),
         uptime_s: 93784.25,
@@ -168,6 +171,9 @@ fn prometheus_text_is_valid_and_complete() {
 #[test]
 fn prometheus_before_any_reload_and_with_no_ready_child() {
     let fresh = Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         children: vec![child(10, 0, 0, child_state::STARTING)],
         last_reload: None,
         counters: Counters::default(),
@@ -196,6 +202,9 @@ fn prometheus_before_any_reload_and_with_no_ready_child() {
 #[test]
 fn prometheus_label_values_are_escaped() {
     let odd = Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         phase: "a\"b\\c\nd".to_string(),
         children: vec![child(1, 0, 0, "weird\"state")],
         ..status()
@@ -245,6 +254,9 @@ fn text_names_the_serving_child_every_child_and_the_last_reload() {
 #[test]
 fn text_before_any_reload_and_without_children() {
     let empty = Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         uptime_s: 5.9,
         children: vec![],
         last_reload: None,
@@ -267,6 +279,9 @@ fn text_before_any_reload_and_without_children() {
 #[test]
 fn serving_prefers_the_newest_generation_then_epoch() {
     let s = Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         children: vec![
             child(1, 5, 0, child_state::READY),
             child(2, 0, 1, child_state::READY),

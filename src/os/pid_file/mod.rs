@@ -16,6 +16,15 @@ pub struct PidFile {
 }
 
 impl PidFile {
+    /// The pid file the previous binary of this same process wrote
+    /// (`reexec`): the pid is the same, so the file is left as it is.
+    pub fn adopt(path: &Path, pid: u32) -> PidFile {
+        PidFile {
+            path: path.to_path_buf(),
+            contents: format!("{pid}\n"),
+        }
+    }
+
     /// Write `pid` to `path` so that a reader never sees a partial file: the
     /// pid goes into a new file beside it, created exclusively and without
     /// following links (so a planted symlink cannot redirect the write),

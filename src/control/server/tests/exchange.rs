@@ -232,6 +232,9 @@ fn the_client_and_the_server_understand_each_other() {
         (status, reload, stop, after)
     });
     let status = crate::control::proto::Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         pid: std::process::id(),
         phase: "running".into(),
         uptime_s: 0.25,
@@ -247,7 +250,7 @@ fn the_client_and_the_server_understand_each_other() {
             let now = Instant::now();
             match e {
                 ClientEvent::Request(Request::Status) => {
-                    srv.reply(id, &Reply::Status(status.clone()), now);
+                    srv.reply(id, &Reply::Status(Box::new(status.clone())), now);
                 }
                 ClientEvent::Request(Request::Reload { wait: true }) => {
                     srv.reply(
@@ -276,7 +279,7 @@ fn the_client_and_the_server_understand_each_other() {
         |srv, stopped| *stopped && srv.client_count() == 0,
     );
     let (got_status, reload, stop, after) = asking.join().unwrap();
-    assert_eq!(got_status.unwrap(), Reply::Status(status));
+    assert_eq!(got_status.unwrap(), Reply::Status(Box::new(status)));
     assert_eq!(
         reload.unwrap(),
         Reply::Failed {

@@ -200,14 +200,17 @@ fn a_reply_the_client_does_not_read_is_dropped_after_its_deadline() {
             state: "draining".into(),
         })
         .collect();
-    let big = Reply::Status(crate::control::proto::Status {
+    let big = Reply::Status(Box::new(crate::control::proto::Status {
+        version: String::new(),
+        exe: String::new(),
+        reexecs: 0,
         pid: 1,
         phase: "running".into(),
         uptime_s: 1.0,
         children,
         last_reload: None,
         counters: Default::default(),
-    });
+    }));
     let mut id = None;
     drive(
         &mut server,
