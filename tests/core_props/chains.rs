@@ -107,4 +107,10 @@ fn a_doom_in_the_batch_of_a_failed_restart_hands_off() {
     let actions = s.reap(&[(100, Exit::Signal(9)), (102, Exit::Code(1))]);
     assert!(!doom_warnings(&mut s).is_empty());
     assert!(spawns(&actions, JobKind::Epoch, 0, 1), "{actions:?}");
+    // The new generation is not doomed: once it serves, SIGHUP hot-restarts
+    // it again, with no further handoff.
+    s.live(1, 0, 103);
+    s.reap(&[(101, Exit::Code(0))]); // generation 0 retired
+    let actions = s.feed(Event::Signal(Signal::SIGHUP));
+    assert!(spawns(&actions, JobKind::Epoch, 1, 1), "{actions:?}");
 }
