@@ -442,3 +442,20 @@ fn a_failure_seen_before_a_reexec_still_decides_the_exit_code() {
     kill(Pid::from_raw(w.pid_of(0)), Signal::SIGTERM).unwrap();
     assert_eq!(w.exit_code(), 1, "{}", w.tail(30));
 }
+
+/// `--watch` goes on after a reexec: the new binary watches the files
+/// afresh, and the next change of contents is a reload.
+#[test]
+fn watched_files_are_watched_after_a_reexec() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("envoy.yaml");
+    std::fs::write(&conf, "version 0\n").unwrap();
+    let conf_arg = conf.to_str().unwrap();
+    let mut w = start(&["--watch", conf_arg, "--watch-debounce", "0.1"]);
+    ctl_ok(&w, &["reexec", "--wait"], 0);
+    assert_eq!(status(&w)["reexecs"], 1);
+    std::fs::write(&conf, "version 1\n").unwrap();
+    w.wait_for_text(&format!("{:?} changed: restarting", conf_arg));
+    w.report(1);
+    w.stop_cleanly();
+}
