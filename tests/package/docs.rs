@@ -221,6 +221,7 @@ fn bash_completes_commands_and_their_flags() {
             "reload",
             "handoff",
             "reopen-logs",
+            "reexec",
             "stop",
             "start",
         ],
@@ -229,7 +230,7 @@ fn bash_completes_commands_and_their_flags() {
     );
     assert_eq!(
         bash_completes(ctl, &["hot-restarter-ctl", "re"]),
-        ["reload", "reopen-logs"]
+        ["reload", "reopen-logs", "reexec"]
     );
     let reload = bash_completes(ctl, &["hot-restarter-ctl", "reload", "--"]);
     for flag in ["--wait", "--timeout", "--socket"] {
