@@ -89,9 +89,6 @@ pub enum HandedState {
 struct Start {
     exe: Option<PathBuf>,
     argv: Vec<OsString>,
-    /// The running binary, opened at start: the file at `exe` may be
-    /// replaced since.
-    itself: Option<OwnedFd>,
 }
 
 static START: OnceLock<Start> = OnceLock::new();
@@ -105,13 +102,9 @@ pub fn remember_start() {
         let text = text.strip_suffix(b" (deleted)").unwrap_or(text);
         PathBuf::from(std::ffi::OsStr::from_bytes(text))
     });
-    let itself = std::fs::File::open("/proc/self/exe")
-        .ok()
-        .map(OwnedFd::from);
     let _ = START.set(Start {
         exe,
         argv: std::env::args_os().collect(),
-        itself,
     });
 }
 
@@ -149,7 +142,13 @@ fn try_exec(path: &Path, handover: &Handover, keep: &[RawFd]) -> Result<std::con
     ))?);
     let mut fds = keep.to_vec();
     fds.push(memfd.as_raw_fd());
-    if let Some(itself) = &start.itself {
+    // The running binary, for a fall-back: /proc/self/exe opens it even
+    // once the file at its path has been replaced, so it is opened only
+    // now and costs no descriptor while the wrapper idles.
+    let itself = std::fs::File::open("/proc/self/exe")
+        .ok()
+        .map(OwnedFd::from);
+    if let Some(itself) = &itself {
         env.push(CString::new(format!(
             "{PREVIOUS_ENV}={}",
             itself.as_raw_fd()
@@ -259,8 +258,8 @@ impl Incoming {
     }
 
     /// This binary cannot take over: execute the previous one (from the
-    /// descriptor it opened at its start, so a replaced file does not
-    /// matter) with the same hand-over, so that it carries on with its
+    /// descriptor of /proc/self/exe it opened before its exec, so a
+    /// replaced file does not matter) with the same hand-over, so that it carries on with its
     /// children. Returns only if there is no previous binary or its exec
     /// failed, with why.
     pub fn fall_back(&self, why: &str) -> String {
