@@ -323,6 +323,10 @@ impl Harness {
                     Err(_) => self.stop_retiring(),
                 }
             }
+            // An answer about a generation that no longer serves (asked by
+            // a comparison that timed out before a handoff) says nothing
+            // about the serving Envoy's version.
+            Query::HotRestartVersion { generation } if generation != self.m.serving => {}
             Query::HotRestartVersion { .. } => {
                 let version = answer.clone().and_then(|a| match a {
                     Answer::Version(v) => Ok(v),
