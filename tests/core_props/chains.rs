@@ -16,6 +16,16 @@ fn doom_warnings(s: &mut Script) -> Vec<String> {
         .collect()
 }
 
+/// A handoff script (with --keep-serving) whose generation 0 has epochs 0
+/// and 1 (PIDs 100, 101) live.
+fn two_live_epochs() -> Script {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.hup(); // epoch 1: PID 101
+    s.live(0, 1, 101);
+    s
+}
+
 /// With epochs 0 and 1 draining and 2 serving (PIDs 100, 101, 102), the
 /// death of the serving epoch's own parent is named as such, even while
 /// an older epoch still runs; an older epoch's death dooms the newest
@@ -81,10 +91,7 @@ fn a_doom_during_a_preflight_holds_a_handoff_for_after_it() {
 /// no second handoff: the one under way is the way out.
 #[test]
 fn a_doom_during_a_handoff_asks_for_no_second_one() {
-    let mut s = Script::new(handoff(true));
-    s.live(0, 0, 100);
-    s.hup(); // epoch 1: PID 101
-    s.live(0, 1, 101);
+    let mut s = two_live_epochs();
     s.defer_occupied = true;
     s.feed(Event::Signal(Signal::SIGUSR2)); // the new slot is checked
     s.log();
@@ -98,10 +105,7 @@ fn a_doom_during_a_handoff_asks_for_no_second_one() {
 /// the failed restart is judged, at the latest).
 #[test]
 fn a_doom_in_the_batch_of_a_failed_restart_hands_off() {
-    let mut s = Script::new(handoff(true));
-    s.live(0, 0, 100);
-    s.hup(); // epoch 1: PID 101
-    s.live(0, 1, 101);
+    let mut s = two_live_epochs();
     s.hup(); // epoch 2: PID 102, awaited
     s.log();
     let actions = s.reap(&[(100, Exit::Signal(9)), (102, Exit::Code(1))]);

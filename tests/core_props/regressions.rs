@@ -704,22 +704,30 @@ fn a_watched_change_reloads_as_sighup_and_the_status_names_it() {
     );
 }
 
-/// Found by R-checks (C1): a `reexec --wait` client that hung up while its
-/// reexec was held stayed among the waiters, and was answered when a stop
-/// refused the reexec (or would have been handed to the driver).
-#[test]
-fn a_held_reexec_does_not_answer_a_client_that_hung_up() {
+/// Epoch 0 ready and epoch 1 waiting for its ready check (PID 103), two
+/// `reexec --wait` clients (1 and 2) held behind that restart, then client
+/// `gone` hung up: nothing is answered or done on any of these events.
+fn two_held_reexecs(gone: u64) -> Script {
     let mut s = Script::new(Settings {
         ready_check: Some("/fake/ready".into()),
         ..Settings::plain()
     });
     s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
     s.hup(); // epoch 1 (102), its ready check (103) runs
-    let actions = s.control(1, Command::Reexec { wait: true });
-    assert!(actions.is_empty(), "held: {actions:?}");
-    let actions = s.control(2, Command::Reexec { wait: true });
-    assert!(actions.is_empty(), "held: {actions:?}");
-    assert!(s.feed(Event::ControlGone(WaiterId(1))).is_empty());
+    for client in [1, 2] {
+        let actions = s.control(client, Command::Reexec { wait: true });
+        assert!(actions.is_empty(), "held: {actions:?}");
+    }
+    assert!(s.feed(Event::ControlGone(WaiterId(gone))).is_empty());
+    s
+}
+
+/// Found by R-checks (C1): a `reexec --wait` client that hung up while its
+/// reexec was held stayed among the waiters, and was answered when a stop
+/// refused the reexec (or would have been handed to the driver).
+#[test]
+fn a_held_reexec_does_not_answer_a_client_that_hung_up() {
+    let mut s = two_held_reexecs(1);
     let actions = s.feed(Event::Signal(Signal::SIGTERM));
     assert!(!s.replied(&actions, 1), "{actions:?}");
     assert!(
@@ -735,15 +743,7 @@ fn a_held_reexec_does_not_answer_a_client_that_hung_up() {
 /// the waiters still connected, as the last action of that event.
 #[test]
 fn a_held_reexec_is_handed_to_the_driver_once_the_restart_is_over() {
-    let mut s = Script::new(Settings {
-        ready_check: Some("/fake/ready".into()),
-        ..Settings::plain()
-    });
-    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
-    s.hup(); // epoch 1 (102), its ready check (103) runs
-    assert!(s.control(1, Command::Reexec { wait: true }).is_empty());
-    assert!(s.control(2, Command::Reexec { wait: true }).is_empty());
-    assert!(s.feed(Event::ControlGone(WaiterId(2))).is_empty());
+    let mut s = two_held_reexecs(2);
     assert!(s.core.snapshot().is_none(), "a restart is in flight");
     let actions = s.reap(&[(103, Exit::Code(0))]); // epoch 1 is ready
     assert_eq!(

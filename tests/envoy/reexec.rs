@@ -18,16 +18,6 @@ use nix::sys::signal::Signal;
 
 const CTL: &str = env!("CARGO_BIN_EXE_hot-restarter-ctl");
 
-/// `cp FROM TO` by a child process (see `support::script` on ETXTBSY).
-fn copy(from: &Path, to: &Path) {
-    let mut cp = Command::new("cp");
-    cp.arg(from).arg(to).stdin(Stdio::null());
-    let mut child = spawn_owned(&mut cp);
-    let status = child.wait().unwrap();
-    unown(child.id() as i32);
-    assert!(status.success(), "cp {from:?} {to:?} failed");
-}
-
 fn ctl(lab: &Lab, args: &[&str]) -> (i32, String) {
     let out = Command::new(CTL)
         .arg("--socket")

@@ -51,15 +51,21 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let source = dir.join(format!(".{name}.source"));
     fs::write(&source, body).unwrap();
     let path = dir.join(name);
-    let mut cp = Command::new("cp");
-    cp.arg(&source).arg(&path).stdin(Stdio::null());
-    let mut child = spawn_owned(&mut cp);
-    let status = child.wait().expect("cannot wait for cp");
-    unown(child.id() as i32);
-    assert!(status.success(), "cp {source:?} {path:?} failed");
+    copy(&source, &path);
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     fs::remove_file(&source).unwrap();
     path
+}
+
+/// `cp FROM TO` by a child process, for the reason given at [`script`]:
+/// also the way to copy the wrapper's binary before a test executes the copy.
+pub fn copy(from: &Path, to: &Path) {
+    let mut cp = Command::new("cp");
+    cp.arg(from).arg(to).stdin(Stdio::null());
+    let mut child = spawn_owned(&mut cp);
+    let status = child.wait().expect("cannot wait for cp");
+    unown(child.id() as i32);
+    assert!(status.success(), "cp {from:?} {to:?} failed");
 }
 
 /// Children of the test process that a reaper thread (tests that make the

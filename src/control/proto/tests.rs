@@ -1,42 +1,20 @@
 //! Unit tests for the wire protocol: round trips, bad input, versions.
 
 use super::*;
+use crate::control::status::tests::sample_status;
 
-fn sample_status() -> Status {
-    Status {
-        version: String::new(),
-        exe: String::new(),
-        reexecs: 0,
-        pid: 4645,
-        phase: "running".to_string(),
-        uptime_s: 3723.5,
-        children: vec![
-            ChildStatus {
-                pid: 4690,
-                epoch: 2,
-                generation: 0,
-                state: child_state::DRAINING.to_string(),
-            },
-            ChildStatus {
-                pid: 4700,
-                epoch: 3,
-                generation: 0,
-                state: child_state::READY.to_string(),
-            },
-        ],
-        last_reload: Some(LastReload {
-            epoch: 3,
-            result: reload_result::DONE.to_string(),
-            reason: None,
-            ms: 1234,
-            trigger: Some("\"/etc/envoy/envoy.yaml\" changed".to_string()),
-        }),
-        counters: Counters {
-            reloads_done: 3,
-            reloads_skipped: 1,
-            ..Counters::default()
-        },
-    }
+/// The shared sample status, its last reload one that a change of file
+/// asked for and that went well (a trigger, no reason).
+fn after_a_triggered_reload() -> Status {
+    let mut s = sample_status();
+    s.last_reload = Some(LastReload {
+        epoch: 3,
+        result: reload_result::DONE.to_string(),
+        reason: None,
+        ms: 1234,
+        trigger: Some("\"/etc/envoy/envoy.yaml\" changed".to_string()),
+    });
+    s
 }
 
 /// Each of `all` is written as one line (its only newline ends it) that
@@ -151,6 +129,7 @@ fn a_long_garbage_value_is_cut_short_in_the_error() {
 fn every_reply_round_trips() {
     let all = [
         Reply::Status(Box::new(sample_status())),
+        Reply::Status(Box::new(after_a_triggered_reload())),
         Reply::Status(Box::new(Status {
             version: String::new(),
             exe: String::new(),
@@ -182,7 +161,8 @@ fn reply_lines_have_the_documented_shape() {
     .to_line();
     assert_eq!(failed, "{\"v\":1,\"ok\":false,\"error\":\"no\"}\n");
     let status: serde_json::Value =
-        serde_json::from_str(&Reply::Status(Box::new(sample_status())).to_line()).unwrap();
+        serde_json::from_str(&Reply::Status(Box::new(after_a_triggered_reload())).to_line())
+            .unwrap();
     assert_eq!(status["status"]["children"][1]["state"], "ready");
     assert_eq!(
         status["status"]["last_reload"]["reason"],

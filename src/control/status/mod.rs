@@ -458,4 +458,4 @@ fn one_line(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests; // its `sample_status` serves the protocol's and the server's tests too

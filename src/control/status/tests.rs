@@ -13,7 +13,10 @@ fn child(pid: u32, epoch: u32, generation: u32, state: &str) -> ChildStatus {
     }
 }
 
-fn status() -> Status {
+/// A wrapper serving epoch 3 with epoch 2 draining and 4 starting, whose
+/// last reload failed with a multi-line reason: the sample status of the
+/// control module's tests (renderings, protocol lines, server replies).
+pub(crate) fn sample_status() -> Status {
     Status {
         version: String::new(),
         exe: String::new(),
@@ -124,7 +127,7 @@ fn value(metrics: &Metrics, name: &str, labels: &str) -> f64 {
 
 #[test]
 fn prometheus_text_is_valid_and_complete() {
-    let metrics = parse_exposition(&status().to_prometheus());
+    let metrics = parse_exposition(&sample_status().to_prometheus());
     for (name, metric) in &metrics {
         assert!(name.starts_with("hot_restarter_"), "{name}");
         assert!(
@@ -177,7 +180,7 @@ fn prometheus_before_any_reload_and_with_no_ready_child() {
         children: vec![child(10, 0, 0, child_state::STARTING)],
         last_reload: None,
         counters: Counters::default(),
-        ..status()
+        ..sample_status()
     };
     let metrics = parse_exposition(&fresh.to_prometheus());
     assert!(!metrics.contains_key("hot_restarter_last_reload_duration_seconds"));
@@ -207,7 +210,7 @@ fn prometheus_label_values_are_escaped() {
         reexecs: 0,
         phase: "a\"b\\c\nd".to_string(),
         children: vec![child(1, 0, 0, "weird\"state")],
-        ..status()
+        ..sample_status()
     };
     let text = odd.to_prometheus();
     assert!(
@@ -230,7 +233,7 @@ fn prometheus_down_says_up_0() {
 
 #[test]
 fn text_names_the_serving_child_every_child_and_the_last_reload() {
-    let text = status().to_text();
+    let text = sample_status().to_text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
@@ -260,7 +263,7 @@ fn text_before_any_reload_and_without_children() {
         uptime_s: 5.9,
         children: vec![],
         last_reload: None,
-        ..status()
+        ..sample_status()
     };
     let text = empty.to_text();
     assert!(
@@ -287,7 +290,7 @@ fn serving_prefers_the_newest_generation_then_epoch() {
             child(2, 0, 1, child_state::READY),
             child(3, 1, 1, child_state::STARTING),
         ],
-        ..status()
+        ..sample_status()
     };
     assert_eq!(s.serving().map(|c| c.pid), Some(2));
     let states: BTreeSet<&str> = s.children.iter().map(|c| c.state.as_str()).collect();
@@ -296,7 +299,7 @@ fn serving_prefers_the_newest_generation_then_epoch() {
 
 #[test]
 fn text_says_what_asked_for_the_last_reload() {
-    let mut s = status();
+    let mut s = sample_status();
     if let Some(r) = &mut s.last_reload {
         r.trigger = Some("\"/etc/envoy/envoy.yaml\" changed".to_string());
     }
@@ -313,6 +316,6 @@ fn text_says_what_asked_for_the_last_reload() {
         json["last_reload"]["trigger"],
         "\"/etc/envoy/envoy.yaml\" changed"
     );
-    let json = serde_json::to_value(status()).unwrap();
+    let json = serde_json::to_value(sample_status()).unwrap();
     assert!(json["last_reload"].get("trigger").is_none(), "{json}");
 }

@@ -4,21 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
+use tempfile::TempDir;
 
-use crate::support::{BIN, REPORTER, Wrapper, script, scrub, spawn_owned, unown};
+use crate::support::{BIN, DEADLINE, REPORTER, Wrapper, copy, script, scrub, wait_until};
 
 pub const CTL: &str = env!("CARGO_BIN_EXE_hot-restarter-ctl");
-
-/// `cp FROM TO` by a child process (see `support::script` on ETXTBSY).
-pub fn copy(from: &Path, to: &Path) {
-    let mut cp = Command::new("cp");
-    cp.arg(from).arg(to).stdin(Stdio::null());
-    let mut child = spawn_owned(&mut cp);
-    let status = child.wait().unwrap();
-    unown(child.id() as i32);
-    assert!(status.success(), "cp {from:?} {to:?} failed");
-}
 
 /// Put `from` at `path` the way a package manager does: a new file
 /// renamed over the old name.
@@ -84,6 +76,56 @@ pub fn slow_check(w: &Wrapper) -> (PathBuf, PathBuf) {
     );
     std::fs::rename(slow, exe(w)).unwrap();
     (checking, gate)
+}
+
+/// `reexec --wait` while the old binary checks the new one ([`slow_check`]):
+/// `during` runs once the check has begun, then the check goes on; the
+/// client must be answered with success. Returns its output.
+pub fn reexec_during_a_slow_check(w: &Wrapper, during: impl FnOnce(&Wrapper)) -> Output {
+    let (checking, gate) = slow_check(w);
+    let wait = spawn_ctl(w, &["reexec", "--wait"]);
+    assert!(wait_until(DEADLINE, || checking.exists()));
+    during(w);
+    std::fs::write(&gate, "").unwrap();
+    let out = wait.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
+    out
+}
+
+/// Send `signal` to the wrapper, which is busy (see [`slow_check`]): it
+/// must stay pending.
+pub fn signal_left_pending(w: &Wrapper, signal: Signal) {
+    w.signal(signal);
+    assert!(wait_until(DEADLINE, || crate::support::signal_pending(
+        w.pid,
+        signal as i32
+    )));
+}
+
+/// A script `name` in a new temp dir, its body made by `body` from the
+/// path of a gate file that the test creates later to let it go on.
+/// Returns the dir (to keep while the script may run), the gate and the
+/// script.
+pub fn gated_script(name: &str, body: impl FnOnce(&str) -> String) -> (TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    let path = script(dir.path(), name, &body(&gate.display().to_string()));
+    (dir, gate, path)
+}
+
+/// `reexec --wait` asked for while a restart is under way is held (and
+/// nothing re-executed) until the test creates `gate`; then carried out
+/// once the restart is over, which was the first reload.
+pub fn reexec_held_until(w: &Wrapper, gate: &Path) {
+    let wait = spawn_ctl(w, &["reexec", "--wait"]);
+    w.wait_for_text("holding the reexec");
+    assert_eq!(status(w)["reexecs"], 0);
+    std::fs::write(gate, "").unwrap();
+    let out = wait.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
+    let s = status(w);
+    assert_eq!(s["reexecs"], 1);
+    assert_eq!(s["counters"]["reloads_done"], 1);
 }
 
 pub fn exe(w: &Wrapper) -> PathBuf {

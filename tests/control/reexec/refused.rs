@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::harness::*;
-use crate::support::script;
+use crate::support::{copy, script};
 
 fn refused(setup: impl FnOnce(&Path), reason: &str) {
     let mut w = start(&[]);

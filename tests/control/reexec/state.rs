@@ -53,16 +53,9 @@ fn state_carries_over_a_replaced_binary() {
 /// then carried out once the epoch is ready.
 #[test]
 fn reexec_during_a_restart_is_held() {
-    let dir = tempfile::tempdir().unwrap();
-    let gate = dir.path().join("gate");
-    let check = script(
-        dir.path(),
-        "ready.sh",
-        &format!(
-            "#!/bin/sh\n[ \"$RESTART_EPOCH\" = 0 ] || [ -e {} ]\n",
-            gate.display()
-        ),
-    );
+    let (_dir, gate, check) = gated_script("ready.sh", |gate| {
+        format!("#!/bin/sh\n[ \"$RESTART_EPOCH\" = 0 ] || [ -e {gate} ]\n")
+    });
     let args = [
         "--ready-check",
         check.to_str().unwrap(),
@@ -72,15 +65,7 @@ fn reexec_during_a_restart_is_held() {
     let mut w = start(&args);
     ctl_ok(&w, &["reload"], 0);
     w.report(1);
-    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
-    w.wait_for_text("holding the reexec");
-    assert_eq!(status(&w)["reexecs"], 0);
-    std::fs::write(&gate, "").unwrap();
-    let out = wait.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
-    let s = status(&w);
-    assert_eq!(s["reexecs"], 1);
-    assert_eq!(s["counters"]["reloads_done"], 1);
+    reexec_held_until(&w, &gate);
     w.stop_cleanly();
 }
 
@@ -204,27 +189,13 @@ fn the_control_socket_answers_across_the_exec() {
 /// guards is over.
 #[test]
 fn reexec_during_a_preflight_is_held() {
-    let dir = tempfile::tempdir().unwrap();
-    let gate = dir.path().join("gate");
-    let preflight = script(
-        dir.path(),
-        "preflight.sh",
-        &format!(
-            "#!/bin/sh\nwhile [ ! -e {} ]; do sleep 0.01; done\n",
-            gate.display()
-        ),
-    );
+    let (_dir, gate, preflight) = gated_script("preflight.sh", |gate| {
+        format!("#!/bin/sh\nwhile [ ! -e {gate} ]; do sleep 0.01; done\n")
+    });
     let mut w = start(&["--preflight", preflight.to_str().unwrap()]);
     ctl_ok(&w, &["reload"], 0);
     assert!(wait_until(DEADLINE, || status(&w)["phase"] == "preflight"));
-    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
-    w.wait_for_text("holding the reexec");
-    std::fs::write(&gate, "").unwrap();
-    let out = wait.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
-    let s = status(&w);
-    assert_eq!(s["reexecs"], 1);
-    assert_eq!(s["counters"]["reloads_done"], 1);
+    reexec_held_until(&w, &gate);
     w.report(1);
     w.stop_cleanly();
 }
@@ -346,19 +317,15 @@ fn a_child_that_exits_during_the_reexec_is_reaped_by_the_new_binary() {
     w.signal(Signal::SIGHUP);
     let pid0 = w.pid_of(0);
     w.report(1);
-    let (checking, gate) = slow_check(&w);
-    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
-    assert!(wait_until(DEADLINE, || checking.exists()));
-    // Epoch 0 ends its drain now; the wrapper cannot reap it yet.
-    kill(Pid::from_raw(pid0), Signal::SIGTERM).unwrap();
-    assert!(
-        wait_until(DEADLINE, || crate::support::zombie_children(w.pid)
-            .contains(&pid0)),
-        "epoch 0 did not become a zombie"
-    );
-    std::fs::write(&gate, "").unwrap();
-    let out = wait.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
+    reexec_during_a_slow_check(&w, |w| {
+        // Epoch 0 ends its drain now; the wrapper cannot reap it yet.
+        kill(Pid::from_raw(pid0), Signal::SIGTERM).unwrap();
+        assert!(
+            wait_until(DEADLINE, || crate::support::zombie_children(w.pid)
+                .contains(&pid0)),
+            "epoch 0 did not become a zombie"
+        );
+    });
     assert!(
         wait_until(DEADLINE, || !crate::support::exists(pid0)),
         "epoch 0 left a zombie\n{}",
@@ -381,17 +348,7 @@ fn a_child_that_exits_during_the_reexec_is_reaped_by_the_new_binary() {
 #[test]
 fn a_sighup_sent_during_the_reexec_is_acted_on_by_the_new_binary() {
     let mut w = start(&[]);
-    let (checking, gate) = slow_check(&w);
-    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
-    assert!(wait_until(DEADLINE, || checking.exists()));
-    w.signal(Signal::SIGHUP);
-    assert!(wait_until(DEADLINE, || crate::support::signal_pending(
-        w.pid,
-        Signal::SIGHUP as i32
-    )));
-    std::fs::write(&gate, "").unwrap();
-    let out = wait.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
+    reexec_during_a_slow_check(&w, |w| signal_left_pending(w, Signal::SIGHUP));
     w.report(1);
     let lines = w.log_lines();
     let took = lines.iter().position(|l| l.contains("took over from"));
@@ -407,17 +364,7 @@ fn a_sighup_sent_during_the_reexec_is_acted_on_by_the_new_binary() {
 fn a_sigterm_sent_during_the_reexec_stops_the_new_binary() {
     let mut w = start(&[]);
     let pid0 = w.pid_of(0);
-    let (checking, gate) = slow_check(&w);
-    let wait = spawn_ctl(&w, &["reexec", "--wait"]);
-    assert!(wait_until(DEADLINE, || checking.exists()));
-    w.signal(Signal::SIGTERM);
-    assert!(wait_until(DEADLINE, || crate::support::signal_pending(
-        w.pid,
-        Signal::SIGTERM as i32
-    )));
-    std::fs::write(&gate, "").unwrap();
-    let out = wait.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", w.tail(30));
+    let out = reexec_during_a_slow_check(&w, |w| signal_left_pending(w, Signal::SIGTERM));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("took over"),
         "{out:?}"

@@ -231,17 +231,7 @@ fn the_client_and_the_server_understand_each_other() {
         let after = client::request(&path, &Request::Status, deadline);
         (status, reload, stop, after)
     });
-    let status = crate::control::proto::Status {
-        version: String::new(),
-        exe: String::new(),
-        reexecs: 0,
-        pid: std::process::id(),
-        phase: "running".into(),
-        uptime_s: 0.25,
-        children: vec![],
-        last_reload: None,
-        counters: Default::default(),
-    };
+    let status = crate::control::status::tests::sample_status();
     let mut stopped = false;
     drive(
         &mut server,

@@ -201,15 +201,8 @@ fn a_reply_the_client_does_not_read_is_dropped_after_its_deadline() {
         })
         .collect();
     let big = Reply::Status(Box::new(crate::control::proto::Status {
-        version: String::new(),
-        exe: String::new(),
-        reexecs: 0,
-        pid: 1,
-        phase: "running".into(),
-        uptime_s: 1.0,
         children,
-        last_reload: None,
-        counters: Default::default(),
+        ..crate::control::status::tests::sample_status()
     }));
     let mut id = None;
     drive(
