@@ -110,6 +110,8 @@ mod predict;
 mod regressions;
 #[path = "core_props/table.rs"]
 mod table;
+#[path = "core_props/words.rs"]
+mod words;
 #[path = "core_props/world.rs"]
 mod world;
 

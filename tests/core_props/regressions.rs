@@ -42,7 +42,7 @@ impl Script {
     }
 
     /// As `new`, then generation 0's admin says LIVE for epoch 0 (PID 100).
-    fn serving(settings: Settings) -> Script {
+    pub(crate) fn serving(settings: Settings) -> Script {
         let mut s = Script::new(settings);
         s.live(0, 0, 100);
         s

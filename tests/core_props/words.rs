@@ -1,0 +1,76 @@
+//! Scripted runs of what the core says where the model predicts only the
+//! kind of answer: the reasons and counts in control replies, and the
+//! debug line about a reaped process nobody tracks.
+
+use hot_restarter::core::Event;
+use hot_restarter::core::{Action, Command, Exit, Reply, Settings, WaiterId};
+use nix::sys::signal::Signal;
+
+use crate::regressions::{Script, handoff};
+
+/// The text of the one reply to `client` in `actions`.
+fn reply_to(actions: &[Action], client: u64) -> String {
+    let replies: Vec<String> = (actions.iter())
+        .filter_map(|a| match a {
+            Action::Reply(WaiterId(c), Reply::Done { detail }) if *c == client => {
+                Some(format!("done: {detail}"))
+            }
+            Action::Reply(WaiterId(c), Reply::Failed { reason }) if *c == client => {
+                Some(format!("failed: {reason}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 1, "{actions:?}");
+    replies[0].clone()
+}
+
+/// A handoff request names the flags it needs when they are not given,
+/// and says the wrapper is stopping when it is.
+#[test]
+fn a_refused_handoff_says_why() {
+    let mut s = Script::new(Settings::plain());
+    let actions = s.control(1, Command::Handoff { wait: true });
+    assert_eq!(
+        reply_to(&actions, 1),
+        "failed: handoff needs --envoy-admin and --handoff-admin"
+    );
+    let mut s = Script::serving(handoff(false));
+    s.feed(Event::Signal(Signal::SIGTERM));
+    let actions = s.control(2, Command::Handoff { wait: true });
+    assert_eq!(
+        reply_to(&actions, 2),
+        "failed: the wrapper is shutting down"
+    );
+}
+
+/// `reopen-logs` counts the children it signalled.
+#[test]
+fn reopen_logs_counts_the_children_signalled() {
+    let mut s = Script::new(Settings::plain());
+    s.hup();
+    s.hup();
+    let actions = s.control(1, Command::ReopenLogs);
+    assert_eq!(reply_to(&actions, 1), "done: SIGUSR1 sent to 3 children");
+}
+
+/// A reaped process that is neither a child nor a helper is said so (at
+/// debug level); a helper's exit is not.
+#[test]
+fn an_untracked_process_is_named_when_reaped() {
+    let mut s = Script::new(Settings {
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.log();
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0's ready check passes
+    s.reap(&[(999, Exit::Code(0))]);
+    let untracked: Vec<String> = (s.log().into_iter())
+        .filter(|(_, l)| l.contains("not a child we track"))
+        .map(|(level, l)| format!("{level} {l}"))
+        .collect();
+    assert_eq!(
+        untracked,
+        ["DEBUG reaped PID=999 (exited with code=0), not a child we track"]
+    );
+}
