@@ -307,12 +307,17 @@ impl Harness {
                     if state == "LIVE" && *restart_epoch == Some(epoch) && own(uptime));
                 self.probe_ended(pid, ReadyProbe::Admin, live);
             }
-            Query::Drain { .. } => {
+            Query::Drain { generation } => {
                 let Some(r) = self.m.retire else {
                     return;
                 };
                 let current = matches!(r.stage, Stage::Draining { asked: true, .. });
-                if r.round != asked.round || !current {
+                // An earlier round's answer about the same generation (a
+                // handoff retried after its new generation failed) is the
+                // same POST to the same Envoy: the core cannot tell them
+                // apart, and need not.
+                let same = r.round == asked.round || generation == r.from;
+                if !same || !current {
                     return; // from an earlier handoff
                 }
                 let Stage::Draining { limit, .. } = r.stage else {
