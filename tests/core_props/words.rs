@@ -74,3 +74,33 @@ fn an_untracked_process_is_named_when_reaped() {
         ["DEBUG reaped PID=999 (exited with code=0), not a child we track"]
     );
 }
+
+/// A failed preflight's reason carries its last words when it said
+/// something, and nothing after the exit when it said nothing.
+#[test]
+fn a_failed_preflight_is_reported_with_its_last_words() {
+    for (output, ending) in [
+        (
+            "checking\nbad config\n",
+            "(PID=101 exited with code=1): checking / bad config",
+        ),
+        ("\n\n", "(PID=101 exited with code=1)"),
+    ] {
+        let mut s = Script::new(Settings {
+            preflight: Some("/fake/preflight".into()),
+            ..Settings::plain()
+        });
+        s.control(1, Command::Reload { wait: true }); // preflight: PID 101
+        s.feed(Event::HelperOutput(
+            nix::unistd::Pid::from_raw(101),
+            output.into(),
+        ));
+        let actions = s.reap(&[(101, Exit::Code(1))]);
+        let reply = reply_to(&actions, 1);
+        assert!(
+            reply.starts_with("failed: restart to epoch 1 skipped because its preflight failed")
+                && reply.ends_with(ending),
+            "{output:?}: {reply}"
+        );
+    }
+}
