@@ -1,6 +1,7 @@
 //! Scripted runs of what the core says where the model predicts only the
-//! kind of answer: the reasons and counts in control replies, and the
-//! debug line about a reaped process nobody tracks.
+//! kind of answer: the reasons and counts in control replies (a refused
+//! handoff, reopen-logs, a failed preflight's last words), and the debug
+//! line about a reaped process nobody tracks.
 
 use hot_restarter::core::Event;
 use hot_restarter::core::{Action, Command, Exit, Reply, Settings, WaiterId};
