@@ -105,3 +105,23 @@ fn a_failed_preflight_is_reported_with_its_last_words() {
         );
     }
 }
+
+/// The words of an earlier helper (a preflight that passed, saying
+/// something) are not a later failed preflight's.
+#[test]
+fn a_failed_preflight_is_not_given_an_earlier_helpers_words() {
+    let mut s = Script::new(Settings {
+        preflight: Some("/fake/preflight".into()),
+        ..Settings::plain()
+    });
+    s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 101
+    s.feed(Event::HelperOutput(
+        nix::unistd::Pid::from_raw(101),
+        "all fine\n".into(),
+    ));
+    s.reap(&[(101, Exit::Code(0))]); // epoch 1: PID 102
+    s.control(1, Command::Reload { wait: true }); // preflight: PID 103
+    let actions = s.reap(&[(103, Exit::Code(1))]);
+    let reply = reply_to(&actions, 1);
+    assert!(reply.ends_with("(PID=103 exited with code=1)"), "{reply}");
+}
