@@ -125,3 +125,21 @@ fn a_failed_preflight_is_not_given_an_earlier_helpers_words() {
     let reply = reply_to(&actions, 1);
     assert!(reply.ends_with("(PID=103 exited with code=1)"), "{reply}");
 }
+
+/// A done reload says the new epoch "is ready" when readiness is checked,
+/// and only that it "runs" when it is not.
+#[test]
+fn a_done_reload_says_ready_only_when_readiness_is_checked() {
+    let mut s = Script::new(Settings::plain());
+    let actions = s.control(1, Command::Reload { wait: true }); // epoch 1: PID 101
+    assert_eq!(reply_to(&actions, 1), "done: epoch 1 (PID=101) runs");
+
+    let mut s = Script::new(Settings {
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
+    s.control(1, Command::Reload { wait: true }); // epoch 1 (102), its check (103)
+    let actions = s.reap(&[(103, Exit::Code(0))]);
+    assert_eq!(reply_to(&actions, 1), "done: epoch 1 (PID=102) is ready");
+}
