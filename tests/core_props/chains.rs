@@ -118,3 +118,29 @@ fn a_doom_in_the_batch_of_a_failed_restart_hands_off() {
     let actions = s.feed(Event::Signal(Signal::SIGHUP));
     assert!(spawns(&actions, JobKind::Epoch, 1, 1), "{actions:?}");
 }
+
+/// The serving epoch fails while the preflight of a handoff runs: the
+/// preflight is cancelled, as for any restart whose epoch numbers moved,
+/// and retried for the handoff, not turned into a hot restart.
+#[test]
+fn a_handoff_preflight_cancelled_by_a_failure_is_retried_as_a_handoff() {
+    let mut s = Script::new(Settings {
+        preflight: Some("/fake/preflight".into()),
+        ..handoff(true)
+    });
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 101
+    s.reap(&[(101, Exit::Code(0))]); // epoch 1: PID 102
+    s.live(0, 1, 102);
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1's preflight: PID 103
+    s.log();
+    let actions = s.reap(&[(102, Exit::Code(1))]);
+    assert!(spawns(&actions, JobKind::Preflight, 0, 1), "{actions:?}");
+    assert!(!spawns(&actions, JobKind::Preflight, 1, 0), "{actions:?}");
+    let log = s.log();
+    assert!(
+        log.iter()
+            .any(|(_, l)| l == "cancelled the preflight for epoch 0; the restart will be retried"),
+        "{log:?}"
+    );
+}

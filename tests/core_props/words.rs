@@ -143,3 +143,24 @@ fn a_done_reload_says_ready_only_when_readiness_is_checked() {
     let actions = s.reap(&[(103, Exit::Code(0))]);
     assert_eq!(reply_to(&actions, 1), "done: epoch 1 (PID=102) is ready");
 }
+
+/// With --hold-while-draining, a SIGHUP held behind a draining epoch
+/// names that epoch.
+#[test]
+fn a_sighup_held_behind_a_draining_epoch_names_it() {
+    let mut s = Script::new(Settings {
+        hold_while_draining: true,
+        ..Settings::plain()
+    });
+    s.hup(); // epoch 1: PID 101; epoch 0 (100) drains
+    s.log();
+    s.feed(Event::Signal(Signal::SIGHUP));
+    let log: Vec<String> = s.log().into_iter().map(|(_, l)| l).collect();
+    assert_eq!(
+        log,
+        [
+            "got SIGHUP",
+            "holding SIGHUP until epoch 0 (PID=100) has drained and exited"
+        ]
+    );
+}
