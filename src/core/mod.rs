@@ -22,9 +22,14 @@ macro_rules! say {
         $core.log.push($crate::core::LogLine {
             level: log::Level::$level,
             text: format!($($arg)+),
-            target: module_path!(),
-            file: file!(),
-            line: line!(),
+            site: {
+                static SITE: $crate::core::LogSite = $crate::core::LogSite {
+                    target: module_path!(),
+                    file: file!(),
+                    line: line!(),
+                };
+                &SITE
+            },
         })
     };
 }
@@ -310,6 +315,13 @@ impl Core {
     /// writes them before it carries out the actions of the same event.
     pub fn take_log(&mut self) -> Vec<LogLine> {
         std::mem::take(&mut self.log)
+    }
+
+    /// The same, drained in place: the buffer keeps its capacity, so a
+    /// burst of lines (a fan-out) is not a chain of growing allocations
+    /// at every event.
+    pub fn drain_log(&mut self) -> std::vec::Drain<'_, LogLine> {
+        self.log.drain(..)
     }
 
     /// The earliest moment something must happen without an event.

@@ -242,14 +242,14 @@ impl Driver {
     /// The core's log lines, through the `log` crate as if written where
     /// the core made them (the same level, target and source location).
     fn write_log(&mut self) {
-        for line in self.core.take_log() {
+        for line in self.core.drain_log() {
             log::logger().log(
                 &log::Record::builder()
                     .level(line.level)
-                    .target(line.target)
-                    .module_path_static(Some(line.target))
-                    .file_static(Some(line.file))
-                    .line(Some(line.line))
+                    .target(line.site.target)
+                    .module_path_static(Some(line.site.target))
+                    .file_static(Some(line.site.file))
+                    .line(Some(line.site.line))
                     .args(format_args!("{}", line.text))
                     .build(),
             );
