@@ -23,6 +23,9 @@ impl Core {
             // and the new one could never be ready.
             let epoch = self.next_epoch;
             self.reload_begun(epoch);
+            // RELOADING=1 as for any skipped restart, so that systemd's
+            // reload ends with the READY=1 that follows.
+            self.notify(Notify::Reloading(format!("restarting to epoch {epoch}")));
             self.restart_skipped(epoch, &Self::doomed_restart(&why, false));
         } else if self.s.handoff && self.wedged {
             let why = "hot restart is wedged: a new epoch died before it was ready, and Envoy \

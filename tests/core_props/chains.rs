@@ -144,3 +144,25 @@ fn a_handoff_preflight_cancelled_by_a_failure_is_retried_as_a_handoff() {
         "{log:?}"
     );
 }
+
+/// Without --handoff-admin, a hot restart of a doomed generation is
+/// refused, and systemd hears of it as of any skipped reload: RELOADING=1,
+/// then READY=1 with the epoch that still serves.
+#[test]
+fn a_refused_restart_of_a_doomed_generation_still_ends_a_systemd_reload() {
+    use hot_restarter::core::{Action, Notify};
+    let mut s = Script::new(keep_serving());
+    s.hup(); // epoch 1: PID 101
+    s.reap(&[(100, Exit::Signal(9))]); // epoch 1 is doomed
+    let actions = s.feed(Event::Signal(Signal::SIGHUP));
+    let notes: Vec<&Notify> = (actions.iter())
+        .filter_map(|a| match a {
+            Action::Notify(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(notes[..], [Notify::Reloading(_), Notify::Ready(_)]),
+        "{actions:?}"
+    );
+}
