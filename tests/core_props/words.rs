@@ -164,3 +164,25 @@ fn a_sighup_held_behind_a_draining_epoch_names_it() {
         ]
     );
 }
+
+/// A skipped restart's log line names the epoch that keeps serving.
+#[test]
+fn a_skipped_restart_names_the_epoch_that_keeps_serving() {
+    let mut s = Script::new(Settings {
+        preflight: Some("/fake/preflight".into()),
+        ..Settings::plain()
+    });
+    s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 101
+    s.log();
+    s.reap(&[(101, Exit::Code(1))]);
+    let skipped: Vec<String> = (s.log().into_iter())
+        .map(|(_, l)| l)
+        .filter(|l| l.starts_with("restart to epoch 1 skipped"))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "restart to epoch 1 skipped because its preflight failed; epoch 0 (PID=100) keeps serving"
+        ]
+    );
+}
