@@ -165,24 +165,31 @@ fn a_sighup_held_behind_a_draining_epoch_names_it() {
     );
 }
 
-/// A skipped restart's log line names the epoch that keeps serving.
+/// A skipped restart's log line names the epoch that keeps serving, with
+/// its generation when generations are in use (--handoff-admin).
 #[test]
 fn a_skipped_restart_names_the_epoch_that_keeps_serving() {
-    let mut s = Script::new(Settings {
-        preflight: Some("/fake/preflight".into()),
-        ..Settings::plain()
-    });
-    s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 101
-    s.log();
-    s.reap(&[(101, Exit::Code(1))]);
-    let skipped: Vec<String> = (s.log().into_iter())
-        .map(|(_, l)| l)
-        .filter(|l| l.starts_with("restart to epoch 1 skipped"))
-        .collect();
-    assert_eq!(
-        skipped,
-        [
-            "restart to epoch 1 skipped because its preflight failed; epoch 0 (PID=100) keeps serving"
-        ]
-    );
+    let cases = [
+        (Settings::plain(), "epoch 0 (PID=100) keeps serving"),
+        (
+            handoff(false),
+            "generation 0 epoch 0 (PID=100) keeps serving",
+        ),
+    ];
+    for (settings, serving) in cases {
+        let mut s = Script::new(Settings {
+            preflight: Some("/fake/preflight".into()),
+            ..settings
+        });
+        s.live(0, 0, 100);
+        s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 101
+        s.log();
+        s.reap(&[(101, Exit::Code(1))]);
+        let skipped: Vec<String> = (s.log().into_iter())
+            .map(|(_, l)| l)
+            .filter(|l| l.starts_with("restart to epoch 1 skipped"))
+            .collect();
+        let want = format!("restart to epoch 1 skipped because its preflight failed; {serving}");
+        assert_eq!(skipped, [want]);
+    }
 }
