@@ -166,3 +166,19 @@ fn a_refused_restart_of_a_doomed_generation_still_ends_a_systemd_reload() {
         "{actions:?}"
     );
 }
+
+/// A generation taken back after its successor failed once LIVE goes on
+/// from its own newest epoch: should the new handoff fail too, its next
+/// hot restart is the epoch after that one.
+#[test]
+fn a_generation_taken_back_counts_on_from_its_newest_epoch() {
+    let mut s = Script::new(handoff(true));
+    s.live(0, 0, 100);
+    s.hup(); // epoch 1: PID 101
+    s.live(0, 1, 101);
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 102
+    s.live(1, 0, 102); // generation 0 retires
+    s.reap(&[(102, Exit::Code(1))]); // taken back; handing off again: PID 103
+    assert_eq!(s.core.generation(), 0);
+    assert_eq!(s.core.next_epoch(), 2);
+}
