@@ -108,6 +108,8 @@ mod ops;
 mod predict;
 #[path = "core_props/regressions.rs"]
 mod regressions;
+#[path = "core_props/retiring.rs"]
+mod retiring;
 #[path = "core_props/table.rs"]
 mod table;
 #[path = "core_props/words.rs"]

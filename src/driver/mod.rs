@@ -319,7 +319,7 @@ pub fn reap() -> Vec<(Pid, Exit)> {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => break,
             Ok(status) => {
-                if let (Some(pid), Some(exit)) = (status.pid(), Exit::from_status(status)) {
+                if let (Some(pid), Some(exit)) = (status.pid(), exit_of(status)) {
                     reaped.push((pid, exit));
                 }
             }
@@ -336,3 +336,16 @@ pub fn reap() -> Vec<(Pid, Exit)> {
     }
     reaped
 }
+
+/// The meaning of a wait status, or `None` for a status that is not an
+/// end (stopped, continued, still running).
+fn exit_of(status: WaitStatus) -> Option<Exit> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+        WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -100,7 +100,7 @@ impl Script {
             .collect()
     }
 
-    fn answer(&mut self, query: Query, answer: Result<Answer, String>) -> Vec<Action> {
+    pub(crate) fn answer(&mut self, query: Query, answer: Result<Answer, String>) -> Vec<Action> {
         self.feed(Event::Answered(query, answer))
     }
 

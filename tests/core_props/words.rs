@@ -193,3 +193,63 @@ fn a_skipped_restart_names_the_epoch_that_keeps_serving() {
         assert_eq!(skipped, [want]);
     }
 }
+
+/// A preflight's last words are cut to their last 1000 characters.
+#[test]
+fn a_failed_preflights_last_words_are_cut_to_1000_characters() {
+    let mut s = Script::new(Settings {
+        preflight: Some("/fake/preflight".into()),
+        ..Settings::plain()
+    });
+    s.control(1, Command::Reload { wait: true }); // preflight: PID 101
+    let said = format!("one\ntwo\n{}{}\n", "a".repeat(500), "b".repeat(1000));
+    s.feed(Event::HelperOutput(nix::unistd::Pid::from_raw(101), said));
+    let actions = s.reap(&[(101, Exit::Code(1))]);
+    let reply = reply_to(&actions, 1);
+    let want = format!("(PID=101 exited with code=1): {}", "b".repeat(1000));
+    assert!(reply.ends_with(&want), "{reply}");
+}
+
+/// A reexec held behind work says what it waits for: the restart in
+/// flight, or a restart held behind a draining epoch; one asked for with
+/// nothing in flight is not held.
+#[test]
+fn a_held_reexec_says_what_it_waits_for() {
+    let holding = |s: &mut Script| -> Vec<String> {
+        (s.log().into_iter())
+            .map(|(_, l)| l)
+            .filter(|l| l.starts_with("holding the reexec") || l.starts_with("re-executing"))
+            .collect()
+    };
+    // A restart in flight: epoch 1's ready check runs.
+    let mut s = Script::new(Settings {
+        ready_check: Some("/fake/ready".into()),
+        ..Settings::plain()
+    });
+    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
+    s.hup(); // epoch 1 (102), its ready check (103) runs
+    s.log();
+    s.control(1, Command::Reexec { wait: true });
+    assert_eq!(
+        holding(&mut s),
+        ["holding the reexec until the restart in flight is over"]
+    );
+    // A SIGHUP held behind a draining epoch.
+    let mut s = Script::new(Settings {
+        hold_while_draining: true,
+        ..Settings::plain()
+    });
+    s.hup(); // epoch 1: PID 101; epoch 0 (100) drains
+    s.feed(Event::Signal(Signal::SIGHUP)); // held
+    s.log();
+    s.control(1, Command::Reexec { wait: true });
+    assert_eq!(
+        holding(&mut s),
+        ["holding the reexec until the held restart is over"]
+    );
+    // Nothing in flight.
+    let mut s = Script::new(Settings::plain());
+    s.log();
+    s.control(1, Command::Reexec { wait: true });
+    assert_eq!(holding(&mut s), ["re-executing the wrapper's binary"]);
+}

@@ -2,8 +2,6 @@
 //! what an exit means, which code the wrapper exits with, which epoch comes
 //! next, and what a SIGHUP does in each state.
 
-use nix::sys::wait::WaitStatus;
-
 /// How one child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -14,16 +12,6 @@ pub enum Exit {
 }
 
 impl Exit {
-    /// The meaning of a wait status, or `None` for a status that is not an
-    /// end (stopped, continued, still running).
-    pub fn from_status(status: WaitStatus) -> Option<Exit> {
-        match status {
-            WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
-            WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
-            _ => None,
-        }
-    }
-
     /// Exit code 0 is an epoch that finished draining; anything else is a
     /// failure that, by default, takes the whole wrapper down.
     pub fn is_clean(self) -> bool {
