@@ -26,6 +26,20 @@ fn two_live_epochs() -> Script {
     s
 }
 
+/// As `two_live_epochs`, with a preflight: epochs 0 and 1 are PIDs 100
+/// and 102 (101 was epoch 1's preflight).
+fn two_live_epochs_with_preflight() -> Script {
+    let mut s = Script::new(Settings {
+        preflight: Some("/fake/preflight".into()),
+        ..handoff(true)
+    });
+    s.live(0, 0, 100);
+    s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 101
+    s.reap(&[(101, Exit::Code(0))]); // epoch 1: PID 102
+    s.live(0, 1, 102);
+    s
+}
+
 /// With epochs 0 and 1 draining and 2 serving (PIDs 100, 101, 102), the
 /// death of the serving epoch's own parent is named as such, even while
 /// an older epoch still runs; an older epoch's death dooms the newest
@@ -61,14 +75,7 @@ fn a_doom_warning_names_the_dead_epoch_as_parent_or_older_epoch() {
 /// the restart, whose epoch could never be ready.
 #[test]
 fn a_doom_during_a_preflight_holds_a_handoff_for_after_it() {
-    let mut s = Script::new(Settings {
-        preflight: Some("/fake/preflight".into()),
-        ..handoff(true)
-    });
-    s.live(0, 0, 100);
-    s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 101
-    s.reap(&[(101, Exit::Code(0))]); // epoch 1: PID 102
-    s.live(0, 1, 102);
+    let mut s = two_live_epochs_with_preflight();
     s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 103
     assert_eq!(s.core.helpers().len(), 1);
     s.log();
@@ -124,14 +131,7 @@ fn a_doom_in_the_batch_of_a_failed_restart_hands_off() {
 /// and retried for the handoff, not turned into a hot restart.
 #[test]
 fn a_handoff_preflight_cancelled_by_a_failure_is_retried_as_a_handoff() {
-    let mut s = Script::new(Settings {
-        preflight: Some("/fake/preflight".into()),
-        ..handoff(true)
-    });
-    s.live(0, 0, 100);
-    s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 101
-    s.reap(&[(101, Exit::Code(0))]); // epoch 1: PID 102
-    s.live(0, 1, 102);
+    let mut s = two_live_epochs_with_preflight();
     s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1's preflight: PID 103
     s.log();
     let actions = s.reap(&[(102, Exit::Code(1))]);

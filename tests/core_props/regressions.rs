@@ -238,6 +238,15 @@ impl Script {
             .map(|l| (l.level, l.text))
             .collect()
     }
+
+    /// The lines logged since the last call that `keep` picks, each as
+    /// "LEVEL text".
+    pub(crate) fn logged(&mut self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        (self.log().into_iter())
+            .filter(|(_, l)| keep(l))
+            .map(|(level, l)| format!("{level} {l}"))
+            .collect()
+    }
 }
 
 /// An older epoch failing while a newer one serves is no failed restart,

@@ -60,12 +60,8 @@ fn a_handed_off_childs_exit_is_named_as_such() {
     s.answer(listening(), Ok(Answer::Listening(0)));
     s.log();
     s.reap(&[(100, Exit::Signal(15))]);
-    let lines: Vec<String> = (s.log().into_iter())
-        .filter(|(_, l)| l.starts_with("PID=100"))
-        .map(|(level, l)| format!("{level} {l}"))
-        .collect();
     assert_eq!(
-        lines,
+        s.logged(|l| l.starts_with("PID=100")),
         ["INFO PID=100 (generation 0 epoch 0, handed off) was killed with signal=15"]
     );
     assert!(s.core.children().iter().all(|c| c.pid.as_raw() == 101));

@@ -66,12 +66,8 @@ fn an_untracked_process_is_named_when_reaped() {
     s.log();
     s.reap(&[(101, Exit::Code(0))]); // epoch 0's ready check passes
     s.reap(&[(999, Exit::Code(0))]);
-    let untracked: Vec<String> = (s.log().into_iter())
-        .filter(|(_, l)| l.contains("not a child we track"))
-        .map(|(level, l)| format!("{level} {l}"))
-        .collect();
     assert_eq!(
-        untracked,
+        s.logged(|l| l.contains("not a child we track")),
         ["DEBUG reaped PID=999 (exited with code=0), not a child we track"]
     );
 }
@@ -185,11 +181,9 @@ fn a_skipped_restart_names_the_epoch_that_keeps_serving() {
         s.feed(Event::Signal(Signal::SIGHUP)); // preflight: PID 101
         s.log();
         s.reap(&[(101, Exit::Code(1))]);
-        let skipped: Vec<String> = (s.log().into_iter())
-            .map(|(_, l)| l)
-            .filter(|l| l.starts_with("restart to epoch 1 skipped"))
-            .collect();
-        let want = format!("restart to epoch 1 skipped because its preflight failed; {serving}");
+        let skipped = s.logged(|l| l.starts_with("restart to epoch 1 skipped"));
+        let want =
+            format!("ERROR restart to epoch 1 skipped because its preflight failed; {serving}");
         assert_eq!(skipped, [want]);
     }
 }
@@ -215,11 +209,8 @@ fn a_failed_preflights_last_words_are_cut_to_1000_characters() {
 /// nothing in flight is not held.
 #[test]
 fn a_held_reexec_says_what_it_waits_for() {
-    let holding = |s: &mut Script| -> Vec<String> {
-        (s.log().into_iter())
-            .map(|(_, l)| l)
-            .filter(|l| l.starts_with("holding the reexec") || l.starts_with("re-executing"))
-            .collect()
+    let holding = |s: &mut Script| {
+        s.logged(|l| l.starts_with("holding the reexec") || l.starts_with("re-executing"))
     };
     // A restart in flight: epoch 1's ready check runs.
     let mut s = Script::new(Settings {
@@ -232,7 +223,7 @@ fn a_held_reexec_says_what_it_waits_for() {
     s.control(1, Command::Reexec { wait: true });
     assert_eq!(
         holding(&mut s),
-        ["holding the reexec until the restart in flight is over"]
+        ["INFO holding the reexec until the restart in flight is over"]
     );
     // A SIGHUP held behind a draining epoch.
     let mut s = Script::new(Settings {
@@ -245,11 +236,11 @@ fn a_held_reexec_says_what_it_waits_for() {
     s.control(1, Command::Reexec { wait: true });
     assert_eq!(
         holding(&mut s),
-        ["holding the reexec until the held restart is over"]
+        ["INFO holding the reexec until the held restart is over"]
     );
     // Nothing in flight.
     let mut s = Script::new(Settings::plain());
     s.log();
     s.control(1, Command::Reexec { wait: true });
-    assert_eq!(holding(&mut s), ["re-executing the wrapper's binary"]);
+    assert_eq!(holding(&mut s), ["INFO re-executing the wrapper's binary"]);
 }
