@@ -110,6 +110,8 @@ mod predict;
 mod regressions;
 #[path = "core_props/retiring.rs"]
 mod retiring;
+#[path = "core_props/status.rs"]
+mod status;
 #[path = "core_props/table.rs"]
 mod table;
 #[path = "core_props/words.rs"]

@@ -10,7 +10,7 @@ use hot_restarter::core::WaiterId;
 use hot_restarter::core::{
     Action, Answer, ChildState, Core, Event, Job, JobKind, PhaseName, Query, Settings,
 };
-use hot_restarter::core::{Command, Reply};
+use hot_restarter::core::{Command, Reply, StatusView};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -122,6 +122,15 @@ impl Script {
 
     pub(crate) fn control(&mut self, client: u64, request: Command) -> Vec<Action> {
         self.feed(Event::Control(WaiterId(client), request))
+    }
+
+    /// The core's status, as a client (number 99) is answered.
+    pub(crate) fn status(&mut self) -> StatusView {
+        let actions = self.control(99, Command::Status);
+        match &actions[..] {
+            [Action::Reply(WaiterId(99), Reply::Status(view))] => (**view).clone(),
+            other => panic!("status did {other:?}"),
+        }
     }
 
     fn replied(&self, actions: &[Action], client: u64) -> bool {
@@ -646,12 +655,7 @@ fn live_from_an_envoy_older_than_the_child_does_not_count() {
 
 /// The trigger of the last reload in `status`.
 fn last_trigger(s: &mut Script) -> Option<String> {
-    let actions = s.control(99, Command::Status);
-    let status = actions.iter().find_map(|a| match a {
-        Action::Reply(WaiterId(99), Reply::Status(view)) => Some(view.clone()),
-        _ => None,
-    });
-    status.and_then(|v| v.last_reload).and_then(|r| r.trigger)
+    s.status().last_reload.and_then(|r| r.trigger)
 }
 
 #[test]

@@ -244,3 +244,16 @@ fn a_held_reexec_says_what_it_waits_for() {
     s.control(1, Command::Reexec { wait: true });
     assert_eq!(holding(&mut s), ["INFO re-executing the wrapper's binary"]);
 }
+
+/// A reexec the driver could not carry out is said, quoted, at warning
+/// level.
+#[test]
+fn a_refused_reexec_is_said_with_its_reason() {
+    let mut s = Script::new(Settings::plain());
+    s.log();
+    s.feed(Event::ReexecFailed("no such file\n".into()));
+    assert_eq!(
+        s.logged(|l| l.starts_with("reexec refused")),
+        ["WARN reexec refused, this binary stays in charge: \"no such file\\n\""]
+    );
+}
