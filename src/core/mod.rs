@@ -46,6 +46,8 @@ mod ready;
 mod reexec;
 mod report;
 mod restart;
+#[cfg(test)]
+mod tests;
 mod transition;
 mod types;
 mod view;

@@ -35,25 +35,3 @@ pub fn escape_controls(s: &str) -> String {
     }
     out
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoted_escapes_and_bounds() {
-        assert_eq!(quoted("LIVE "), "\"LIVE \"");
-        assert_eq!(quoted("a\nb\"c\\"), r#""a\nb\"c\\""#);
-        assert_eq!(quoted("\u{1b}[31m\r"), r#""\u{1b}[31m\r""#);
-        let long = "é".repeat(1000);
-        let q = quoted(&long);
-        assert!(q.starts_with(&format!("\"{}\"", "é".repeat(SHOWN_CHARS))));
-        assert!(q.ends_with("… (2000 bytes)"), "{q}");
-        assert_eq!(quoted(&"x".repeat(SHOWN_CHARS)).len(), SHOWN_CHARS + 2);
-    }
-
-    #[test]
-    fn escape_controls_keeps_quotes() {
-        assert_eq!(escape_controls("a \"b\"\r\tc"), r#"a "b"\r\tc"#);
-    }
-}

@@ -361,33 +361,3 @@ pub struct LogSite {
     pub file: &'static str,
     pub line: u32,
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_trigger_names_its_files_quoted_and_bounded() {
-        let t = Trigger::Changed(vec!["/etc/a\nb.yaml".into()]);
-        assert_eq!(t.describe(), r#""/etc/a\nb.yaml" changed"#);
-        let many: Vec<PathBuf> = (0..6).map(|i| format!("/f{i}").into()).collect();
-        assert_eq!(
-            quoted_paths(&many),
-            r#""/f0", "/f1", "/f2", "/f3", and 2 more"#
-        );
-        assert_eq!(Trigger::Signal.describe(), "SIGHUP");
-        assert_eq!(Trigger::Request.describe(), "reload request");
-    }
-
-    #[test]
-    fn a_held_trigger_adds_up_changes_and_a_change_outweighs_a_signal() {
-        let mut t = Trigger::Signal;
-        t.absorb(Trigger::Changed(vec!["/a".into()]));
-        t.absorb(Trigger::Signal);
-        t.absorb(Trigger::Changed(vec!["/b".into(), "/a".into()]));
-        assert_eq!(t, Trigger::Changed(vec!["/a".into(), "/b".into()]));
-        let mut t = Trigger::Request;
-        t.absorb(Trigger::Signal);
-        assert_eq!(t, Trigger::Signal);
-    }
-}

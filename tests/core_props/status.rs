@@ -119,3 +119,26 @@ fn a_cancelled_restart_and_the_one_held_behind_it_share_the_retry() {
     assert_eq!(replies, [(1, &done), (2, &done)], "{actions:?}");
     assert!(!s.core.held(), "a second restart is held");
 }
+
+/// What a held reload answers to adds up while it is held: a change
+/// outweighs the SIGHUP held before it, the changed files are joined
+/// without repeats, and the status names four of them and counts the rest.
+#[test]
+fn a_held_reloads_trigger_adds_up_the_changes_held() {
+    let mut s = Script::serving(Settings {
+        envoy_admin: true,
+        ..Settings::plain()
+    });
+    let changed = |paths: &[&str]| Event::Changed(paths.iter().map(Into::into).collect());
+    s.feed(changed(&["/a"])); // epoch 1: PID 101, not LIVE yet
+    s.feed(Event::Signal(Signal::SIGHUP)); // held
+    s.feed(changed(&["/b", "/a"]));
+    s.feed(changed(&["/a", "/c", "/d", "/e", "/f"]));
+    s.live(0, 1, 101); // the held reload: epoch 2, PID 102
+    s.live(0, 2, 102);
+    let trigger = s.status().last_reload.and_then(|r| r.trigger);
+    assert_eq!(
+        trigger.as_deref(),
+        Some(r#""/b", "/a", "/c", "/d", and 2 more changed"#)
+    );
+}
