@@ -284,18 +284,6 @@ pub enum ChildState {
     Retiring,
 }
 
-impl ChildState {
-    pub fn name(self) -> &'static str {
-        match self {
-            ChildState::Starting => "starting",
-            ChildState::Ready => "ready",
-            ChildState::Draining => "draining",
-            ChildState::Abandoned => "abandoned",
-            ChildState::Retiring => "draining",
-        }
-    }
-}
-
 /// One running epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Child {

@@ -257,3 +257,32 @@ fn a_refused_reexec_is_said_with_its_reason() {
         ["WARN reexec refused, this binary stays in charge: \"no such file\\n\""]
     );
 }
+
+/// Generations take the two admin slots in turn, and the log says which.
+#[test]
+fn a_handoff_names_the_slot_of_the_new_generation() {
+    let mut s = Script::serving(handoff(false));
+    let slots = |s: &mut Script| {
+        s.logged(|l| l.starts_with("handing off") || l.starts_with("epoch 0 is of"))
+    };
+    s.log();
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
+    assert_eq!(
+        slots(&mut s),
+        [
+            "INFO handing off from generation 0 to generation 1 (slot 1): SIGUSR2",
+            "INFO epoch 0 is of generation 1 (slot 1)"
+        ]
+    );
+    s.live(1, 0, 101);
+    s.reap(&[(100, Exit::Code(0))]); // generation 0 is gone
+    s.log();
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 2: PID 102
+    assert_eq!(
+        slots(&mut s),
+        [
+            "INFO handing off from generation 1 to generation 2 (slot 0): SIGUSR2",
+            "INFO epoch 0 is of generation 2 (slot 0)"
+        ]
+    );
+}
