@@ -141,4 +141,12 @@ fn a_held_reloads_trigger_adds_up_the_changes_held() {
         trigger.as_deref(),
         Some(r#""/b", "/a", "/c", "/d", and 2 more changed"#)
     );
+    // Four files are all named, with no count after them.
+    s.feed(changed(&["/a", "/b", "/c", "/d"])); // epoch 3: PID 103
+    s.live(0, 3, 103);
+    let trigger = s.status().last_reload.and_then(|r| r.trigger);
+    assert_eq!(
+        trigger.as_deref(),
+        Some(r#""/a", "/b", "/c", "/d" changed"#)
+    );
 }
