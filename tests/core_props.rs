@@ -112,6 +112,8 @@ mod regressions;
 mod retiring;
 #[path = "core_props/status.rs"]
 mod status;
+#[path = "core_props/stop_drain.rs"]
+mod stop_drain;
 #[path = "core_props/table.rs"]
 mod table;
 #[path = "core_props/words.rs"]

@@ -1,0 +1,83 @@
+//! Scripted runs of `--drain-on-stop`: who is named as drained, when the
+//! requests in flight are counted (every quarter second, one count out at
+//! a time), and the core's own guard against a drain without an admin.
+
+use std::time::Duration;
+
+use hot_restarter::core::{Action, Answer, Event, Notify, PhaseName, Query, Settings};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::regressions::Script;
+
+fn drain_on_stop() -> Settings {
+    Settings {
+        envoy_admin: true,
+        drain_on_stop: Some(Duration::from_secs(30)),
+        ..Settings::plain()
+    }
+}
+
+/// Epochs 0 and 1 (PIDs 100, 101) live, then SIGTERM: draining.
+fn draining() -> Script {
+    let mut s = Script::serving(drain_on_stop());
+    s.hup(); // epoch 1: PID 101
+    s.live(0, 1, 101);
+    s.log();
+    let actions = s.feed(Event::Signal(Signal::SIGTERM));
+    assert_eq!(
+        actions,
+        [
+            Action::Notify(Notify::Stopping),
+            Action::Ask(Query::HealthcheckFail { generation: 0 }),
+            Action::Ask(Query::Drain { generation: 0 }),
+        ]
+    );
+    assert_eq!(s.core.phase(), PhaseName::DrainingForStop);
+    s
+}
+
+/// The drain's line names every epoch it drains.
+#[test]
+fn a_drain_before_a_stop_names_the_epochs_it_drains() {
+    let mut s = draining();
+    assert_eq!(
+        s.logged(|l| l.starts_with("draining Envoy")),
+        [
+            "INFO draining Envoy (epoch 0 (PID=100), epoch 1 (PID=101)) for up to 30.0 s \
+             before stopping (--drain-on-stop)"
+        ]
+    );
+}
+
+/// The requests in flight are counted a quarter second after the drain
+/// begins, and not asked again while that count is out.
+#[test]
+fn requests_in_flight_are_counted_one_count_at_a_time() {
+    let mut s = draining();
+    let count = [Action::Ask(Query::InFlight { generation: 0 })];
+    s.now += Duration::from_millis(250);
+    assert_eq!(s.feed(Event::Tick), count);
+    for _ in 0..3 {
+        s.now += Duration::from_millis(250);
+        assert_eq!(s.feed(Event::Tick), [], "a count is still out");
+    }
+    let actions = s.answer(Query::InFlight { generation: 0 }, Ok(Answer::InFlight(3)));
+    assert_eq!(actions, []);
+    s.now += Duration::from_millis(250);
+    assert_eq!(s.feed(Event::Tick), count);
+}
+
+/// Without an admin to ask there is no drain: a stop sends SIGTERM at
+/// once, even with a drain time set.
+#[test]
+fn no_drain_without_an_admin() {
+    let mut s = Script::new(Settings {
+        envoy_admin: false,
+        ..drain_on_stop()
+    });
+    let actions = s.feed(Event::Signal(Signal::SIGTERM));
+    let sigterm = Action::Signal(Pid::from_raw(100), Signal::SIGTERM);
+    assert_eq!(actions, [Action::Notify(Notify::Stopping), sigterm]);
+    assert_eq!(s.core.phase(), PhaseName::ShuttingDown);
+}
