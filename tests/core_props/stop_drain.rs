@@ -81,3 +81,80 @@ fn no_drain_without_an_admin() {
     assert_eq!(actions, [Action::Notify(Notify::Stopping), sigterm]);
     assert_eq!(s.core.phase(), PhaseName::ShuttingDown);
 }
+
+/// At `at` after the drain began (`t0`), a tick starts a count, and the
+/// admin answers it with `answer`; the lines logged meanwhile.
+fn count(
+    s: &mut Script,
+    t0: std::time::Instant,
+    at: f64,
+    answer: Result<Answer, String>,
+) -> Vec<String> {
+    s.now = t0 + Duration::from_secs_f64(at);
+    let asked = s.feed(Event::Tick);
+    assert_eq!(asked, [Action::Ask(Query::InFlight { generation: 0 })]);
+    s.answer(Query::InFlight { generation: 0 }, answer);
+    s.logged(|_| true)
+}
+
+/// What the drain says: failed admin requests, each new count, a count
+/// that failed, and the quiet second that ends it.
+#[test]
+fn a_drain_says_what_it_counts_and_when_it_is_over() {
+    let mut s = draining();
+    let t0 = s.now;
+    s.log();
+    s.answer(
+        Query::HealthcheckFail { generation: 0 },
+        Err("refused".into()),
+    );
+    s.answer(Query::Drain { generation: 0 }, Err("timed out".into()));
+    assert_eq!(
+        s.logged(|_| true),
+        [
+            "WARN POST /healthcheck/fail to generation 0's admin failed: \"refused\"",
+            "WARN POST /drain_listeners?graceful to generation 0's admin failed: \"timed out\"",
+        ]
+    );
+    let n = |n| Ok(Answer::InFlight(n));
+    assert_eq!(
+        count(&mut s, t0, 0.5, n(3)),
+        ["INFO draining: 3 requests in flight after 0.5 s"]
+    );
+    assert_eq!(count(&mut s, t0, 1.0, n(3)), [] as [&str; 0]);
+    assert_eq!(
+        count(&mut s, t0, 1.5, Err("reset".into())),
+        ["WARN cannot count the requests in flight of generation 0: \"reset\""]
+    );
+    assert_eq!(count(&mut s, t0, 2.0, n(0)), [] as [&str; 0]);
+    assert_eq!(count(&mut s, t0, 2.5, n(0)), [] as [&str; 0]);
+    assert_eq!(s.core.phase(), PhaseName::DrainingForStop);
+    let lines = count(&mut s, t0, 3.0, n(0));
+    assert_eq!(
+        lines[0],
+        "INFO drained: no request in flight after 3.0 s; stopping"
+    );
+    assert_eq!(s.core.phase(), PhaseName::ShuttingDown);
+}
+
+/// At the deadline the drain gives up, saying how many requests it last
+/// counted, or that it does not know.
+#[test]
+fn a_drain_that_runs_out_of_time_says_what_is_left() {
+    for (answer, left) in [
+        (Ok(Answer::InFlight(2)), "2 requests in flight"),
+        (
+            Err("reset".to_string()),
+            "an unknown number of requests in flight",
+        ),
+    ] {
+        let mut s = draining();
+        let t0 = s.now;
+        count(&mut s, t0, 0.5, answer);
+        s.now = t0 + Duration::from_secs(30);
+        s.feed(Event::Tick);
+        let want = format!("WARN drain deadline passed after 30.0 s with {left}; stopping");
+        assert_eq!(s.logged(|l| l.starts_with("drain deadline")), [want]);
+        assert_eq!(s.core.phase(), PhaseName::ShuttingDown);
+    }
+}
