@@ -158,3 +158,34 @@ fn a_drain_that_runs_out_of_time_says_what_is_left() {
         assert_eq!(s.core.phase(), PhaseName::ShuttingDown);
     }
 }
+
+/// With two generations (one handed off, still draining its own
+/// requests), a count is complete only once both have answered: a quiet
+/// second is not ended by one generation's 0 while the other is out.
+#[test]
+fn a_count_over_two_generations_waits_for_both() {
+    let mut s = Script::serving(Settings {
+        handoff: true,
+        ..drain_on_stop()
+    });
+    s.feed(Event::Signal(Signal::SIGUSR2)); // generation 1: PID 101
+    s.live(1, 0, 101); // generation 0 retires
+    s.feed(Event::Signal(Signal::SIGTERM));
+    assert_eq!(s.core.phase(), PhaseName::DrainingForStop);
+    let t0 = s.now;
+    let both = [0, 1].map(|generation| Action::Ask(Query::InFlight { generation }));
+    let n = |n| Ok(Answer::InFlight(n));
+    for (at, answers) in [(0.5, [0, 0]), (1.5, [0, 5])] {
+        s.now = t0 + Duration::from_secs_f64(at);
+        assert_eq!(s.feed(Event::Tick), both);
+        s.answer(Query::InFlight { generation: 0 }, n(answers[0]));
+        assert_eq!(s.core.phase(), PhaseName::DrainingForStop, "at {at} s");
+        s.log();
+        s.answer(Query::InFlight { generation: 1 }, n(answers[1]));
+    }
+    assert_eq!(s.core.phase(), PhaseName::DrainingForStop);
+    assert_eq!(
+        s.logged(|l| l.starts_with("draining:")),
+        ["INFO draining: 5 requests in flight after 1.5 s"]
+    );
+}
