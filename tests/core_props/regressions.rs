@@ -353,11 +353,9 @@ fn a_starting_epoch_whose_parent_dies_without_handoff_tears_down() {
     assert_eq!(s.core.exit_code(), Some(1));
 }
 
-/// An epoch given up on (not ready in time, SIGKILLed) decides nothing
-/// when it is reaped, while running: no failure, no teardown, its exit
-/// logged at DEBUG only.
-#[test]
-fn the_exit_of_an_epoch_given_up_on_decides_nothing() {
+/// --keep-serving with a ready check: epoch 0 (PID 100) is ready, epoch 1
+/// (102) waits for its ready check (103).
+pub(crate) fn epoch_1_awaiting_its_ready_check() -> Script {
     let mut s = Script::new(Settings {
         keep_serving: true,
         ready_check: Some("/fake/ready".into()),
@@ -365,6 +363,15 @@ fn the_exit_of_an_epoch_given_up_on_decides_nothing() {
     });
     s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
     s.hup(); // epoch 1 (102), its ready check (103)
+    s
+}
+
+/// An epoch given up on (not ready in time, SIGKILLed) decides nothing
+/// when it is reaped, while running: no failure, no teardown, its exit
+/// logged at DEBUG only.
+#[test]
+fn the_exit_of_an_epoch_given_up_on_decides_nothing() {
+    let mut s = epoch_1_awaiting_its_ready_check();
     s.now += Settings::plain().ready_timeout;
     let actions = s.feed(Event::Tick);
     assert!(

@@ -6,7 +6,7 @@ use hot_restarter::core::{Action, Command, Counters, Event, Exit, ReloadResult, 
 use hot_restarter::core::{ChildState, WaiterId};
 use nix::sys::signal::Signal;
 
-use crate::regressions::{Script, handoff};
+use crate::regressions::{Script, epoch_1_awaiting_its_ready_check, handoff};
 
 /// The result of the last reload, and the counters.
 fn tally(s: &mut Script) -> (Option<ReloadResult>, Counters) {
@@ -70,13 +70,7 @@ fn each_handoff_is_counted_once_by_its_result() {
 /// up on (killed, not reaped yet).
 #[test]
 fn the_status_lists_the_children_but_not_one_given_up_on() {
-    let mut s = Script::new(Settings {
-        keep_serving: true,
-        ready_check: Some("/fake/ready".into()),
-        ..Settings::plain()
-    });
-    s.reap(&[(101, Exit::Code(0))]); // epoch 0 (100) is ready
-    s.hup(); // epoch 1 (102), its ready check (103)
+    let mut s = epoch_1_awaiting_its_ready_check();
     let pids = |s: &mut Script| -> Vec<i32> {
         (s.status().children.iter())
             .map(|c| c.pid.as_raw())
